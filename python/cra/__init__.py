@@ -1,0 +1,24 @@
+"""cra: Context Registry for Agents.
+
+Governed actions for AI agents (CARP) and a tamper-evident, hash-chained
+audit trail of everything they do (TRACE), with the hot path in Rust.
+"""
+
+from . import errors
+from ._core import __version__, canonical_json
+from .errors import CraError
+from .runtime import Runtime, TraceSink
+from .trace import ChainVerification, FileVerification, TRACEEvent, verify_jsonl
+
+__all__ = [
+    "__version__",
+    "ChainVerification",
+    "CraError",
+    "FileVerification",
+    "Runtime",
+    "TRACEEvent",
+    "TraceSink",
+    "canonical_json",
+    "errors",
+    "verify_jsonl",
+]

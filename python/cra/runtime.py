@@ -1,0 +1,182 @@
+"""The runtime: sessions and their TRACE chains (and, in later layers,
+resolution and execution)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import weakref
+from typing import Any, Dict, Iterable, List, Optional, Protocol, Union
+
+from . import _core
+from .trace import ChainVerification, TRACEEvent
+
+__all__ = ["Runtime", "TraceSink"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class TraceSink(Protocol):
+    """A place sealed events go: `write_batch` is called on the flush thread
+    with each batch, in order; raising keeps the batch for a retry."""
+
+    def write_batch(self, events: List[TRACEEvent]) -> None: ...
+
+
+class _SinkAdapter:
+    """Hands a user's sink `TRACEEvent` objects instead of core events."""
+
+    def __init__(self, sink: TraceSink) -> None:
+        self._sink = sink
+
+    def write_batch(self, events: List[_core.Event]) -> None:
+        self._sink.write_batch([TRACEEvent(e) for e in events])
+
+    def flush(self) -> None:
+        flush = getattr(self._sink, "flush", None)
+        if callable(flush):
+            flush()
+
+
+_LIVE: "weakref.WeakSet[Runtime]" = weakref.WeakSet()
+
+#: How long the exit hook waits for each runtime's trace to be written.
+EXIT_FLUSH_SECONDS = 30.0
+
+
+class Runtime:
+    """Sessions, their hash-chained traces, and the stores they go to.
+
+    `record()` returns as soon as the event is queued; a background thread
+    numbers, hashes, chains and writes it. `flush()` waits for that.
+    """
+
+    def __init__(
+        self,
+        hash_algorithm: str = "sha256",
+        trace_file: Optional[PathLike] = None,
+        *,
+        sinks: Iterable[TraceSink] = (),
+        queue_capacity: int = 65_536,
+        overflow: str = "block",
+        memory_limit: int = 1_000_000,
+    ) -> None:
+        self._core = _core.Runtime(
+            hash_algorithm=hash_algorithm,
+            trace_file=os.fspath(trace_file) if trace_file is not None else None,
+            sinks=[_SinkAdapter(s) for s in sinks],
+            queue_capacity=queue_capacity,
+            overflow=overflow,
+            memory_limit=memory_limit,
+        )
+        # The hot path goes straight to the core, with no Python frame between.
+        self.record = self._core.record
+        _LIVE.add(self)
+
+    # -- sessions ---------------------------------------------------------
+    def create_session(
+        self,
+        agent_id: str,
+        goal: str,
+        *,
+        session_id: Optional[str] = None,
+        parent_session_id: Optional[str] = None,
+    ) -> str:
+        """Starts a session (records `session.started`); returns its id."""
+        return self._core.create_session(agent_id, goal, session_id, parent_session_id)
+
+    def end_session(self, session_id: str, reason: str = "completed") -> None:
+        """Ends a session (records `session.ended`); it accepts nothing more."""
+        self._core.end_session(session_id, reason)
+
+    def get_session(self, session_id: str) -> Dict[str, Any]:
+        """A session's description (ids, agent, goal, status, times)."""
+        return self._core.get_session(session_id)
+
+    def list_sessions(self, status: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Sessions in creation order, optionally only `active` or `ended` ones."""
+        return self._core.list_sessions(status)
+
+    # -- trace ------------------------------------------------------------
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """True once every event recorded before the call is written and synced."""
+        return self._core.flush(timeout)
+
+    def close(self, timeout: Optional[float] = None) -> bool:
+        """Flushes and stops the background thread; later records are refused."""
+        _LIVE.discard(self)
+        return self._core.close(timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    @property
+    def hash_algorithm(self) -> str:
+        return self._core.hash_algorithm
+
+    def events(
+        self,
+        session_id: str,
+        *,
+        event_type: Optional[str] = None,
+        since_sequence: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[TRACEEvent]:
+        """A session's events (everything recorded so far), in sequence order."""
+        self._settle()
+        core = self._core.events(session_id, event_type, since_sequence, limit)
+        return [TRACEEvent(e) for e in core]
+
+    def verify(self, session_id: str) -> ChainVerification:
+        """Verifies a session's chain (everything recorded so far)."""
+        self._settle()
+        return ChainVerification._from_core(self._core.verify(session_id))
+
+    def export_jsonl(self, path: PathLike, session_id: Optional[str] = None) -> int:
+        """Writes the events held in memory (one session or all) to a
+        `.trace.jsonl` file, atomically; returns how many were written."""
+        self._settle()
+        return self._core.export_jsonl(os.fspath(path), session_id)
+
+    def stats(self) -> Dict[str, int]:
+        """Counters: recorded, sealed, written, dropped, queue depth, high-water mark, …"""
+        return self._core.stats()
+
+    def _settle(self) -> None:
+        if not self._core.closed:
+            self._core.flush(None)
+
+    # -- lifecycle --------------------------------------------------------
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (
+            f"<cra.Runtime {self.hash_algorithm} sessions={s['sessions']} "
+            f"recorded={s['recorded']} written={s['written']}>"
+        )
+
+
+def _flush_all_at_exit() -> None:
+    for rt in list(_LIVE):
+        try:
+            rt._core.close(EXIT_FLUSH_SECONDS)
+        except Exception:  # noqa: BLE001 - exit must go on; the error is printed
+            import traceback
+
+            traceback.print_exc()
+
+
+def _after_fork_in_child() -> None:
+    for rt in list(_LIVE):
+        rt._core._after_fork()
+
+
+atexit.register(_flush_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,188 @@
+"""TRACE/1.0 values: sealed events and chain verification results.
+
+Thin, immutable views over the Rust core's objects; nested values are
+converted to Python only when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+
+from . import _core
+
+__all__ = ["TRACEEvent", "ChainVerification", "FileVerification", "verify_jsonl"]
+
+
+class TRACEEvent:
+    """One sealed TRACE/1.0 event (numbered, hashed and chained)."""
+
+    __slots__ = ("_e",)
+    _e: _core.Event
+
+    def __init__(self, core_event: _core.Event) -> None:
+        object.__setattr__(self, "_e", core_event)
+
+    @property
+    def trace_version(self) -> str:
+        return "1.0"
+
+    @property
+    def event_id(self) -> str:
+        return self._e.event_id
+
+    @property
+    def trace_id(self) -> str:
+        return self._e.trace_id
+
+    @property
+    def span_id(self) -> str:
+        return self._e.span_id
+
+    @property
+    def parent_span_id(self) -> Optional[str]:
+        return self._e.parent_span_id
+
+    @property
+    def session_id(self) -> str:
+        return self._e.session_id
+
+    @property
+    def sequence(self) -> int:
+        return self._e.sequence
+
+    @property
+    def timestamp(self) -> str:
+        return self._e.timestamp
+
+    @property
+    def event_type(self) -> str:
+        return self._e.event_type
+
+    @property
+    def payload(self) -> Dict[str, Any]:
+        """The payload as Python values (a fresh copy on each access)."""
+        out: Dict[str, Any] = json.loads(self._e.payload_json)
+        return out
+
+    @property
+    def canonical_payload(self) -> str:
+        """The payload's canonical JSON, exactly as hashed."""
+        return self._e.payload_json
+
+    @property
+    def event_hash(self) -> str:
+        return self._e.event_hash
+
+    @property
+    def previous_event_hash(self) -> str:
+        return self._e.previous_event_hash
+
+    def to_json(self) -> str:
+        """The event as one line of JSON (its `.trace.jsonl` form)."""
+        return self._e.to_json()
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The event as the protocol's JSON object."""
+        out: Dict[str, Any] = json.loads(self._e.to_json())
+        return out
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("TRACEEvent is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TRACEEvent) and other.to_json() == self.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.event_hash)
+
+    def __repr__(self) -> str:
+        return (
+            f"TRACEEvent(#{self.sequence} {self.event_type} session={self.session_id[:8]}… "
+            f"hash={self.event_hash[:12]}…)"
+        )
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    """The result of verifying one session's chain."""
+
+    valid: bool
+    error: Optional[str]
+    index: Optional[int]
+    event_count: int
+    algorithm: Optional[str]
+    message: Optional[str] = None
+    session_id: Optional[str] = None
+    line: Optional[int] = None
+
+    @classmethod
+    def _from_core(cls, r: _core.ChainReport) -> "ChainVerification":
+        return cls(
+            valid=r.valid,
+            error=r.error,
+            index=r.index,
+            event_count=r.event_count,
+            algorithm=r.algorithm,
+            message=r.message,
+            session_id=r.session_id,
+            line=r.line,
+        )
+
+    def __bool__(self) -> bool:
+        return self.valid
+
+
+@dataclass(frozen=True)
+class FileVerification(Mapping[str, ChainVerification]):
+    """Verification of a `.trace.jsonl` file: one result per session, plus
+    what is wrong with the file itself (a torn last line, lines that are not
+    events). Indexable by session id."""
+
+    sessions: Dict[str, ChainVerification]
+    torn_tail: Optional[Tuple[int, int, int]]
+    bad_lines: List[Tuple[int, str]]
+    bad_line_count: int
+    lines: int
+    event_count: int
+
+    @property
+    def valid(self) -> bool:
+        return (
+            self.torn_tail is None
+            and self.bad_line_count == 0
+            and all(v.valid for v in self.sessions.values())
+        )
+
+    def __getitem__(self, session_id: str) -> ChainVerification:
+        return self.sessions[session_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sessions)
+
+    def __len__(self) -> int:
+        return len(self.sessions)
+
+    def __bool__(self) -> bool:
+        return self.valid
+
+
+def verify_jsonl(
+    path: Union[str, "os.PathLike[str]"], progress: Optional[Callable[[int], None]] = None
+) -> FileVerification:
+    """Verifies every session chain in a `.trace.jsonl` file, streaming."""
+    r = _core.verify_jsonl(os.fspath(path), progress)
+    sessions = {}
+    for s in r.sessions:
+        v = ChainVerification._from_core(s)
+        sessions[v.session_id or ""] = v
+    return FileVerification(
+        sessions=sessions,
+        torn_tail=r.torn_tail,
+        bad_lines=r.bad_lines,
+        bad_line_count=r.bad_line_count,
+        lines=r.lines,
+        event_count=r.event_count,
+    )

@@ -1,0 +1,114 @@
+//! Per-session chain state and sealing: what the flush thread does to turn a
+//! caller's record into a numbered, hashed, linked event.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::event::{EventType, TraceEvent};
+use crate::hash::HashAlgorithm;
+use crate::ids::new_v7;
+use crate::time::{format_timestamp, Micros};
+
+/// Which span a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanRef {
+    /// The session's root span (`parent_span_id` null).
+    Root,
+    /// A new span of its own under the root, minted when sealed.
+    Fresh,
+    /// A span minted by the caller under the root (shared by an operation).
+    Child(Uuid),
+}
+
+/// Where a chain starts: a new session, or one resumed from a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainStart {
+    pub trace_id: Uuid,
+    pub root_span: Uuid,
+    pub next_sequence: u64,
+    pub previous_hash: [u8; 32],
+}
+
+/// What a caller hands to the recorder: compact and not yet hashed.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub session_id: Uuid,
+    pub span: SpanRef,
+    pub micros: Micros,
+    pub event_type: EventType,
+    /// Canonical JSON of the payload.
+    pub payload: Box<str>,
+    /// Set on the first record of a chain.
+    pub start: Option<ChainStart>,
+    /// Set on the last record of a chain (`session.ended`).
+    pub ends_chain: bool,
+}
+
+#[derive(Debug)]
+struct ChainState {
+    trace_id: Uuid,
+    root_span: Uuid,
+    next_sequence: u64,
+    previous_hash: [u8; 32],
+}
+
+/// The chains of every open session, owned by the flush thread.
+pub struct Chains {
+    algorithm: HashAlgorithm,
+    open: HashMap<Uuid, ChainState>,
+}
+
+impl Chains {
+    pub fn new(algorithm: HashAlgorithm) -> Self {
+        Chains {
+            algorithm,
+            open: HashMap::new(),
+        }
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Numbers, hashes and links `rec`; `None` if its session has no chain.
+    pub fn seal(&mut self, rec: Record) -> Option<TraceEvent> {
+        if let Some(start) = rec.start {
+            self.open.insert(
+                rec.session_id,
+                ChainState {
+                    trace_id: start.trace_id,
+                    root_span: start.root_span,
+                    next_sequence: start.next_sequence,
+                    previous_hash: start.previous_hash,
+                },
+            );
+        }
+        let state = self.open.get_mut(&rec.session_id)?;
+        let (span_id, parent_span_id) = match rec.span {
+            SpanRef::Root => (state.root_span, None),
+            SpanRef::Fresh => (new_v7(rec.micros), Some(state.root_span)),
+            SpanRef::Child(id) => (id, Some(state.root_span)),
+        };
+        let mut event = TraceEvent {
+            event_id: new_v7(rec.micros),
+            trace_id: state.trace_id,
+            span_id,
+            parent_span_id,
+            session_id: rec.session_id,
+            sequence: state.next_sequence,
+            timestamp: format_timestamp(rec.micros).into_boxed_str(),
+            event_type: rec.event_type,
+            payload: rec.payload,
+            event_hash: [0; 32],
+            previous_event_hash: state.previous_hash,
+        };
+        event.event_hash = event.compute_hash(self.algorithm);
+        state.next_sequence += 1;
+        state.previous_hash = event.event_hash;
+        if rec.ends_chain {
+            self.open.remove(&rec.session_id);
+        }
+        Some(event)
+    }
+}

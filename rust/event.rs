@@ -1,0 +1,164 @@
+//! A sealed TRACE/1.0 event: numbered, hashed and chained.
+
+use std::borrow::Cow;
+
+use uuid::Uuid;
+
+use crate::hash::{to_hex, HashAlgorithm, HashInput};
+use crate::ids::write_uuid;
+use crate::verify::EventText;
+
+pub const TRACE_VERSION: &str = "1.0";
+
+/// Event types the runtime itself emits; callers use the `x.` prefix.
+pub const STANDARD_EVENT_TYPES: &[&str] = &[
+    "session.started",
+    "session.ended",
+    "carp.request.received",
+    "carp.resolution.completed",
+    "carp.resolution.cached",
+    "action.requested",
+    "action.approved",
+    "action.denied",
+    "action.executed",
+    "action.failed",
+    "policy.evaluated",
+    "policy.violated",
+    "context.injected",
+    "context.redacted",
+    "error.occurred",
+];
+
+pub type EventType = Cow<'static, str>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub event_id: Uuid,
+    pub trace_id: Uuid,
+    pub span_id: Uuid,
+    pub parent_span_id: Option<Uuid>,
+    pub session_id: Uuid,
+    pub sequence: u64,
+    /// The timestamp exactly as hashed and written.
+    pub timestamp: Box<str>,
+    pub event_type: EventType,
+    /// Canonical JSON of the payload, exactly as hashed and written.
+    pub payload: Box<str>,
+    pub event_hash: [u8; 32],
+    pub previous_event_hash: [u8; 32],
+}
+
+/// Ids as text, on the stack, for hashing and writing.
+struct IdTexts {
+    event: [u8; 36],
+    trace: [u8; 36],
+    span: [u8; 36],
+    parent: Option<[u8; 36]>,
+    session: [u8; 36],
+}
+
+fn text(id: &Uuid) -> [u8; 36] {
+    let mut buf = [0u8; 36];
+    id.hyphenated().encode_lower(&mut buf);
+    buf
+}
+
+fn s(b: &[u8; 36]) -> &str {
+    // Hyphenated UUID text is ASCII.
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+impl TraceEvent {
+    fn id_texts(&self) -> IdTexts {
+        IdTexts {
+            event: text(&self.event_id),
+            trace: text(&self.trace_id),
+            span: text(&self.span_id),
+            parent: self.parent_span_id.as_ref().map(text),
+            session: text(&self.session_id),
+        }
+    }
+
+    /// Recomputes this event's hash from its fields.
+    pub fn compute_hash(&self, algorithm: HashAlgorithm) -> [u8; 32] {
+        self.with_text(|t| t.input.hash(algorithm))
+    }
+
+    /// Calls `f` with the event as the strings that are hashed and written.
+    pub fn with_text<T>(&self, f: impl FnOnce(&EventText<'_>) -> T) -> T {
+        let ids = self.id_texts();
+        let mut prev = [0u8; 64];
+        let mut hash = [0u8; 64];
+        let _ = hex::encode_to_slice(self.previous_event_hash, &mut prev);
+        let _ = hex::encode_to_slice(self.event_hash, &mut hash);
+        let prev = std::str::from_utf8(&prev).unwrap_or("");
+        let hash = std::str::from_utf8(&hash).unwrap_or("");
+        let input = HashInput {
+            trace_version: TRACE_VERSION,
+            event_id: s(&ids.event),
+            trace_id: s(&ids.trace),
+            span_id: s(&ids.span),
+            parent_span_id: ids.parent.as_ref().map(s),
+            session_id: s(&ids.session),
+            sequence: self.sequence,
+            timestamp: &self.timestamp,
+            event_type: &self.event_type,
+            canonical_payload: &self.payload,
+            previous_event_hash: prev,
+        };
+        f(&EventText {
+            input,
+            event_hash: hash,
+        })
+    }
+
+    /// Appends the event as one JSON object (no newline), fields in protocol order.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"trace_version\":\"1.0\",\"event_id\":\"");
+        write_uuid(out, &self.event_id);
+        out.extend_from_slice(b"\",\"trace_id\":\"");
+        write_uuid(out, &self.trace_id);
+        out.extend_from_slice(b"\",\"span_id\":\"");
+        write_uuid(out, &self.span_id);
+        out.extend_from_slice(b"\",\"parent_span_id\":");
+        match &self.parent_span_id {
+            Some(p) => {
+                out.push(b'"');
+                write_uuid(out, p);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"session_id\":\"");
+        write_uuid(out, &self.session_id);
+        out.extend_from_slice(b"\",\"sequence\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.sequence).as_bytes());
+        out.extend_from_slice(b",\"timestamp\":\"");
+        out.extend_from_slice(self.timestamp.as_bytes());
+        out.extend_from_slice(b"\",\"event_type\":\"");
+        out.extend_from_slice(self.event_type.as_bytes());
+        out.extend_from_slice(b"\",\"payload\":");
+        out.extend_from_slice(self.payload.as_bytes());
+        out.extend_from_slice(b",\"event_hash\":\"");
+        out.extend_from_slice(to_hex(&self.event_hash).as_bytes());
+        out.extend_from_slice(b"\",\"previous_event_hash\":\"");
+        out.extend_from_slice(to_hex(&self.previous_event_hash).as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(320 + self.payload.len());
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("events are written as ASCII")
+    }
+}
+
+/// True when `name` is a type callers may record (`x.` + letters, digits, `._:-`).
+pub fn is_custom_event_type(name: &str) -> bool {
+    name.len() > 2
+        && name.len() <= 128
+        && name.starts_with("x.")
+        && name[2..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}

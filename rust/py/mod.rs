@@ -1,0 +1,27 @@
+//! PyO3 glue: the private extension module `cra._core`. Only conversion and
+//! GIL handling live here; every rule lives in the plain-Rust core.
+
+mod convert;
+mod errors;
+mod event;
+mod runtime;
+mod sink;
+mod verify;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<event::Event>()?;
+    m.add_class::<runtime::Runtime>()?;
+    m.add_class::<verify::ChainReport>()?;
+    m.add_class::<verify::FileReport>()?;
+    m.add_function(wrap_pyfunction!(convert::canonical_json, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::canonical_json_text, m)?)?;
+    m.add_function(wrap_pyfunction!(verify::verify_jsonl, m)?)?;
+    m.add_function(wrap_pyfunction!(verify::verify_events, m)?)?;
+    m.add_function(wrap_pyfunction!(event::event_hash, m)?)?;
+    Ok(())
+}

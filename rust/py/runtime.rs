@@ -1,0 +1,307 @@
+//! `cra._core.Runtime`: the core runtime behind a frozen handle. The GIL is
+//! released wherever the call may wait (full queue, flush, close).
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::chain::SpanRef;
+use crate::error::CoreError;
+use crate::event::{is_custom_event_type, STANDARD_EVENT_TYPES};
+use crate::hash::HashAlgorithm;
+use crate::ids::parse_uuid;
+use crate::jsonl::write_events_file;
+use crate::memory::EventQuery;
+use crate::recorder::{Overflow, RecorderConfig};
+use crate::runtime::{Runtime as CoreRuntime, RuntimeConfig, Wait};
+use crate::session::{Session, SessionStatus};
+use crate::sink::SinkFactory;
+
+use super::convert::payload_to_canonical;
+use super::errors::IntoPyResult;
+use super::event::Event;
+use super::sink::PySinkFactory;
+use super::verify::ChainReport;
+
+/// Waits with the GIL released.
+pub struct Detached<'py>(pub Python<'py>);
+
+impl Wait for Detached<'_> {
+    fn wait<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.0.detach(f)
+    }
+}
+
+#[pyclass(frozen, module = "cra._core", name = "Runtime")]
+pub struct Runtime(pub Arc<CoreRuntime>);
+
+fn timeout(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    match seconds {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(super::errors::to_py(CoreError::invalid(
+            "INVALID_OPTION",
+            "/timeout",
+            format!("timeout must be a number of seconds >= 0, not {s}"),
+        ))),
+    }
+}
+
+fn session_dict<'py>(py: Python<'py>, s: &Session) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("session_id", s.session_id.to_string())?;
+    d.set_item("trace_id", s.trace_id.to_string())?;
+    d.set_item("root_span_id", s.root_span.to_string())?;
+    d.set_item("agent_id", &s.agent_id)?;
+    d.set_item("goal", &s.goal)?;
+    d.set_item(
+        "parent_session_id",
+        s.parent_session_id.map(|p| p.to_string()),
+    )?;
+    d.set_item("status", s.status().as_str())?;
+    d.set_item(
+        "created_at",
+        crate::time::format_timestamp(s.created_micros),
+    )?;
+    d.set_item(
+        "ended_at",
+        s.ended_micros().map(crate::time::format_timestamp),
+    )?;
+    d.set_item("end_reason", s.end_reason())?;
+    Ok(d)
+}
+
+impl Runtime {
+    fn session(&self, id: &str) -> PyResult<Arc<Session>> {
+        let id = parse_uuid(id, "/session_id").py()?;
+        self.0.session(&id).py()
+    }
+}
+
+#[pymethods]
+impl Runtime {
+    #[new]
+    #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096))]
+    fn new(
+        py: Python<'_>,
+        hash_algorithm: &str,
+        trace_file: Option<PathBuf>,
+        sinks: Vec<Py<PyAny>>,
+        queue_capacity: usize,
+        overflow: &str,
+        memory_limit: usize,
+        batch_max: usize,
+    ) -> PyResult<Self> {
+        let config = RuntimeConfig {
+            recorder: RecorderConfig {
+                capacity: queue_capacity,
+                overflow: Overflow::parse(overflow).py()?,
+                algorithm: HashAlgorithm::parse(hash_algorithm).py()?,
+                batch_max,
+            },
+            memory_limit,
+            trace_file,
+        };
+        let extra: Vec<Arc<dyn SinkFactory>> = sinks
+            .into_iter()
+            .map(|s| Arc::new(PySinkFactory(Arc::new(s))) as Arc<dyn SinkFactory>)
+            .collect();
+        let rt = py.detach(|| CoreRuntime::new(config, None, extra)).py()?;
+        Ok(Runtime(Arc::new(rt)))
+    }
+
+    #[getter]
+    fn hash_algorithm(&self) -> &'static str {
+        self.0.config().recorder.algorithm.as_str()
+    }
+
+    /// Starts a session (records `session.started`) and returns its id.
+    #[pyo3(signature = (agent_id, goal, session_id=None, parent_session_id=None))]
+    fn create_session(
+        &self,
+        py: Python<'_>,
+        agent_id: &str,
+        goal: &str,
+        session_id: Option<&str>,
+        parent_session_id: Option<&str>,
+    ) -> PyResult<String> {
+        let sid = session_id
+            .map(|s| parse_uuid(s, "/session_id"))
+            .transpose()
+            .py()?;
+        let parent = parent_session_id
+            .map(|s| parse_uuid(s, "/parent_session_id"))
+            .transpose()
+            .py()?;
+        let s = self
+            .0
+            .create_session(agent_id, goal, sid, parent, &Detached(py))
+            .py()?;
+        Ok(s.session_id.to_string())
+    }
+
+    /// Records a custom (`x.`-prefixed) event into a session's chain.
+    fn record(
+        &self,
+        py: Python<'_>,
+        session_id: &str,
+        event_type: &str,
+        payload: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let session = self.session(session_id)?;
+        if !is_custom_event_type(event_type) {
+            let why = if STANDARD_EVENT_TYPES.contains(&event_type) {
+                format!("{event_type:?} is emitted by the runtime only; record custom events as \"x.<name>\"")
+            } else {
+                format!("{event_type:?} is not a custom event type (\"x.\" then letters, digits, '.', '_', ':' or '-')")
+            };
+            return Err(super::errors::to_py(CoreError::invalid(
+                "INVALID_EVENT_TYPE",
+                "/event_type",
+                why,
+            )));
+        }
+        let payload = payload_to_canonical(payload).py()?;
+        let rec = self.0.record_for(
+            &session,
+            Cow::Owned(event_type.to_owned()),
+            payload,
+            SpanRef::Fresh,
+        );
+        self.0.push(&session, rec, &Detached(py)).py()
+    }
+
+    /// Ends a session (records `session.ended`).
+    #[pyo3(signature = (session_id, reason="completed"))]
+    fn end_session(&self, py: Python<'_>, session_id: &str, reason: &str) -> PyResult<()> {
+        let id = parse_uuid(session_id, "/session_id").py()?;
+        let rt = &self.0;
+        py.detach(|| rt.end_session(&id, reason)).py()
+    }
+
+    fn get_session<'py>(&self, py: Python<'py>, session_id: &str) -> PyResult<Bound<'py, PyDict>> {
+        session_dict(py, &*self.session(session_id)?)
+    }
+
+    #[pyo3(signature = (status=None))]
+    fn list_sessions<'py>(
+        &self,
+        py: Python<'py>,
+        status: Option<&str>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let status = match status {
+            None => None,
+            Some("active") => Some(SessionStatus::Active),
+            Some("ended") => Some(SessionStatus::Ended),
+            Some(other) => {
+                return Err(super::errors::to_py(CoreError::invalid(
+                    "INVALID_OPTION",
+                    "/status",
+                    format!("status must be \"active\" or \"ended\", not {other:?}"),
+                )))
+            }
+        };
+        self.0
+            .sessions(status)
+            .iter()
+            .map(|s| session_dict(py, s))
+            .collect()
+    }
+
+    /// True once everything recorded before the call is written and synced.
+    #[pyo3(signature = (timeout=None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let t = self::timeout(timeout)?;
+        let rt = &self.0;
+        py.detach(|| rt.flush(t)).py()
+    }
+
+    /// Flushes, then stops the flush thread; later records are refused.
+    #[pyo3(signature = (timeout=None))]
+    fn close(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let t = self::timeout(timeout)?;
+        let rt = &self.0;
+        py.detach(|| rt.close(t)).py()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// A session's written events held in memory, in sequence order.
+    #[pyo3(signature = (session_id, event_type=None, since_sequence=None, limit=None))]
+    fn events(
+        &self,
+        session_id: &str,
+        event_type: Option<&str>,
+        since_sequence: Option<u64>,
+        limit: Option<usize>,
+    ) -> PyResult<Vec<Event>> {
+        let id = parse_uuid(session_id, "/session_id").py()?;
+        let q = EventQuery {
+            event_type,
+            since_sequence,
+            limit,
+        };
+        Ok(self.0.events(&id, &q).into_iter().map(Event).collect())
+    }
+
+    /// Every event held in memory, session by session.
+    fn all_events(&self) -> Vec<Event> {
+        self.0.all_events().into_iter().map(Event).collect()
+    }
+
+    /// Verifies a session's chain as held in memory.
+    fn verify(&self, py: Python<'_>, session_id: &str) -> PyResult<ChainReport> {
+        let id = parse_uuid(session_id, "/session_id").py()?;
+        let rt = &self.0;
+        Ok(ChainReport(py.detach(|| rt.verify_session(&id))))
+    }
+
+    /// Writes events held in memory to a `.trace.jsonl` file atomically; returns the count.
+    #[pyo3(signature = (path, session_id=None))]
+    fn export_jsonl(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        session_id: Option<&str>,
+    ) -> PyResult<usize> {
+        let events = match session_id {
+            Some(s) => {
+                let id = parse_uuid(s, "/session_id").py()?;
+                self.0.events(&id, &EventQuery::default())
+            }
+            None => self.0.all_events(),
+        };
+        py.detach(|| write_events_file(&path, &events)).py()
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (r, memory_events, (evicted_events, evicted_sessions), sessions) = self.0.stats();
+        let d = PyDict::new(py);
+        d.set_item("recorded", r.recorded)?;
+        d.set_item("sealed", r.sealed)?;
+        d.set_item("written", r.written)?;
+        d.set_item("dropped", r.dropped)?;
+        d.set_item("queue_depth", r.queue_depth)?;
+        d.set_item("high_water_mark", r.high_water_mark)?;
+        d.set_item("sink_errors", r.sink_errors)?;
+        d.set_item("orphaned", r.orphaned)?;
+        d.set_item("repaired_bytes", r.repaired_bytes)?;
+        d.set_item("memory_events", memory_events)?;
+        d.set_item("evicted_events", evicted_events)?;
+        d.set_item("evicted_sessions", evicted_sessions)?;
+        d.set_item("sessions", sessions)?;
+        Ok(d)
+    }
+
+    /// Called in a forked child: a fresh recorder, no sessions.
+    fn _after_fork(&self) -> PyResult<()> {
+        self.0.after_fork().py()
+    }
+}

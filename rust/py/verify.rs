@@ -1,0 +1,132 @@
+//! Verification results and entry points for Python.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::verify::ChainVerification;
+use crate::verify_file::{verify_file, FileVerification};
+
+use super::errors::IntoPyResult;
+use super::event::Event;
+
+#[pyclass(frozen, module = "cra._core", name = "ChainReport")]
+pub struct ChainReport(pub ChainVerification);
+
+#[pymethods]
+impl ChainReport {
+    #[getter]
+    fn valid(&self) -> bool {
+        self.0.valid()
+    }
+    #[getter]
+    fn error(&self) -> Option<&'static str> {
+        self.0.fault.as_ref().map(|f| f.kind.as_str())
+    }
+    #[getter]
+    fn index(&self) -> Option<u64> {
+        self.0.fault.as_ref().map(|f| f.index)
+    }
+    #[getter]
+    fn line(&self) -> Option<u64> {
+        self.0.fault.as_ref().and_then(|f| f.line)
+    }
+    #[getter]
+    fn message(&self) -> Option<String> {
+        self.0.fault.as_ref().map(|f| f.message.clone())
+    }
+    #[getter]
+    fn event_count(&self) -> u64 {
+        self.0.event_count
+    }
+    #[getter]
+    fn algorithm(&self) -> Option<&'static str> {
+        self.0.algorithm.map(|a| a.as_str())
+    }
+    #[getter]
+    fn session_id(&self) -> Option<String> {
+        self.0.session_id.clone()
+    }
+}
+
+#[pyclass(frozen, module = "cra._core", name = "FileReport")]
+pub struct FileReport(pub FileVerification);
+
+#[pymethods]
+impl FileReport {
+    #[getter]
+    fn valid(&self) -> bool {
+        self.0.valid()
+    }
+    #[getter]
+    fn sessions(&self) -> Vec<ChainReport> {
+        self.0.sessions.iter().cloned().map(ChainReport).collect()
+    }
+    /// `(line, offset, bytes)` of a torn last line, if any.
+    #[getter]
+    fn torn_tail(&self) -> Option<(u64, u64, u64)> {
+        self.0
+            .torn_tail
+            .as_ref()
+            .map(|t| (t.line, t.offset, t.bytes))
+    }
+    /// `(line, message)` of lines that are not events (the first 100).
+    #[getter]
+    fn bad_lines(&self) -> Vec<(u64, String)> {
+        self.0
+            .bad_lines
+            .iter()
+            .map(|b| (b.line, b.message.clone()))
+            .collect()
+    }
+    #[getter]
+    fn bad_line_count(&self) -> u64 {
+        self.0.bad_line_count
+    }
+    #[getter]
+    fn lines(&self) -> u64 {
+        self.0.lines
+    }
+    #[getter]
+    fn bytes(&self) -> u64 {
+        self.0.bytes
+    }
+    #[getter]
+    fn event_count(&self) -> u64 {
+        self.0.event_count()
+    }
+}
+
+/// Verifies a `.trace.jsonl` file, streaming; `progress(bytes_read)` is called now and then.
+#[pyfunction]
+#[pyo3(signature = (path, progress=None))]
+pub fn verify_jsonl(
+    py: Python<'_>,
+    path: PathBuf,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<FileReport> {
+    let report = py.detach(|| {
+        let mut tick = |n: u64| {
+            if let Some(cb) = &progress {
+                Python::attach(|py| {
+                    if let Err(e) = cb.call1(py, (n,)) {
+                        e.write_unraisable(py, None);
+                    }
+                });
+            }
+        };
+        verify_file(&path, &mut tick)
+    });
+    report.map(FileReport).py()
+}
+
+/// Verifies one chain given as core events, in order.
+#[pyfunction]
+pub fn verify_events(events: &Bound<'_, PyList>) -> PyResult<ChainReport> {
+    let mut list = Vec::with_capacity(events.len());
+    for item in events.iter() {
+        list.push(std::sync::Arc::clone(&item.cast::<Event>()?.get().0));
+    }
+    Ok(ChainReport(crate::runtime::verify_events(&list)))
+}

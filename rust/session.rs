@@ -1,0 +1,111 @@
+//! Sessions: who acts, for what goal, on which chain; and the gate that
+//! keeps an ended session from accepting anything more.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::error::{CoreError, Result};
+use crate::time::Micros;
+
+const ENDED: u64 = 1 << 63;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    Active,
+    Ended,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Active => "active",
+            SessionStatus::Ended => "ended",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub session_id: Uuid,
+    pub trace_id: Uuid,
+    pub root_span: Uuid,
+    pub agent_id: String,
+    pub goal: String,
+    pub parent_session_id: Option<Uuid>,
+    pub created_micros: Micros,
+    /// High bit: ended; low bits: records being pushed right now.
+    gate: AtomicU64,
+    ended_micros: AtomicI64,
+    end_reason: Mutex<Option<String>>,
+}
+
+impl Session {
+    pub fn new(
+        session_id: Uuid,
+        trace_id: Uuid,
+        root_span: Uuid,
+        agent_id: String,
+        goal: String,
+        parent_session_id: Option<Uuid>,
+        created_micros: Micros,
+    ) -> Self {
+        Session {
+            session_id,
+            trace_id,
+            root_span,
+            agent_id,
+            goal,
+            parent_session_id,
+            created_micros,
+            gate: AtomicU64::new(0),
+            ended_micros: AtomicI64::new(0),
+            end_reason: Mutex::new(None),
+        }
+    }
+
+    pub fn status(&self) -> SessionStatus {
+        if self.gate.load(Ordering::SeqCst) & ENDED != 0 {
+            SessionStatus::Ended
+        } else {
+            SessionStatus::Active
+        }
+    }
+
+    pub fn ended_micros(&self) -> Option<Micros> {
+        (self.status() == SessionStatus::Ended).then(|| self.ended_micros.load(Ordering::SeqCst))
+    }
+
+    pub fn end_reason(&self) -> Option<String> {
+        self.end_reason.lock().clone()
+    }
+
+    /// Runs `f` while the session is held open; an ended session refuses.
+    #[inline]
+    pub fn while_open<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let prior = self.gate.fetch_add(1, Ordering::SeqCst);
+        let out = if prior & ENDED != 0 {
+            Err(CoreError::SessionEnded(self.session_id.to_string()))
+        } else {
+            f()
+        };
+        self.gate.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+
+    /// Marks the session ended (once) and waits for records in flight.
+    /// Returns false if it had already ended.
+    pub fn close_gate(&self, now: Micros, reason: &str) -> bool {
+        let prior = self.gate.fetch_or(ENDED, Ordering::SeqCst);
+        if prior & ENDED != 0 {
+            return false;
+        }
+        self.ended_micros.store(now, Ordering::SeqCst);
+        *self.end_reason.lock() = Some(reason.to_string());
+        while self.gate.load(Ordering::SeqCst) & !ENDED != 0 {
+            std::thread::yield_now();
+        }
+        true
+    }
+}

@@ -1,0 +1,100 @@
+//! Time: the clock the runtime reads and the one timestamp format it writes
+//! (RFC 3339 UTC, six fractional digits, `Z`).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::error::{CoreError, Result};
+
+/// Microseconds since the Unix epoch.
+pub type Micros = i64;
+
+/// Where the runtime reads the time: every timestamp, TTL and window.
+pub trait Clock: Send + Sync {
+    fn now_micros(&self) -> Micros;
+}
+
+/// The operating system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[inline]
+    fn now_micros(&self) -> Micros {
+        Utc::now().timestamp_micros()
+    }
+}
+
+/// A clock that moves only when told to, for deterministic tests.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: AtomicI64,
+}
+
+impl ManualClock {
+    pub fn new(start: Micros) -> Self {
+        ManualClock {
+            now: AtomicI64::new(start),
+        }
+    }
+
+    pub fn advance(&self, micros: Micros) {
+        self.now.fetch_add(micros, Ordering::SeqCst);
+    }
+
+    pub fn set(&self, micros: Micros) {
+        self.now.store(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_micros(&self) -> Micros {
+        self.now.load(Ordering::SeqCst)
+    }
+}
+
+pub type SharedClock = Arc<dyn Clock>;
+
+/// `2026-11-21T20:41:23.123456Z` for a time in microseconds.
+pub fn format_timestamp(micros: Micros) -> String {
+    match DateTime::<Utc>::from_timestamp_micros(micros) {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+        None => "1970-01-01T00:00:00.000000Z".to_string(),
+    }
+}
+
+/// Reads an RFC 3339 timestamp with any offset and precision.
+pub fn parse_timestamp(text: &str, path: &str) -> Result<Micros> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc).timestamp_micros())
+        .map_err(|e| {
+            CoreError::invalid(
+                "INVALID_REQUEST",
+                path,
+                format!("{text:?} is not an RFC 3339 timestamp ({e})"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn six_digits_and_z() {
+        assert_eq!(
+            format_timestamp(1_735_387_200_000_250),
+            "2024-12-28T12:00:00.000250Z"
+        );
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn offsets_are_normalised() {
+        let a = parse_timestamp("2024-12-28T13:00:00.5+01:00", "/timestamp").unwrap();
+        assert_eq!(format_timestamp(a), "2024-12-28T12:00:00.500000Z");
+        assert!(parse_timestamp("yesterday", "/timestamp").is_err());
+    }
+}
