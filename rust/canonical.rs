@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use crate::error::{CoreError, Result};
 
+mod text;
+pub use text::text_to_canonical;
+
 /// Nesting deeper than this is refused rather than risking the stack.
 pub const MAX_DEPTH: usize = 1000;
 

@@ -2,6 +2,7 @@
 //! caller's record into a numbered, hashed, linked event.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -30,19 +31,53 @@ pub struct ChainStart {
     pub previous_hash: [u8; 32],
 }
 
+/// Several events described by one value (a resolution, an execution),
+/// rendered on the flush thread so the caller pays for one push only.
+pub trait EventSource: Send + Sync {
+    /// How many events `render` emits.
+    fn count(&self) -> usize;
+    /// Emits each event's type and canonical payload, in order.
+    fn render(&self, emit: &mut dyn FnMut(EventType, Box<str>));
+}
+
+/// The event(s) of a record.
+#[derive(Clone)]
+pub enum Body {
+    One(EventType, Box<str>),
+    Many(Arc<dyn EventSource>),
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::One(t, p) => write!(f, "One({t}, {p})"),
+            Body::Many(src) => write!(f, "Many({} events)", src.count()),
+        }
+    }
+}
+
 /// What a caller hands to the recorder: compact and not yet hashed.
 #[derive(Debug, Clone)]
 pub struct Record {
     pub session_id: Uuid,
     pub span: SpanRef,
     pub micros: Micros,
-    pub event_type: EventType,
-    /// Canonical JSON of the payload.
-    pub payload: Box<str>,
+    pub body: Body,
     /// Set on the first record of a chain.
     pub start: Option<ChainStart>,
     /// Set on the last record of a chain (`session.ended`).
     pub ends_chain: bool,
+}
+
+impl Record {
+    /// How many events this record becomes.
+    #[inline]
+    pub fn event_count(&self) -> usize {
+        match &self.body {
+            Body::One(..) => 1,
+            Body::Many(src) => src.count(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -71,8 +106,9 @@ impl Chains {
         self.open.len()
     }
 
-    /// Numbers, hashes and links `rec`; `None` if its session has no chain.
-    pub fn seal(&mut self, rec: Record) -> Option<TraceEvent> {
+    /// Numbers, hashes and links the events of `rec` onto `out`; returns
+    /// how many (0 if its session has no chain).
+    pub fn seal(&mut self, rec: Record, out: &mut Vec<Arc<TraceEvent>>) -> usize {
         if let Some(start) = rec.start {
             self.open.insert(
                 rec.session_id,
@@ -84,31 +120,43 @@ impl Chains {
                 },
             );
         }
-        let state = self.open.get_mut(&rec.session_id)?;
+        let algorithm = self.algorithm;
+        let Some(state) = self.open.get_mut(&rec.session_id) else {
+            return 0;
+        };
         let (span_id, parent_span_id) = match rec.span {
             SpanRef::Root => (state.root_span, None),
             SpanRef::Fresh => (new_v7(rec.micros), Some(state.root_span)),
             SpanRef::Child(id) => (id, Some(state.root_span)),
         };
-        let mut event = TraceEvent {
-            event_id: new_v7(rec.micros),
-            trace_id: state.trace_id,
-            span_id,
-            parent_span_id,
-            session_id: rec.session_id,
-            sequence: state.next_sequence,
-            timestamp: format_timestamp(rec.micros).into_boxed_str(),
-            event_type: rec.event_type,
-            payload: rec.payload,
-            event_hash: [0; 32],
-            previous_event_hash: state.previous_hash,
+        let timestamp = format_timestamp(rec.micros);
+        let before = out.len();
+        let mut emit = |event_type: EventType, payload: Box<str>| {
+            let mut event = TraceEvent {
+                event_id: new_v7(rec.micros),
+                trace_id: state.trace_id,
+                span_id,
+                parent_span_id,
+                session_id: rec.session_id,
+                sequence: state.next_sequence,
+                timestamp: timestamp.as_str().into(),
+                event_type,
+                payload,
+                event_hash: [0; 32],
+                previous_event_hash: state.previous_hash,
+            };
+            event.event_hash = event.compute_hash(algorithm);
+            state.next_sequence += 1;
+            state.previous_hash = event.event_hash;
+            out.push(Arc::new(event));
         };
-        event.event_hash = event.compute_hash(self.algorithm);
-        state.next_sequence += 1;
-        state.previous_hash = event.event_hash;
+        match rec.body {
+            Body::One(event_type, payload) => emit(event_type, payload),
+            Body::Many(src) => src.render(&mut emit),
+        }
         if rec.ends_chain {
             self.open.remove(&rec.session_id);
         }
-        Some(event)
+        out.len() - before
     }
 }

@@ -101,6 +101,24 @@ pub enum CoreError {
     Sink(String),
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+    #[error("atlas is invalid: {}", summary(.0))]
+    AtlasInvalid(Vec<Fault>),
+    #[error("request is invalid: {}", summary(.0))]
+    InvalidRequest(Vec<Fault>),
+    #[error("atlas {0} is not loaded")]
+    AtlasNotFound(String),
+    #[error("atlas {0} is already loaded (replace it to load another version)")]
+    AtlasConflict(String),
+    #[error("request {0} was already received in this session")]
+    DuplicateRequest(String),
+}
+
+fn summary(faults: &[Fault]) -> String {
+    match faults {
+        [] => "no details".into(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+    }
 }
 
 pub type Result<T> = std::result::Result<T, CoreError>;
@@ -134,6 +152,11 @@ impl CoreError {
             CoreError::RecorderClosed => "RECORDER_CLOSED",
             CoreError::Sink(_) => "TRACE_SINK_FAILED",
             CoreError::Io { .. } => "IO_ERROR",
+            CoreError::AtlasInvalid(_) => "ATLAS_INVALID",
+            CoreError::InvalidRequest(_) => "INVALID_REQUEST",
+            CoreError::AtlasNotFound(_) => "ATLAS_NOT_FOUND",
+            CoreError::AtlasConflict(_) => "ATLAS_ALREADY_LOADED",
+            CoreError::DuplicateRequest(_) => "DUPLICATE_REQUEST",
         }
     }
 
@@ -146,6 +169,9 @@ impl CoreError {
             CoreError::RecorderClosed | CoreError::Sink(_) | CoreError::Io { .. } => {
                 Category::Internal
             }
+            CoreError::AtlasInvalid(_) | CoreError::InvalidRequest(_) => Category::Validation,
+            CoreError::AtlasNotFound(_) => Category::NotFound,
+            CoreError::AtlasConflict(_) | CoreError::DuplicateRequest(_) => Category::Conflict,
         }
     }
 
@@ -153,6 +179,9 @@ impl CoreError {
     pub fn path(&self) -> Option<&str> {
         match self {
             CoreError::InvalidValue { path, .. } | CoreError::Io { path, .. } => Some(path),
+            CoreError::AtlasInvalid(f) | CoreError::InvalidRequest(f) => {
+                f.first().map(|f| f.path.as_str())
+            }
             _ => None,
         }
     }
@@ -163,7 +192,19 @@ impl CoreError {
             CoreError::InvalidValue { message, .. } | CoreError::Io { message, .. } => {
                 message.clone()
             }
+            CoreError::AtlasInvalid(f) | CoreError::InvalidRequest(f) => match f.as_slice() {
+                [one] => one.message.clone(),
+                _ => format!("{} faults: {}", f.len(), summary(f)),
+            },
             other => other.to_string(),
+        }
+    }
+
+    /// Every fault, for errors that collect several.
+    pub fn faults(&self) -> &[Fault] {
+        match self {
+            CoreError::AtlasInvalid(f) | CoreError::InvalidRequest(f) => f,
+            _ => &[],
         }
     }
 

@@ -1,15 +1,31 @@
 //! cra core: TRACE/1.0 hash chains, recording and verification.
 //! Plain Rust; the Python bindings live in `py/` behind the `python` feature.
 
+pub mod atlas;
+pub mod atlas_load;
+pub mod atlas_parts;
 pub mod canonical;
+pub mod carp;
 pub mod chain;
 pub mod error;
 pub mod event;
+pub mod fields;
 pub mod hash;
 pub mod ids;
+pub mod ids_check;
 pub mod jsonl;
+pub mod limits;
 pub mod memory;
+pub mod pattern;
+pub mod policy;
 pub mod recorder;
+pub mod registry;
+pub mod request;
+pub mod resolution;
+pub mod resolution_json;
+pub mod resolution_store;
+pub mod resolve;
+pub mod resolve_events;
 pub mod runtime;
 pub mod session;
 pub mod sink;

@@ -167,11 +167,11 @@ impl Recorder {
     /// Reserves a place in the count before sending, so that `flush()` can
     /// never return before a record that was pushed ahead of it.
     #[inline]
-    fn reserve(&self) -> Result<()> {
+    fn reserve(&self, n: u64) -> Result<()> {
         let c = &self.shared.counters;
-        c.recorded.fetch_add(1, Ordering::SeqCst);
+        c.recorded.fetch_add(n, Ordering::SeqCst);
         if self.shared.closing.load(Ordering::SeqCst) {
-            c.recorded.fetch_sub(1, Ordering::SeqCst);
+            c.recorded.fetch_sub(n, Ordering::SeqCst);
             return Err(CoreError::RecorderClosed);
         }
         Ok(())
@@ -189,7 +189,8 @@ impl Recorder {
     /// Pushes without waiting.
     #[inline]
     pub fn try_push(&self, rec: Record) -> Result<Pushed> {
-        self.reserve()?;
+        let n = rec.event_count() as u64;
+        self.reserve(n)?;
         let c = &self.shared.counters;
         match self.tx.try_send(rec) {
             Ok(()) => {
@@ -197,16 +198,16 @@ impl Recorder {
                 Ok(Pushed::Queued)
             }
             Err(TrySendError::Full(rec)) => {
-                c.recorded.fetch_sub(1, Ordering::SeqCst);
+                c.recorded.fetch_sub(n, Ordering::SeqCst);
                 if self.overflow == Overflow::Drop {
-                    c.dropped.fetch_add(1, Ordering::Relaxed);
+                    c.dropped.fetch_add(n, Ordering::Relaxed);
                     Ok(Pushed::Dropped)
                 } else {
                     Ok(Pushed::Full(rec))
                 }
             }
             Err(TrySendError::Disconnected(_)) => {
-                c.recorded.fetch_sub(1, Ordering::SeqCst);
+                c.recorded.fetch_sub(n, Ordering::SeqCst);
                 Err(CoreError::RecorderClosed)
             }
         }
@@ -214,9 +215,10 @@ impl Recorder {
 
     /// Pushes, waiting for room in the queue.
     pub fn push_blocking(&self, rec: Record) -> Result<()> {
-        self.reserve()?;
+        let n = rec.event_count() as u64;
+        self.reserve(n)?;
         if self.tx.send(rec).is_err() {
-            self.shared.counters.recorded.fetch_sub(1, Ordering::SeqCst);
+            self.shared.counters.recorded.fetch_sub(n, Ordering::SeqCst);
             return Err(CoreError::RecorderClosed);
         }
         self.note_depth();
@@ -369,15 +371,13 @@ impl FlushThread {
     }
 
     fn seal(&mut self, rec: Record, pending: &mut Vec<Arc<TraceEvent>>) {
-        match self.chains.seal(rec) {
-            Some(event) => pending.push(Arc::new(event)),
-            None => {
-                // A record for a session without a chain: the runtime never
-                // sends one; count it so that `flush()` still completes.
-                let c = &self.shared.counters;
-                c.orphaned.fetch_add(1, Ordering::Relaxed);
-                c.written.fetch_add(1, Ordering::SeqCst);
-            }
+        let n = rec.event_count() as u64;
+        if self.chains.seal(rec, pending) == 0 && n > 0 {
+            // A record for a session without a chain: the runtime never
+            // sends one; count it so that `flush()` still completes.
+            let c = &self.shared.counters;
+            c.orphaned.fetch_add(n, Ordering::Relaxed);
+            c.written.fetch_add(n, Ordering::SeqCst);
         }
     }
 

@@ -12,14 +12,17 @@ use parking_lot::RwLock;
 use uuid::Uuid;
 
 use crate::canonical::write_str;
-use crate::chain::{ChainStart, Record, SpanRef};
+use crate::chain::{Body, ChainStart, Record, SpanRef};
 use crate::error::{CoreError, Result};
 use crate::event::{EventType, TraceEvent};
 use crate::hash::GENESIS_HASH;
 use crate::ids::new_v7;
 use crate::jsonl::JsonlSinkFactory;
+use crate::limits::Limits;
 use crate::memory::{EventQuery, MemorySink, MemoryStore, DEFAULT_MEMORY_LIMIT};
 use crate::recorder::{Pushed, Recorder, RecorderConfig, RecorderStats};
+use crate::registry::Registry;
+use crate::resolution_store::{ResolutionStore, DEFAULT_MAX_RESOLUTIONS};
 use crate::session::{Session, SessionStatus};
 use crate::sink::{Sink, SinkFactory};
 use crate::time::{Micros, SharedClock, SystemClock};
@@ -44,7 +47,13 @@ pub struct RuntimeConfig {
     pub recorder: RecorderConfig,
     pub memory_limit: usize,
     pub trace_file: Option<PathBuf>,
+    /// Largest accepted distance between a request's timestamp and the
+    /// clock, in microseconds; `None` disables the check.
+    pub clock_skew: Option<Micros>,
+    pub max_resolutions: usize,
 }
+
+pub const DEFAULT_CLOCK_SKEW: Micros = 300 * 1_000_000;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -52,6 +61,8 @@ impl Default for RuntimeConfig {
             recorder: RecorderConfig::default(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             trace_file: None,
+            clock_skew: Some(DEFAULT_CLOCK_SKEW),
+            max_resolutions: DEFAULT_MAX_RESOLUTIONS,
         }
     }
 }
@@ -67,6 +78,9 @@ pub struct Runtime {
     memory: ArcSwap<MemoryStore>,
     /// Swapped whole in a forked child (a lock held at fork time stays held).
     sessions: ArcSwap<SessionTable>,
+    pub(crate) registry: Registry,
+    pub(crate) limits: Limits,
+    pub(crate) resolutions: ResolutionStore,
 }
 
 type SessionTable = RwLock<HashMap<Uuid, Arc<Session>>>;
@@ -84,12 +98,15 @@ impl Runtime {
         factories.extend(extra_sinks);
         let (recorder, memory) = open_recorder(&config, &factories)?;
         Ok(Runtime {
-            config,
             clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
             factories,
             recorder: ArcSwap::from_pointee(recorder),
             memory: ArcSwap::new(memory),
             sessions: ArcSwap::from_pointee(RwLock::new(HashMap::new())),
+            registry: Registry::new(),
+            limits: Limits::new(),
+            resolutions: ResolutionStore::new(config.max_resolutions),
+            config,
         })
     }
 
@@ -216,8 +233,7 @@ impl Runtime {
             session_id: session.session_id,
             span,
             micros: self.now(),
-            event_type,
-            payload,
+            body: Body::One(event_type, payload),
             start: None,
             ends_chain: false,
         }

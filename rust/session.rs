@@ -1,6 +1,7 @@
 //! Sessions: who acts, for what goal, on which chain; and the gate that
 //! keeps an ended session from accepting anything more.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -39,6 +40,8 @@ pub struct Session {
     gate: AtomicU64,
     ended_micros: AtomicI64,
     end_reason: Mutex<Option<String>>,
+    /// Request ids received in this session (a repeat is a duplicate).
+    request_ids: Mutex<HashSet<Uuid>>,
 }
 
 impl Session {
@@ -62,6 +65,7 @@ impl Session {
             gate: AtomicU64::new(0),
             ended_micros: AtomicI64::new(0),
             end_reason: Mutex::new(None),
+            request_ids: Mutex::new(HashSet::new()),
         }
     }
 
@@ -79,6 +83,16 @@ impl Session {
 
     pub fn end_reason(&self) -> Option<String> {
         self.end_reason.lock().clone()
+    }
+
+    /// Claims a request id; false if this session has seen it already.
+    pub fn claim_request(&self, id: Uuid) -> bool {
+        self.request_ids.lock().insert(id)
+    }
+
+    /// Gives a claimed request id back (the request failed).
+    pub fn release_request(&self, id: &Uuid) {
+        self.request_ids.lock().remove(id);
     }
 
     /// Runs `f` while the session is held open; an ended session refuses.

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::canonical::to_canonical;
+use crate::canonical::text_to_canonical;
 use crate::error::{CoreError, Result};
 use crate::hash::HashInput;
 use crate::verify::{ChainVerification, ChainVerifier, EventText};
@@ -50,12 +50,11 @@ impl<'a> RawEvent<'a> {
 
     /// The canonical payload text (re-serialised, so any writer's spacing works).
     pub fn canonical_payload(&self) -> std::result::Result<String, String> {
-        let v: serde_json::Value =
-            serde_json::from_str(self.payload.get()).map_err(|e| e.to_string())?;
-        if !v.is_object() {
+        let text = self.payload.get();
+        if !text.starts_with('{') {
             return Err("payload is not a JSON object".into());
         }
-        to_canonical(&v).map_err(|e| e.to_string())
+        text_to_canonical(text).map_err(|e| e.to_string())
     }
 
     pub fn text<'b>(&'b self, payload: &'b str) -> EventText<'b> {

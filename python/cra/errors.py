@@ -3,7 +3,7 @@ protocol's code, category, HTTP status, JSON path and recoverable flag."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type
+from typing import Any, Dict, Optional, Sequence, Tuple, Type
 
 __all__ = [
     "CraError",
@@ -47,6 +47,14 @@ class CraError(Exception):
         if path is not None:
             self.details.setdefault("path", path)
         self.request_id = request_id
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        """Every fault found, each with its JSON pointer `path` and `message`."""
+        found = self.details.get("errors")
+        if found:
+            return list(found)
+        return [{"path": self.path or "", "message": self.message}]
 
     def to_dict(self) -> Dict[str, Any]:
         """The protocol's error body: `{"error": {...}}`."""
@@ -130,8 +138,16 @@ _BY_CODE: Dict[str, Type[CraError]] = {"TRACE_SINK_FAILED": SinkError}
 
 
 def _from_core(
-    code: str, category: str, message: str, path: Optional[str], recoverable: bool
+    code: str,
+    category: str,
+    message: str,
+    path: Optional[str],
+    recoverable: bool,
+    faults: Sequence[Tuple[str, str]] = (),
 ) -> CraError:
     """Called by the Rust core to build the exception for one of its errors."""
     cls = _BY_CODE.get(code) or _BY_CATEGORY.get(category, CraError)
-    return cls(message, code=code, path=path, recoverable=recoverable)
+    details: Dict[str, Any] = {}
+    if faults:
+        details["errors"] = [{"path": p, "message": m} for p, m in faults]
+    return cls(message, code=code, path=path, recoverable=recoverable, details=details)

@@ -4,16 +4,19 @@ resolution and execution)."""
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import weakref
-from typing import Any, Dict, Iterable, List, Optional, Protocol, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Union
 
 from . import _core
+from .carp import AtlasInfo, CARPResolution
 from .trace import ChainVerification, TRACEEvent
 
 __all__ = ["Runtime", "TraceSink"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+AtlasSource = Union[PathLike, Mapping[str, Any]]
 
 
 class TraceSink(Protocol):
@@ -60,6 +63,8 @@ class Runtime:
         queue_capacity: int = 65_536,
         overflow: str = "block",
         memory_limit: int = 1_000_000,
+        atlases: Iterable[AtlasSource] = (),
+        clock_skew_seconds: Optional[float] = 300.0,
     ) -> None:
         self._core = _core.Runtime(
             hash_algorithm=hash_algorithm,
@@ -68,10 +73,44 @@ class Runtime:
             queue_capacity=queue_capacity,
             overflow=overflow,
             memory_limit=memory_limit,
+            clock_skew_seconds=clock_skew_seconds,
         )
         # The hot path goes straight to the core, with no Python frame between.
         self.record = self._core.record
         _LIVE.add(self)
+        for source in atlases:
+            self.load_atlas(source)
+
+    # -- atlases ----------------------------------------------------------
+    def load_atlas(
+        self, source: AtlasSource, *, replace: bool = False, base_dir: Optional[PathLike] = None
+    ) -> AtlasInfo:
+        """Loads an atlas from a manifest file, an atlas directory or a dict.
+        Loading an id that is loaded already is a conflict unless `replace`."""
+        if isinstance(source, Mapping):
+            base = os.fspath(base_dir) if base_dir is not None else None
+            info = self._core.load_atlas(dict(source), replace, base)
+        else:
+            info = self._core.load_atlas(os.fspath(source), replace, None)
+        return AtlasInfo._from_core(info)
+
+    def unload_atlas(self, atlas_id: str) -> None:
+        """Removes an atlas with all of its actions, policies and context."""
+        self._core.unload_atlas(atlas_id)
+
+    def atlases(self) -> List[AtlasInfo]:
+        """The loaded atlases, in load order."""
+        return [AtlasInfo._from_core(d) for d in self._core.atlases()]
+
+    def atlas_manifest(self, atlas_id: str) -> Dict[str, Any]:
+        """The merged manifest of a loaded atlas."""
+        out: Dict[str, Any] = json.loads(self._core.atlas_manifest(atlas_id))
+        return out
+
+    # -- CARP -------------------------------------------------------------
+    def resolve(self, request: Mapping[str, Any]) -> CARPResolution:
+        """Resolves a CARP/1.0 request: which actions, with which context."""
+        return CARPResolution(self._core.resolve(request))
 
     # -- sessions ---------------------------------------------------------
     def create_session(

@@ -214,9 +214,5 @@ pub fn canonical_json(value: &Bound<'_, PyAny>) -> PyResult<String> {
 /// Canonical JSON of a JSON document given as text (parsed by the core).
 #[pyfunction]
 pub fn canonical_json_text(py: Python<'_>, text: &str) -> PyResult<String> {
-    let parsed: std::result::Result<serde_json::Value, _> = serde_json::from_str(text);
-    let value = parsed
-        .map_err(|e| invalid("", format!("not JSON: {e}")))
-        .py()?;
-    py.detach(|| canonical::to_canonical(&value)).py()
+    py.detach(|| canonical::text_to_canonical(text)).py()
 }

@@ -16,12 +16,18 @@ pub fn to_py(err: CoreError) -> PyErr {
                     .getattr("_from_core")
                     .map(Bound::unbind)
             })?;
+            let faults: Vec<(&str, &str)> = err
+                .faults()
+                .iter()
+                .map(|f| (f.path.as_str(), f.message.as_str()))
+                .collect();
             let exc = factory.bind(py).call1((
                 err.code(),
                 err.category().as_str(),
                 err.message(),
                 err.path(),
                 err.recoverable(),
+                faults,
             ))?;
             Ok(PyErr::from_value(exc))
         };

@@ -99,3 +99,15 @@ pub fn event_hash(
     };
     Ok(to_hex(&input.hash(alg)))
 }
+
+/// A new lower-case UUIDv7 string.
+#[pyfunction]
+pub fn new_id() -> String {
+    crate::ids::new_v7(crate::time::Clock::now_micros(&crate::time::SystemClock)).to_string()
+}
+
+/// The current time as RFC 3339 UTC with six fractional digits and `Z`.
+#[pyfunction]
+pub fn now_timestamp() -> String {
+    crate::time::format_timestamp(crate::time::Clock::now_micros(&crate::time::SystemClock))
+}

@@ -1,11 +1,14 @@
 //! PyO3 glue: the private extension module `cra._core`. Only conversion and
 //! GIL handling live here; every rule lives in the plain-Rust core.
 
+mod carp;
 mod convert;
 mod errors;
 mod event;
+mod resolution;
 mod runtime;
 mod sink;
+mod value;
 mod verify;
 
 use pyo3::prelude::*;
@@ -18,10 +21,15 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<runtime::Runtime>()?;
     m.add_class::<verify::ChainReport>()?;
     m.add_class::<verify::FileReport>()?;
+    m.add_class::<resolution::Resolution>()?;
+    m.add_class::<carp::PreparedResolver>()?;
+    m.add_function(wrap_pyfunction!(carp::check_request, m)?)?;
     m.add_function(wrap_pyfunction!(convert::canonical_json, m)?)?;
     m.add_function(wrap_pyfunction!(convert::canonical_json_text, m)?)?;
     m.add_function(wrap_pyfunction!(verify::verify_jsonl, m)?)?;
     m.add_function(wrap_pyfunction!(verify::verify_events, m)?)?;
     m.add_function(wrap_pyfunction!(event::event_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(event::new_id, m)?)?;
+    m.add_function(wrap_pyfunction!(event::now_timestamp, m)?)?;
     Ok(())
 }

@@ -85,7 +85,7 @@ impl Runtime {
 #[pymethods]
 impl Runtime {
     #[new]
-    #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096))]
+    #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096, clock_skew_seconds=Some(300.0), max_resolutions=100_000))]
     fn new(
         py: Python<'_>,
         hash_algorithm: &str,
@@ -95,7 +95,20 @@ impl Runtime {
         overflow: &str,
         memory_limit: usize,
         batch_max: usize,
+        clock_skew_seconds: Option<f64>,
+        max_resolutions: usize,
     ) -> PyResult<Self> {
+        let clock_skew = match clock_skew_seconds {
+            None => None,
+            Some(s) if s.is_finite() && s >= 0.0 => Some((s * 1e6) as i64),
+            Some(s) => {
+                return Err(super::errors::to_py(CoreError::invalid(
+                    "INVALID_OPTION",
+                    "/clock_skew_seconds",
+                    format!("must be a number of seconds >= 0 or None, not {s}"),
+                )))
+            }
+        };
         let config = RuntimeConfig {
             recorder: RecorderConfig {
                 capacity: queue_capacity,
@@ -105,6 +118,8 @@ impl Runtime {
             },
             memory_limit,
             trace_file,
+            clock_skew,
+            max_resolutions,
         };
         let extra: Vec<Arc<dyn SinkFactory>> = sinks
             .into_iter()

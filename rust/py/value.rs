@@ -1,0 +1,96 @@
+//! Python values to `serde_json::Value` (for requests, atlases, parameters).
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+
+use crate::canonical::{push_index, push_key, too_deep, MAX_DEPTH};
+use crate::error::{CoreError, Result};
+
+fn invalid(code: &'static str, path: &str, message: String) -> CoreError {
+    CoreError::invalid(code, path, message)
+}
+
+/// Converts a JSON-like Python value; `code` names the error for bad input.
+pub fn to_value(obj: &Bound<'_, PyAny>, code: &'static str) -> Result<Value> {
+    convert(obj, &mut String::new(), 0, code)
+}
+
+fn convert(
+    obj: &Bound<'_, PyAny>,
+    path: &mut String,
+    depth: usize,
+    code: &'static str,
+) -> Result<Value> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep(path));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        let text = s
+            .to_cow()
+            .map_err(|e| invalid(code, path, format!("string is not valid Unicode: {e}")))?;
+        return Ok(Value::String(text.into_owned()));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::Number(i.into()));
+        }
+        let text: String = obj
+            .py()
+            .get_type::<PyInt>()
+            .call_method1("__repr__", (obj,))
+            .and_then(|r| r.extract())
+            .map_err(|e| invalid(code, path, e.to_string()))?;
+        return serde_json::from_str(&text).map_err(|e| invalid(code, path, e.to_string()));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Number::from_f64(f.value())
+            .map(Value::Number)
+            .ok_or_else(|| invalid(code, path, format!("{} is not valid JSON", f.value())));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut m = Map::new();
+        for (k, v) in d.iter() {
+            let Ok(ks) = k.cast::<PyString>() else {
+                return Err(invalid(code, path, "object keys must be strings".into()));
+            };
+            let key = ks
+                .to_cow()
+                .map_err(|e| invalid(code, path, e.to_string()))?
+                .into_owned();
+            let len = path.len();
+            push_key(path, &key);
+            let value = convert(&v, path, depth + 1, code)?;
+            path.truncate(len);
+            m.insert(key, value);
+        }
+        return Ok(Value::Object(m));
+    }
+    let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(l) = obj.cast::<PyList>() {
+        Some(l.iter().collect())
+    } else {
+        obj.cast::<PyTuple>().ok().map(|t| t.iter().collect())
+    };
+    if let Some(items) = items {
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let len = path.len();
+            push_index(path, i);
+            out.push(convert(item, path, depth + 1, code)?);
+            path.truncate(len);
+        }
+        return Ok(Value::Array(out));
+    }
+    let name = obj
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(invalid(code, path, format!("a {name} is not JSON")))
+}

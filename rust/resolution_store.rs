@@ -1,0 +1,69 @@
+//! Resolutions kept for execute: bounded in count, expiring with their TTL.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::resolution::Resolution;
+use crate::time::Micros;
+
+pub const DEFAULT_MAX_RESOLUTIONS: usize = 100_000;
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<Uuid, Arc<Resolution>>,
+    order: VecDeque<(Micros, Uuid)>,
+}
+
+pub struct ResolutionStore {
+    max: usize,
+    inner: Mutex<Inner>,
+}
+
+/// Why a resolution cannot be used.
+pub enum Lookup {
+    Found(Arc<Resolution>),
+    Expired,
+    Missing,
+}
+
+impl ResolutionStore {
+    pub fn new(max: usize) -> Self {
+        ResolutionStore {
+            max: max.max(1),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub fn insert(&self, r: Arc<Resolution>, now: Micros) {
+        let mut inner = self.inner.lock();
+        // Drop the oldest first: expired ones, then any past the bound.
+        while let Some(&(expires, id)) = inner.order.front() {
+            if expires > now && inner.order.len() < self.max {
+                break;
+            }
+            inner.order.pop_front();
+            inner.by_id.remove(&id);
+        }
+        inner.order.push_back((r.expires_at, r.resolution_id));
+        inner.by_id.insert(r.resolution_id, r);
+    }
+
+    pub fn get(&self, id: &Uuid, now: Micros) -> Lookup {
+        match self.inner.lock().by_id.get(id) {
+            Some(r) if r.expires_at > now => Lookup::Found(Arc::clone(r)),
+            Some(_) => Lookup::Expired,
+            None => Lookup::Missing,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
