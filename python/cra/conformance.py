@@ -1,0 +1,267 @@
+"""The protocol conformance suite: data-driven cases in `specs/conformance/`,
+run against this implementation, reported in the protocol's format."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from . import __version__, _core
+from .carp import now_timestamp
+from .errors import CraError
+from .runtime import Runtime
+from .trace import verify_jsonl
+
+__all__ = ["run_suite", "run", "match"]
+
+DYNAMIC = "$dynamic"
+
+
+class Mismatch(AssertionError):
+    pass
+
+
+def match(actual: Any, expected: Any, path: str = "", exact: bool = False) -> None:
+    """Checks `actual` against `expected`: `"$dynamic"` matches anything;
+    objects match on the expected keys (all keys when `exact`); arrays match
+    element by element and in length; other values must be equal and of the
+    same JSON type."""
+    if expected == DYNAMIC:
+        return
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            raise Mismatch(f"{path or '/'}: expected an object, got {actual!r}")
+        if exact and set(actual) != set(expected):
+            raise Mismatch(
+                f"{path or '/'}: keys differ: extra {sorted(set(actual) - set(expected))}, "
+                f"missing {sorted(set(expected) - set(actual))}"
+            )
+        for k, v in expected.items():
+            if k not in actual:
+                raise Mismatch(f"{path}/{k}: missing")
+            match(actual[k], v, f"{path}/{k}", exact)
+    elif isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            raise Mismatch(f"{path or '/'}: expected {len(expected)} items, got {actual!r}")
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            match(a, e, f"{path}/{i}", exact)
+    elif actual != expected or isinstance(actual, bool) != isinstance(expected, bool):
+        raise Mismatch(f"{path or '/'}: expected {expected!r}, got {actual!r}")
+
+
+def _substitute(value: Any, names: Dict[str, str]) -> Any:
+    if isinstance(value, str) and value in names:
+        return names[value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, names) for v in value]
+    return value
+
+
+class Case:
+    def __init__(self, data: Dict[str, Any], base: Path) -> None:
+        self.data, self.base = data, base
+        self.id: str = data["id"]
+        self.kind: str = data["kind"]
+
+    def atlas_source(self, src: Any) -> Any:
+        return str(self.base / src) if isinstance(src, str) else src
+
+
+def _case_request(case: Case) -> None:
+    faults = _core.check_request(case.data["request"])
+    exp = case.data["expect"]
+    if exp["valid"]:
+        if faults:
+            raise Mismatch(f"expected valid, got faults {faults}")
+        return
+    paths = [p for p, _ in faults]
+    for p in exp.get("paths", []):
+        if p not in paths:
+            raise Mismatch(f"expected a fault at {p}, got {faults}")
+    if not faults:
+        raise Mismatch("expected invalid, got valid")
+
+
+def _case_atlas(case: Case) -> None:
+    exp = case.data["expect"]
+    with Runtime() as rt:
+        try:
+            for dep in case.data.get("load_first", []):
+                rt.load_atlas(case.atlas_source(dep))
+            rt.load_atlas(case.atlas_source(case.data["atlas"]))
+        except CraError as e:
+            if exp["valid"]:
+                raise Mismatch(f"expected valid, got {e.code}: {e}") from None
+            paths = [f["path"] for f in e.errors]
+            for p in exp.get("paths", []):
+                if p not in paths:
+                    raise Mismatch(f"expected a fault at {p}, got {e.errors}") from None
+            if "code" in exp and e.code != exp["code"]:
+                raise Mismatch(f"expected {exp['code']}, got {e.code}") from None
+            return
+        if not exp["valid"]:
+            raise Mismatch("expected the atlas to be rejected, it loaded")
+
+
+def _case_hash(case: Case) -> None:
+    ev = case.data["event"]
+    payload = _core.canonical_json(ev["payload"])
+    for alg, want in case.data["expect"].items():
+        got = _core.event_hash(
+            alg, ev["trace_version"], ev["event_id"], ev["trace_id"], ev["span_id"],
+            ev["parent_span_id"], ev["session_id"], ev["sequence"], ev["timestamp"],
+            ev["event_type"], payload, ev["previous_event_hash"],
+        )
+        if got != want:
+            raise Mismatch(f"{alg}: expected {want}, got {got}")
+
+
+def _case_chain(case: Case) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "case.trace.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            for ev in case.data["events"]:
+                f.write(json.dumps(ev) + "\n")
+        r = verify_jsonl(path)
+    exp = case.data["expect"]
+    chains = list(r.sessions.values())
+    got = chains[0] if chains else None
+    actual = {
+        "valid": r.valid,
+        "error": got.error if got else None,
+        "index": got.index if got else None,
+    }
+    match(actual, exp)
+
+
+def _events(rt: Runtime, sid: str, start: int) -> List[Dict[str, Any]]:
+    return [{"event_type": e.event_type, "payload": e.payload} for e in rt.events(sid)[start:]]
+
+
+def _case_resolve(case: Case) -> None:
+    d = case.data
+    sess = d.get("session", {})
+    with Runtime(clock_skew_seconds=None) as rt:
+        for src in d.get("atlases", []):
+            rt.load_atlas(case.atlas_source(src))
+        sid = rt.create_session(
+            agent_id=sess.get("agent_id", "conformance-agent"), goal=sess.get("goal", "conformance")
+        )
+        for n, step in enumerate(d["steps"]):
+            before = 0 if step.get("events_from_start") else len(rt.events(sid))
+            request = _substitute(step["request"], {"$session": sid, "$now": now_timestamp()})
+            exp = step["expect"]
+            try:
+                res = rt.resolve(request)
+            except CraError as e:
+                if "error" not in exp:
+                    raise Mismatch(f"step {n}: {e.code}: {e}") from None
+                match({"code": e.code, "path": e.path}, exp["error"], f"/steps/{n}/error")
+            else:
+                if "error" in exp:
+                    raise Mismatch(f"step {n}: expected error {exp['error']}, got {res!r}")
+                if "resolution" in exp:
+                    match(res.to_dict(), exp["resolution"], "", exact=exp.get("exact", False))
+            if "events" in exp:
+                match(_events(rt, sid, before), exp["events"], f"/steps/{n}/events")
+        v = rt.verify(sid)
+        if not v.valid:
+            raise Mismatch(f"the trace does not verify: {v}")
+
+
+RUNNERS: Dict[str, Callable[[Case], None]] = {
+    "request": _case_request,
+    "atlas": _case_atlas,
+    "hash": _case_hash,
+    "chain": _case_chain,
+    "resolve": _case_resolve,
+}
+
+
+def load_cases(directory: Path) -> List[Case]:
+    cases: List[Case] = []
+    for path in sorted(directory.rglob("*.json")):
+        if "atlases" in path.relative_to(directory).parts:
+            continue
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for data in doc.get("cases", []):
+            cases.append(Case(data, directory))
+    return cases
+
+
+def run_suite(directory: Path) -> Dict[str, Any]:
+    """Runs every case in `directory`; returns the protocol's report."""
+    started, t0 = now_timestamp(), time.perf_counter()
+    results: List[Dict[str, Any]] = []
+    for case in load_cases(directory):
+        runner = RUNNERS.get(case.kind)
+        c0 = time.perf_counter()
+        entry: Dict[str, Any] = {"test_id": case.id}
+        if runner is None:
+            entry["status"] = "skipped"
+            entry["error"] = f"no runner for kind {case.kind!r}"
+        else:
+            try:
+                runner(case)
+                entry["status"] = "passed"
+            except Exception as e:  # noqa: BLE001 - every failure is reported
+                entry["status"] = "failed"
+                entry["error"] = f"{type(e).__name__}: {e}"
+        entry["duration_ms"] = round((time.perf_counter() - c0) * 1000, 3)
+        results.append(entry)
+    counts = {s: sum(r["status"] == s for r in results) for s in ("passed", "failed", "skipped")}
+    level = "full" if counts["failed"] == 0 and counts["skipped"] == 0 else (
+        "partial" if counts["failed"] == 0 else "non_conformant"
+    )
+    return {
+        "implementation": "cra",
+        "version": __version__,
+        "conformance_level": level,
+        "test_run": {
+            "timestamp": started,
+            "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
+            "total": len(results),
+            **counts,
+        },
+        "results": results,
+    }
+
+
+def default_cases_dir() -> Optional[Path]:
+    env = os.environ.get("CRA_CONFORMANCE_DIR")
+    candidates: List[Path] = [Path(env)] if env else []
+    candidates += [Path.cwd() / "specs" / "conformance", Path(__file__).resolve().parents[2] / "specs" / "conformance"]
+    return next((p for p in candidates if p.is_dir()), None)
+
+
+def run(args: argparse.Namespace) -> int:
+    directory = Path(args.cases) if args.cases else default_cases_dir()
+    if directory is None or not directory.is_dir():
+        print("error: no conformance cases found; pass --cases DIR", file=sys.stderr)
+        return 2
+    report = run_suite(directory)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        run_ = report["test_run"]
+        for r in report["results"]:
+            mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[r["status"]]
+            line = f"  {mark} {r['test_id']}"
+            if r["status"] != "passed":
+                line += f"  — {r.get('error', '')}"
+            print(line)
+        print(
+            f"conformance: {run_['passed']} passed, {run_['failed']} failed, "
+            f"{run_['skipped']} skipped ({report['conformance_level']}, {run_['duration_ms']:.0f} ms)"
+        )
+    return 0 if report["test_run"]["failed"] == 0 else 1
+
+
