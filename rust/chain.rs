@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::event::{EventType, TraceEvent};
 use crate::hash::HashAlgorithm;
 use crate::ids::new_v7;
-use crate::time::{format_timestamp, Micros};
+use crate::time::{Micros, StampCache};
 
 /// Which span a record belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,7 @@ struct ChainState {
 pub struct Chains {
     algorithm: HashAlgorithm,
     open: HashMap<Uuid, ChainState>,
+    stamps: StampCache,
 }
 
 impl Chains {
@@ -99,6 +100,7 @@ impl Chains {
         Chains {
             algorithm,
             open: HashMap::new(),
+            stamps: StampCache::default(),
         }
     }
 
@@ -129,7 +131,7 @@ impl Chains {
             SpanRef::Fresh => (new_v7(rec.micros), Some(state.root_span)),
             SpanRef::Child(id) => (id, Some(state.root_span)),
         };
-        let timestamp = format_timestamp(rec.micros);
+        let timestamp = self.stamps.stamp(rec.micros);
         let before = out.len();
         let mut emit = |event_type: EventType, payload: Box<str>| {
             let mut event = TraceEvent {
@@ -139,7 +141,7 @@ impl Chains {
                 parent_span_id,
                 session_id: rec.session_id,
                 sequence: state.next_sequence,
-                timestamp: timestamp.as_str().into(),
+                timestamp,
                 event_type,
                 payload,
                 event_hash: [0; 32],

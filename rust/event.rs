@@ -1,11 +1,12 @@
 //! A sealed TRACE/1.0 event: numbered, hashed and chained.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::hash::{to_hex, HashAlgorithm, HashInput};
 use crate::ids::write_uuid;
+use crate::time::Stamp;
 use crate::verify::EventText;
 
 pub const TRACE_VERSION: &str = "1.0";
@@ -29,7 +30,48 @@ pub const STANDARD_EVENT_TYPES: &[&str] = &[
     "error.occurred",
 ];
 
-pub type EventType = Cow<'static, str>;
+/// An event type: a protocol name (static) or a caller's `x.` type (shared,
+/// so recording the same custom type again does not allocate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventType {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl std::ops::Deref for EventType {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        match self {
+            EventType::Static(s) => s,
+            EventType::Shared(s) => s,
+        }
+    }
+}
+
+impl From<&'static str> for EventType {
+    fn from(s: &'static str) -> Self {
+        EventType::Static(s)
+    }
+}
+
+impl PartialEq<str> for EventType {
+    fn eq(&self, other: &str) -> bool {
+        &**self == other
+    }
+}
+
+impl PartialEq<&str> for EventType {
+    fn eq(&self, other: &&str) -> bool {
+        &**self == *other
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceEvent {
@@ -40,7 +82,7 @@ pub struct TraceEvent {
     pub session_id: Uuid,
     pub sequence: u64,
     /// The timestamp exactly as hashed and written.
-    pub timestamp: Box<str>,
+    pub timestamp: Stamp,
     pub event_type: EventType,
     /// Canonical JSON of the payload, exactly as hashed and written.
     pub payload: Box<str>,
@@ -101,7 +143,7 @@ impl TraceEvent {
             parent_span_id: ids.parent.as_ref().map(s),
             session_id: s(&ids.session),
             sequence: self.sequence,
-            timestamp: &self.timestamp,
+            timestamp: self.timestamp.as_str(),
             event_type: &self.event_type,
             canonical_payload: &self.payload,
             previous_event_hash: prev,

@@ -23,7 +23,8 @@ use crate::sink::Sink;
 pub enum Overflow {
     /// Wait for room; nothing is ever dropped.
     Block,
-    /// Drop the record and count it in `stats().dropped`.
+    /// Drop the record and count it in `stats().dropped` (never a
+    /// chain's first or last record: those wait for room).
     Drop,
 }
 
@@ -199,7 +200,9 @@ impl Recorder {
             }
             Err(TrySendError::Full(rec)) => {
                 c.recorded.fetch_sub(n, Ordering::SeqCst);
-                if self.overflow == Overflow::Drop {
+                // A record that opens or closes a chain is never dropped:
+                // without it every later event of the session is lost.
+                if self.overflow == Overflow::Drop && rec.start.is_none() && !rec.ends_chain {
                     c.dropped.fetch_add(n, Ordering::Relaxed);
                     Ok(Pushed::Dropped)
                 } else {

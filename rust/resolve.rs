@@ -104,6 +104,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// Records the rate_limit and budget policies that apply to an action
+    /// needing approval, without letting them decide.
+    fn limits_after_approval(&mut self, rest: &[PolicyRef], e: &mut Evaluation) {
+        for &r in rest {
+            let p = self.snap.policy(r);
+            if !matches!(p.kind, PolicyType::RateLimit | PolicyType::Budget)
+                || !self.in_candidates[r.atlas as usize]
+                || !p.conditions_hold(self.risk, &self.req.agent_id)
+            {
+                continue;
+            }
+            self.constrain(r);
+            if p.kind == PolicyType::RateLimit && e.rate_limit.is_none() {
+                e.rate_limit = Some(r);
+            }
+        }
+    }
+
     /// The deciding policy of one action.
     fn evaluate(&mut self, atlas: u32, action: u32) -> Evaluation {
         let mut e = Evaluation {
@@ -114,8 +132,10 @@ impl Ctx<'_> {
             deny: Some(DenyReason::Default),
             rate_limit: None,
         };
-        let action_id = &self.snap.atlases[atlas as usize].actions[action as usize].action_id;
-        for &r in &self.snap.compiled.action_policies[atlas as usize][action as usize] {
+        let snap = self.snap;
+        let action_id = &snap.atlases[atlas as usize].actions[action as usize].action_id;
+        let list = &snap.compiled.action_policies[atlas as usize][action as usize];
+        for (i, &r) in list.iter().enumerate() {
             if !self.in_candidates[r.atlas as usize] {
                 continue;
             }
@@ -134,6 +154,9 @@ impl Ctx<'_> {
                     e.outcome = Outcome::NeedsApproval;
                     e.policy = Some(r);
                     e.deny = None;
+                    // Once approved, the action's rate limits and budgets
+                    // still hold: they constrain it (and name its rate_limit).
+                    self.limits_after_approval(&list[i + 1..], &mut e);
                     return e;
                 }
                 PolicyType::RateLimit | PolicyType::Budget => {

@@ -171,7 +171,11 @@ impl Runtime {
             previous_hash: [0; 32],
         });
         debug_assert_eq!(GENESIS_HASH.len(), 64);
-        self.push(&session, rec, wait)?;
+        if let Err(e) = self.push(&session, rec, wait) {
+            // Nothing was recorded (e.g. the recorder is closed): leave no session.
+            self.sessions.load().write().remove(&session_id);
+            return Err(e);
+        }
         Ok(session)
     }
 

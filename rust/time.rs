@@ -65,6 +65,59 @@ pub fn format_timestamp(micros: Micros) -> String {
     }
 }
 
+/// A timestamp in the one written form: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stamp([u8; 27]);
+
+impl Stamp {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("1970-01-01T00:00:00.000000Z")
+    }
+}
+
+impl std::ops::Deref for Stamp {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Formats timestamps, reusing the date-and-second part while it holds.
+#[derive(Default)]
+pub struct StampCache {
+    second: Option<i64>,
+    prefix: [u8; 20],
+}
+
+impl StampCache {
+    pub fn stamp(&mut self, micros: Micros) -> Stamp {
+        let second = micros.div_euclid(1_000_000);
+        if self.second != Some(second) {
+            let full = format_timestamp(second * 1_000_000);
+            match full.as_bytes().get(..20) {
+                Some(p) if full.len() == 27 => self.prefix.copy_from_slice(p),
+                _ => self.prefix.copy_from_slice(b"1970-01-01T00:00:00."),
+            }
+            self.second = Some(second);
+        }
+        let mut out = [0u8; 27];
+        out[..20].copy_from_slice(&self.prefix);
+        let mut frac = micros.rem_euclid(1_000_000);
+        for i in (20..26).rev() {
+            out[i] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        out[26] = b'Z';
+        Stamp(out)
+    }
+}
+
 /// Reads an RFC 3339 timestamp with any offset and precision.
 pub fn parse_timestamp(text: &str, path: &str) -> Result<Micros> {
     DateTime::parse_from_rfc3339(text)
@@ -89,6 +142,23 @@ mod tests {
             "2024-12-28T12:00:00.000250Z"
         );
         assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn the_cache_agrees_with_the_formatter() {
+        let mut c = StampCache::default();
+        for m in [
+            0,
+            1,
+            999_999,
+            1_000_000,
+            1_735_387_200_000_250,
+            1_735_387_200_999_999,
+            1_735_387_201_000_000,
+            -1,
+        ] {
+            assert_eq!(c.stamp(m).as_str(), format_timestamp(m), "{m}");
+        }
     }
 
     #[test]

@@ -206,3 +206,25 @@ fn trim_line(line: &[u8]) -> &[u8] {
     }
     &line[..end]
 }
+
+/// Verifies events given as JSON texts, in order, as one chain (no
+/// grouping by session: a changed session id is a `session_mismatch`).
+pub fn verify_chain_texts<'a>(
+    events: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<ChainVerification> {
+    let mut verifier = ChainVerifier::new();
+    for (i, text) in events.into_iter().enumerate() {
+        let ev = RawEvent::parse(text).map_err(|m| {
+            CoreError::invalid(
+                "CHAIN_INVALID",
+                format!("/{i}"),
+                format!("not a TRACE event: {m}"),
+            )
+        })?;
+        let payload = ev
+            .canonical_payload()
+            .map_err(|m| CoreError::invalid("CHAIN_INVALID", format!("/{i}/payload"), m))?;
+        verifier.push(&ev.text(&payload), None);
+    }
+    Ok(verifier.finish())
+}

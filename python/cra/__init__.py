@@ -18,7 +18,7 @@ from .carp import (
 )
 from .errors import CraError
 from .runtime import Runtime, TraceSink
-from .trace import ChainVerification, FileVerification, TRACEEvent, verify_jsonl
+from .trace import ChainVerification, FileVerification, TRACEEvent, verify_chain, verify_jsonl
 
 __all__ = [
     "__version__",
@@ -39,5 +39,6 @@ __all__ = [
     "TraceSink",
     "canonical_json",
     "errors",
+    "verify_chain",
     "verify_jsonl",
 ]

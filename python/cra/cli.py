@@ -140,6 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="machine-readable report")
     v.set_defaults(func=_cmd_trace_verify)
 
+    atlas = sub.add_parser("atlas", help="work with atlases").add_subparsers(
+        dest="atlas_command", required=True
+    )
+    av = atlas.add_parser("validate", help="validate atlas manifests or directories")
+    av.add_argument("paths", nargs="+", metavar="PATH")
+    av.add_argument("--json", action="store_true", help="machine-readable fault list")
+    av.set_defaults(func=_lazy("cli_carp", "atlas_validate"))
+
+    rs = sub.add_parser("resolve", help="resolve one CARP request against atlases")
+    rs.add_argument("--atlas", action="append", required=True, metavar="PATH")
+    rs.add_argument("--request", required=True, metavar="FILE")
+    rs.add_argument("--session-goal", default=None, metavar="TEXT")
+    rs.add_argument("--trace-out", default=None, metavar="FILE")
+    rs.set_defaults(func=_lazy("cli_carp", "resolve"))
+
     demo = sub.add_parser("demo", help="run the example agent session")
     demo.add_argument("--out", default="cra-traces", help="directory for the trace file")
     demo.set_defaults(func=_lazy("demo", "run"))

@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -16,7 +15,7 @@ from . import __version__, _core
 from .carp import now_timestamp
 from .errors import CraError
 from .runtime import Runtime
-from .trace import verify_jsonl
+from .trace import verify_chain
 
 __all__ = ["run_suite", "run", "match"]
 
@@ -125,21 +124,8 @@ def _case_hash(case: Case) -> None:
 
 
 def _case_chain(case: Case) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "case.trace.jsonl")
-        with open(path, "w", encoding="utf-8") as f:
-            for ev in case.data["events"]:
-                f.write(json.dumps(ev) + "\n")
-        r = verify_jsonl(path)
-    exp = case.data["expect"]
-    chains = list(r.sessions.values())
-    got = chains[0] if chains else None
-    actual = {
-        "valid": r.valid,
-        "error": got.error if got else None,
-        "index": got.index if got else None,
-    }
-    match(actual, exp)
+    v = verify_chain(case.data["events"])
+    match({"valid": v.valid, "error": v.error, "index": v.index}, case.data["expect"])
 
 
 def _events(rt: Runtime, sid: str, start: int) -> List[Dict[str, Any]]:

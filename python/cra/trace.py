@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _core
 
-__all__ = ["TRACEEvent", "ChainVerification", "FileVerification", "verify_jsonl"]
+__all__ = ["TRACEEvent", "ChainVerification", "FileVerification", "verify_chain", "verify_jsonl"]
 
 
 class TRACEEvent:
@@ -186,3 +186,10 @@ def verify_jsonl(
         lines=r.lines,
         event_count=r.event_count,
     )
+
+
+def verify_chain(events: Sequence[Union[Mapping[str, Any], TRACEEvent]]) -> ChainVerification:
+    """Verifies a list of events (dicts as exported, or TRACEEvent) as one
+    chain, in the order given."""
+    texts = [e.to_json() if isinstance(e, TRACEEvent) else json.dumps(e) for e in events]
+    return ChainVerification._from_core(_core.verify_chain_json(texts))

@@ -67,6 +67,22 @@ fn parse_dict(obj: &Bound<'_, PyAny>) -> Result<CarpRequest, CoreError> {
     parse_request(&v)
 }
 
+/// `request["requester"]["session_id"]` of a Python request, if it is a UUID.
+fn session_hint_py(request: &Bound<'_, PyAny>) -> Option<uuid::Uuid> {
+    let requester = request
+        .cast::<PyDict>()
+        .ok()?
+        .get_item("requester")
+        .ok()??;
+    let sid = requester
+        .cast::<PyDict>()
+        .ok()?
+        .get_item("session_id")
+        .ok()??;
+    let text = sid.cast::<PyString>().ok()?.to_cow().ok()?;
+    uuid::Uuid::try_parse(&text).ok()
+}
+
 #[pymethods]
 impl Runtime {
     /// Loads an atlas from a path (manifest or directory) or a dict.
@@ -109,8 +125,20 @@ impl Runtime {
 
     /// Resolves a CARP request (a dict) into a resolution.
     fn resolve(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Resolution> {
-        let v = to_value(request, "INVALID_REQUEST").py()?;
-        self.0.resolve_value(&v, &Detached(py)).map(Resolution).py()
+        let wait = Detached(py);
+        let v = match to_value(request, "INVALID_REQUEST") {
+            Ok(v) => v,
+            // Not JSON at all (NaN, too deep, ...): still an `error.occurred`
+            // in the request's session when it names an open one.
+            Err(e) => {
+                return self
+                    .0
+                    .with_error_event(session_hint_py(request), &wait, || Err(e))
+                    .map(Resolution)
+                    .py()
+            }
+        };
+        self.0.resolve_value(&v, &wait).map(Resolution).py()
     }
 
     /// A resolver bound to one session, for agents that resolve in a loop.

@@ -40,7 +40,7 @@ impl Event {
     }
     #[getter]
     fn timestamp(&self) -> &str {
-        &self.0.timestamp
+        self.0.timestamp.as_str()
     }
     #[getter]
     fn event_type(&self) -> &str {

@@ -1,6 +1,7 @@
 //! PyO3 glue: the private extension module `cra._core`. Only conversion and
 //! GIL handling live here; every rule lives in the plain-Rust core.
 
+mod cache;
 mod carp;
 mod convert;
 mod errors;
@@ -28,6 +29,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert::canonical_json_text, m)?)?;
     m.add_function(wrap_pyfunction!(verify::verify_jsonl, m)?)?;
     m.add_function(wrap_pyfunction!(verify::verify_events, m)?)?;
+    m.add_function(wrap_pyfunction!(verify::verify_chain_json, m)?)?;
     m.add_function(wrap_pyfunction!(event::event_hash, m)?)?;
     m.add_function(wrap_pyfunction!(event::new_id, m)?)?;
     m.add_function(wrap_pyfunction!(event::now_timestamp, m)?)?;

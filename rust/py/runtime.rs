@@ -1,17 +1,16 @@
 //! `cra._core.Runtime`: the core runtime behind a frozen handle. The GIL is
 //! released wherever the call may wait (full queue, flush, close).
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 use crate::chain::SpanRef;
 use crate::error::CoreError;
-use crate::event::{is_custom_event_type, STANDARD_EVENT_TYPES};
+use crate::event::{is_custom_event_type, EventType, STANDARD_EVENT_TYPES};
 use crate::hash::HashAlgorithm;
 use crate::ids::parse_uuid;
 use crate::jsonl::write_events_file;
@@ -21,6 +20,7 @@ use crate::runtime::{Runtime as CoreRuntime, RuntimeConfig, Wait};
 use crate::session::{Session, SessionStatus};
 use crate::sink::SinkFactory;
 
+use super::cache::IdentityCache;
 use super::convert::payload_to_canonical;
 use super::errors::IntoPyResult;
 use super::event::Event;
@@ -37,7 +37,7 @@ impl Wait for Detached<'_> {
 }
 
 #[pyclass(frozen, module = "cra._core", name = "Runtime")]
-pub struct Runtime(pub Arc<CoreRuntime>);
+pub struct Runtime(pub Arc<CoreRuntime>, pub Caches);
 
 fn timeout(seconds: Option<f64>) -> PyResult<Option<Duration>> {
     match seconds {
@@ -75,11 +75,67 @@ fn session_dict<'py>(py: Python<'py>, s: &Session) -> PyResult<Bound<'py, PyDict
     Ok(d)
 }
 
+fn text<'a, 'py>(obj: &'a Bound<'py, PyAny>, path: &str) -> PyResult<&'a Bound<'py, PyString>> {
+    obj.cast::<PyString>().map_err(|_| {
+        super::errors::to_py(CoreError::invalid(
+            "INVALID_REQUEST",
+            path,
+            "must be a string",
+        ))
+    })
+}
+
 impl Runtime {
     fn session(&self, id: &str) -> PyResult<Arc<Session>> {
         let id = parse_uuid(id, "/session_id").py()?;
         self.0.session(&id).py()
     }
+
+    /// The session named by a Python string, remembered by the string's identity.
+    #[inline]
+    fn cached_session(&self, id: &Bound<'_, PyAny>) -> PyResult<Arc<Session>> {
+        let id = text(id, "/session_id")?;
+        if let Some(s) = self.1.sessions.get(id) {
+            return Ok(s);
+        }
+        let session = self.session(&id.to_cow()?)?;
+        self.1.sessions.put(id, Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// A checked custom event type, remembered by the string's identity.
+    #[inline]
+    fn cached_event_type(&self, name: &Bound<'_, PyAny>) -> PyResult<EventType> {
+        let name = text(name, "/event_type")?;
+        if let Some(t) = self.1.event_types.get(name) {
+            return Ok(t);
+        }
+        let text = name.to_cow()?;
+        if !is_custom_event_type(&text) {
+            let why = if STANDARD_EVENT_TYPES.contains(&&*text) {
+                format!(
+                    "{text:?} is emitted by the runtime only; record custom events as \"x.<name>\""
+                )
+            } else {
+                format!("{text:?} is not a custom event type (\"x.\" then letters, digits, '.', '_', ':' or '-')")
+            };
+            return Err(super::errors::to_py(CoreError::invalid(
+                "INVALID_EVENT_TYPE",
+                "/event_type",
+                why,
+            )));
+        }
+        let t = EventType::Shared(Arc::from(&*text));
+        self.1.event_types.put(name, t.clone());
+        Ok(t)
+    }
+}
+
+/// Conversions remembered between calls (see `cache.rs`).
+#[derive(Default)]
+pub struct Caches {
+    sessions: IdentityCache<Arc<Session>>,
+    event_types: IdentityCache<EventType>,
 }
 
 #[pymethods]
@@ -126,7 +182,7 @@ impl Runtime {
             .map(|s| Arc::new(PySinkFactory(Arc::new(s))) as Arc<dyn SinkFactory>)
             .collect();
         let rt = py.detach(|| CoreRuntime::new(config, None, extra)).py()?;
-        Ok(Runtime(Arc::new(rt)))
+        Ok(Runtime(Arc::new(rt), Caches::default()))
     }
 
     #[getter]
@@ -163,30 +219,16 @@ impl Runtime {
     fn record(
         &self,
         py: Python<'_>,
-        session_id: &str,
-        event_type: &str,
+        session_id: &Bound<'_, PyAny>,
+        event_type: &Bound<'_, PyAny>,
         payload: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let session = self.session(session_id)?;
-        if !is_custom_event_type(event_type) {
-            let why = if STANDARD_EVENT_TYPES.contains(&event_type) {
-                format!("{event_type:?} is emitted by the runtime only; record custom events as \"x.<name>\"")
-            } else {
-                format!("{event_type:?} is not a custom event type (\"x.\" then letters, digits, '.', '_', ':' or '-')")
-            };
-            return Err(super::errors::to_py(CoreError::invalid(
-                "INVALID_EVENT_TYPE",
-                "/event_type",
-                why,
-            )));
-        }
+        let session = self.cached_session(session_id)?;
+        let event_type = self.cached_event_type(event_type)?;
         let payload = payload_to_canonical(payload).py()?;
-        let rec = self.0.record_for(
-            &session,
-            Cow::Owned(event_type.to_owned()),
-            payload,
-            SpanRef::Fresh,
-        );
+        let rec = self
+            .0
+            .record_for(&session, event_type, payload, SpanRef::Fresh);
         self.0.push(&session, rec, &Detached(py)).py()
     }
 
@@ -317,6 +359,7 @@ impl Runtime {
 
     /// Called in a forked child: a fresh recorder, no sessions.
     fn _after_fork(&self) -> PyResult<()> {
+        self.1.sessions.clear();
         self.0.after_fork().py()
     }
 }

@@ -1,7 +1,7 @@
 //! Python values to `serde_json::Value` (for requests, atlases, parameters).
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
 use crate::canonical::{push_index, push_key, too_deep, MAX_DEPTH};
@@ -23,7 +23,9 @@ fn convert(
     code: &'static str,
 ) -> Result<Value> {
     if depth > MAX_DEPTH {
-        return Err(too_deep(path));
+        // Named by the caller's code (a request or an atlas that is too deep).
+        let deep = too_deep(path);
+        return Err(invalid(code, path, deep.message()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
         let text = s
@@ -55,22 +57,7 @@ fn convert(
             .ok_or_else(|| invalid(code, path, format!("{} is not valid JSON", f.value())));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        let mut m = Map::new();
-        for (k, v) in d.iter() {
-            let Ok(ks) = k.cast::<PyString>() else {
-                return Err(invalid(code, path, "object keys must be strings".into()));
-            };
-            let key = ks
-                .to_cow()
-                .map_err(|e| invalid(code, path, e.to_string()))?
-                .into_owned();
-            let len = path.len();
-            push_key(path, &key);
-            let value = convert(&v, path, depth + 1, code)?;
-            path.truncate(len);
-            m.insert(key, value);
-        }
-        return Ok(Value::Object(m));
+        return object(d.iter(), path, depth, code);
     }
     let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(l) = obj.cast::<PyList>() {
         Some(l.iter().collect())
@@ -87,10 +74,48 @@ fn convert(
         }
         return Ok(Value::Array(out));
     }
+    // Any other Mapping (a MappingProxyType, a custom Mapping) reads like a dict.
+    if let Ok(m) = obj.cast::<PyMapping>() {
+        let pairs = m
+            .items()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .map(|kv| kv.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>())
+                    .collect::<PyResult<Vec<_>>>()
+            })
+            .map_err(|e| invalid(code, path, format!("cannot read the mapping: {e}")))?;
+        return object(pairs.into_iter(), path, depth, code);
+    }
     let name = obj
         .get_type()
         .name()
         .map(|n| n.to_string())
         .unwrap_or_default();
     Err(invalid(code, path, format!("a {name} is not JSON")))
+}
+
+/// A JSON object from `(key, value)` pairs; keys must be strings.
+fn object<'py>(
+    pairs: impl Iterator<Item = (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    path: &mut String,
+    depth: usize,
+    code: &'static str,
+) -> Result<Value> {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        let Ok(ks) = k.cast::<PyString>() else {
+            return Err(invalid(code, path, "object keys must be strings".into()));
+        };
+        let key = ks
+            .to_cow()
+            .map_err(|e| invalid(code, path, e.to_string()))?
+            .into_owned();
+        let len = path.len();
+        push_key(path, &key);
+        let value = convert(&v, path, depth + 1, code)?;
+        path.truncate(len);
+        m.insert(key, value);
+    }
+    Ok(Value::Object(m))
 }

@@ -130,3 +130,11 @@ pub fn verify_events(events: &Bound<'_, PyList>) -> PyResult<ChainReport> {
     }
     Ok(ChainReport(crate::runtime::verify_events(&list)))
 }
+
+/// Verifies events given as JSON texts (one chain, in order).
+#[pyfunction]
+pub fn verify_chain_json(py: Python<'_>, events: Vec<String>) -> PyResult<ChainReport> {
+    py.detach(|| crate::verify_file::verify_chain_texts(events.iter().map(|e| e.as_bytes())))
+        .map(ChainReport)
+        .py()
+}

@@ -1,0 +1,75 @@
+"""`cra atlas validate` and `cra resolve`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Dict, List
+
+from .carp import now_timestamp
+from .errors import CraError
+from .runtime import Runtime
+
+EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+
+
+def atlas_validate(args: argparse.Namespace) -> int:
+    """Loads each atlas in order (so later ones may depend on earlier ones)."""
+    reports: List[Dict[str, Any]] = []
+    worst = EXIT_OK
+    with Runtime() as rt:
+        for path in args.paths:
+            try:
+                info = rt.load_atlas(path)
+                reports.append({"path": path, "valid": True, "atlas_id": info.atlas_id,
+                                "version": info.version, "errors": []})
+            except CraError as e:
+                errors = e.errors if e.code in ("ATLAS_INVALID", "ATLAS_ALREADY_LOADED") else [
+                    {"path": e.path or "", "message": e.message}
+                ]
+                reports.append({"path": path, "valid": False, "code": e.code, "errors": errors})
+                worst = max(worst, EXIT_INVALID)
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        return worst
+    for r in reports:
+        if r["valid"]:
+            print(f"{r['path']}: valid — {r['atlas_id']} {r['version']}")
+        else:
+            print(f"{r['path']}: INVALID ({r['code']}, {len(r['errors'])} fault(s))")
+            for f in r["errors"]:
+                print(f"  {f['path'] or '(root)'}: {f['message']}")
+    return worst
+
+
+def resolve(args: argparse.Namespace) -> int:
+    """Creates a session, resolves one request file, prints the resolution."""
+    try:
+        with open(args.request, encoding="utf-8") as f:
+            request = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"error: cannot read request {args.request}: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if not isinstance(request, dict):
+        print(f"error: {args.request} must hold a JSON object", file=sys.stderr)
+        return EXIT_UNREADABLE
+    rt = Runtime(atlases=args.atlas, trace_file=args.trace_out)
+    try:
+        raw_requester, raw_task = request.get("requester"), request.get("task")
+        requester: Dict[str, Any] = raw_requester if isinstance(raw_requester, dict) else {}
+        task: Dict[str, Any] = raw_task if isinstance(raw_task, dict) else {}
+        agent = str(requester.get("agent_id") or "cra-cli")
+        goal = args.session_goal or str(task.get("goal") or "cra resolve")
+        sid = rt.create_session(agent_id=agent, goal=goal)
+        request = dict(request, requester=dict(requester, agent_id=agent, session_id=sid))
+        if request.get("timestamp") in (None, "$now"):
+            request["timestamp"] = now_timestamp()
+        res = rt.resolve(request)
+        print(json.dumps(res.to_dict(), indent=2))
+        return EXIT_OK
+    except CraError as e:
+        print(json.dumps(e.to_dict(), indent=2), file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        rt.close()
