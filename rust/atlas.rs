@@ -81,12 +81,12 @@ pub struct Atlas {
 impl Atlas {
     /// Validates and compiles a manifest. Context files are read from
     /// `base_dir` now, never during resolve.
-    pub fn build(manifest: Value, base_dir: Option<&Path>) -> Result<Atlas> {
+    pub fn build(manifest: Arc<Value>, base_dir: Option<&Path>) -> Result<Atlas> {
         let mut f = Faults::default();
         let atlas = build(&manifest, base_dir, &mut f);
         match atlas {
             Some(mut a) if f.is_empty() => {
-                a.manifest = Arc::new(manifest);
+                a.manifest = manifest;
                 Ok(a)
             }
             _ => Err(CoreError::AtlasInvalid(f.0)),

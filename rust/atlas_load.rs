@@ -36,17 +36,27 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// Loads an atlas from a manifest file or an atlas directory.
 pub fn load_path(path: &Path) -> Result<Atlas> {
+    let (manifest, base) = read_manifest(path)?;
+    Atlas::build(std::sync::Arc::new(manifest), Some(&base))
+}
+
+/// Reads the (merged) manifest of a manifest file or an atlas directory,
+/// and the directory its context files are relative to.
+pub fn read_manifest(path: &Path) -> Result<(Value, PathBuf)> {
     if path.is_dir() {
-        load_dir(path)
+        Ok((read_dir_manifest(path)?, path.to_path_buf()))
     } else if path.exists() {
         let manifest = parse_json(&read(path)?, &path.display().to_string())?;
-        Atlas::build(manifest, Some(path.parent().unwrap_or(Path::new("."))))
+        Ok((
+            manifest,
+            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        ))
     } else {
         Err(CoreError::io(path.display(), "no such file or directory"))
     }
 }
 
-fn load_dir(dir: &Path) -> Result<Atlas> {
+fn read_dir_manifest(dir: &Path) -> Result<Value> {
     let main = dir.join("atlas.json");
     if !main.is_file() {
         return Err(invalid("", format!("{} has no atlas.json", dir.display())));
@@ -67,7 +77,7 @@ fn load_dir(dir: &Path) -> Result<Atlas> {
             merge(&mut manifest, part, items)?;
         }
     }
-    Atlas::build(manifest, Some(dir))
+    Ok(manifest)
 }
 
 /// `*.json` files of a directory in name order (none if it does not exist).

@@ -8,10 +8,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::atlas::Atlas;
-use crate::atlas_load::load_path;
+use crate::atlas_load::read_manifest;
 use crate::chain::{Body, Record, SpanRef};
 use crate::error::{CoreError, Fault, Result};
 use crate::ids::new_v7;
+use crate::registry::Claims;
 use crate::request::{parse_request, session_hint, CarpRequest, Operation};
 use crate::resolution::Resolution;
 use crate::resolve::{resolve, ResolveInput};
@@ -22,7 +23,31 @@ use crate::session::{Session, SessionStatus};
 impl Runtime {
     /// Loads an atlas from a manifest file or directory.
     pub fn load_atlas_path(&self, path: &Path, replace: bool) -> Result<Arc<Atlas>> {
-        self.registry.load(load_path(path)?, replace)
+        let (manifest, base) = read_manifest(path)?;
+        self.build_and_load(manifest, Some(&base), replace)
+    }
+
+    /// Builds an atlas; if its manifest has faults, adds those it has
+    /// against the loaded atlases too, so every fault is reported at once.
+    fn build_and_load(
+        &self,
+        manifest: Value,
+        base_dir: Option<&Path>,
+        replace: bool,
+    ) -> Result<Arc<Atlas>> {
+        let manifest = Arc::new(manifest);
+        match Atlas::build(Arc::clone(&manifest), base_dir) {
+            Ok(atlas) => self.registry.load(atlas, replace),
+            Err(CoreError::AtlasInvalid(mut faults)) => {
+                for f in self.registry.claim_faults(&Claims::of(&manifest)) {
+                    if !faults.contains(&f) {
+                        faults.push(f);
+                    }
+                }
+                Err(CoreError::AtlasInvalid(faults))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Loads an atlas given as a parsed manifest (files relative to `base_dir`).
@@ -32,8 +57,7 @@ impl Runtime {
         base_dir: Option<&Path>,
         replace: bool,
     ) -> Result<Arc<Atlas>> {
-        self.registry
-            .load(Atlas::build(manifest, base_dir)?, replace)
+        self.build_and_load(manifest, base_dir, replace)
     }
 
     pub fn unload_atlas(&self, atlas_id: &str) -> Result<Arc<Atlas>> {
@@ -49,7 +73,7 @@ impl Runtime {
             .snapshot()
             .get(atlas_id)
             .cloned()
-            .ok_or_else(|| CoreError::AtlasNotFound(atlas_id.to_string()))
+            .ok_or_else(|| CoreError::AtlasNotFound(atlas_id.to_string(), None))
     }
 
     /// Records `error.occurred` for a request that failed, if its session is open.
@@ -83,6 +107,7 @@ impl Runtime {
     /// the request id; the caller releases it if the operation fails.
     pub(crate) fn admit(&self, req: &CarpRequest) -> Result<Arc<Session>> {
         let session = self.session(&req.session_id)?;
+        self.check_lifetime(&session)?;
         if session.status() != SessionStatus::Active {
             return Err(CoreError::SessionEnded(req.session_id.to_string()));
         }
@@ -141,6 +166,15 @@ impl Runtime {
             }
         };
         self.resolutions.insert(Arc::clone(&resolution), now);
+        if let Some(approval_id) = resolution.approval_id {
+            self.approvals.open(
+                approval_id,
+                session.session_id,
+                resolution.resolution_id,
+                resolution.expires_at,
+                now,
+            );
+        }
         let rec = Record {
             session_id: session.session_id,
             span: SpanRef::Child(new_v7(now)),

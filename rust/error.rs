@@ -93,6 +93,8 @@ pub enum CoreError {
     SessionNotFound(String),
     #[error("session {0} has ended")]
     SessionEnded(String),
+    #[error("session {0} has ended ({1})")]
+    SessionExpired(String, &'static str),
     #[error("session {0} already exists")]
     SessionExists(String),
     #[error("the trace recorder is closed")]
@@ -105,12 +107,23 @@ pub enum CoreError {
     AtlasInvalid(Vec<Fault>),
     #[error("request is invalid: {}", summary(.0))]
     InvalidRequest(Vec<Fault>),
+    /// The id, and where the request named it.
     #[error("atlas {0} is not loaded")]
-    AtlasNotFound(String),
+    AtlasNotFound(String, Option<String>),
     #[error("atlas {0} is already loaded (replace it to load another version)")]
     AtlasConflict(String),
     #[error("request {0} was already received in this session")]
     DuplicateRequest(String),
+    #[error("resolution {0} not found in this session")]
+    ResolutionNotFound(String),
+    #[error("resolution {0} has expired; resolve again")]
+    ResolutionExpired(String),
+    #[error("approval {0} not found")]
+    ApprovalNotFound(String),
+    #[error("approval {0} has expired with its resolution")]
+    ApprovalExpired(String),
+    #[error("idempotency key {0:?} was used with other parameters (or is still running)")]
+    IdempotencyConflict(String),
 }
 
 fn summary(faults: &[Fault]) -> String {
@@ -148,15 +161,21 @@ impl CoreError {
             CoreError::InvalidValue { code, .. } => code,
             CoreError::SessionNotFound(_) => "SESSION_NOT_FOUND",
             CoreError::SessionEnded(_) => "SESSION_ENDED",
+            CoreError::SessionExpired(..) => "SESSION_EXPIRED",
             CoreError::SessionExists(_) => "SESSION_EXISTS",
             CoreError::RecorderClosed => "RECORDER_CLOSED",
             CoreError::Sink(_) => "TRACE_SINK_FAILED",
             CoreError::Io { .. } => "IO_ERROR",
             CoreError::AtlasInvalid(_) => "ATLAS_INVALID",
             CoreError::InvalidRequest(_) => "INVALID_REQUEST",
-            CoreError::AtlasNotFound(_) => "ATLAS_NOT_FOUND",
+            CoreError::AtlasNotFound(..) => "ATLAS_NOT_FOUND",
             CoreError::AtlasConflict(_) => "ATLAS_ALREADY_LOADED",
             CoreError::DuplicateRequest(_) => "DUPLICATE_REQUEST",
+            CoreError::ResolutionNotFound(_) => "RESOLUTION_NOT_FOUND",
+            CoreError::ResolutionExpired(_) => "RESOLUTION_EXPIRED",
+            CoreError::ApprovalNotFound(_) => "APPROVAL_NOT_FOUND",
+            CoreError::ApprovalExpired(_) => "APPROVAL_EXPIRED",
+            CoreError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
         }
     }
 
@@ -164,14 +183,18 @@ impl CoreError {
         match self {
             CoreError::InvalidValue { .. } => Category::Validation,
             CoreError::SessionNotFound(_) => Category::NotFound,
-            CoreError::SessionEnded(_) => Category::Expired,
+            CoreError::SessionEnded(_) | CoreError::SessionExpired(..) => Category::Expired,
             CoreError::SessionExists(_) => Category::Conflict,
             CoreError::RecorderClosed | CoreError::Sink(_) | CoreError::Io { .. } => {
                 Category::Internal
             }
             CoreError::AtlasInvalid(_) | CoreError::InvalidRequest(_) => Category::Validation,
-            CoreError::AtlasNotFound(_) => Category::NotFound,
-            CoreError::AtlasConflict(_) | CoreError::DuplicateRequest(_) => Category::Conflict,
+            CoreError::AtlasNotFound(..) => Category::NotFound,
+            CoreError::AtlasConflict(_)
+            | CoreError::DuplicateRequest(_)
+            | CoreError::IdempotencyConflict(_) => Category::Conflict,
+            CoreError::ResolutionNotFound(_) | CoreError::ApprovalNotFound(_) => Category::NotFound,
+            CoreError::ResolutionExpired(_) | CoreError::ApprovalExpired(_) => Category::Expired,
         }
     }
 
@@ -179,6 +202,7 @@ impl CoreError {
     pub fn path(&self) -> Option<&str> {
         match self {
             CoreError::InvalidValue { path, .. } | CoreError::Io { path, .. } => Some(path),
+            CoreError::AtlasNotFound(_, path) => path.as_deref(),
             CoreError::AtlasInvalid(f) | CoreError::InvalidRequest(f) => {
                 f.first().map(|f| f.path.as_str())
             }
@@ -210,7 +234,7 @@ impl CoreError {
 
     /// A sink failure clears by itself once the sink recovers.
     pub fn recoverable(&self) -> bool {
-        matches!(self, CoreError::Sink(_))
+        matches!(self, CoreError::Sink(_) | CoreError::ResolutionExpired(_))
             || matches!(
                 self.category(),
                 Category::RateLimited | Category::ApprovalRequired

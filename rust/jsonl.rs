@@ -18,7 +18,9 @@ pub struct JsonlSink {
 }
 
 impl JsonlSink {
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens for appending; a torn last line is cut off when `repair`
+    /// (never in a forked child: the parent may be writing that line).
+    pub fn open(path: &Path, repair: bool) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir.display(), e))?;
         }
@@ -30,7 +32,11 @@ impl JsonlSink {
             .open(path)
             .map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        let keep = complete_prefix_len(&mut file, len).map_err(io)?;
+        let keep = if repair {
+            complete_prefix_len(&mut file, len).map_err(io)?
+        } else {
+            len
+        };
         if keep < len {
             file.set_len(keep).map_err(io)?;
         }
@@ -92,7 +98,11 @@ pub struct JsonlSinkFactory(pub PathBuf);
 
 impl SinkFactory for JsonlSinkFactory {
     fn open(&self) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(JsonlSink::open(&self.0)?))
+        Ok(Box::new(JsonlSink::open(&self.0, true)?))
+    }
+
+    fn open_in_child(&self) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(JsonlSink::open(&self.0, false)?))
     }
 }
 

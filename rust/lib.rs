@@ -1,19 +1,27 @@
 //! cra core: TRACE/1.0 hash chains, recording and verification.
 //! Plain Rust; the Python bindings live in `py/` behind the `python` feature.
 
+pub mod approvals;
 pub mod atlas;
 pub mod atlas_load;
 pub mod atlas_parts;
 pub mod canonical;
 pub mod carp;
+pub mod carp_approve;
+pub mod carp_execute;
+pub mod carp_validate;
 pub mod chain;
+pub mod decide;
 pub mod error;
 pub mod event;
+pub mod execute;
+pub mod execute_events;
 pub mod fields;
 pub mod hash;
 pub mod ids;
 pub mod ids_check;
 pub mod jsonl;
+pub mod lifetime;
 pub mod limits;
 pub mod memory;
 pub mod pattern;

@@ -37,6 +37,8 @@ pub struct Compiled {
     pub packs: Vec<PackRef>,
     /// Any pack has a keyword condition (so the goal needs lower-casing).
     pub any_keywords: bool,
+    /// Every action id -> (atlas, action) position.
+    pub actions: HashMap<Arc<str>, (u32, u32)>,
 }
 
 #[derive(Debug, Default)]
@@ -194,11 +196,22 @@ fn compile(atlases: &[Arc<Atlas>]) -> Compiled {
     let any_keywords = atlases
         .iter()
         .any(|a| a.packs.iter().any(|p| p.keywords.is_some()));
+    let actions = atlases
+        .iter()
+        .enumerate()
+        .flat_map(|(ai, a)| {
+            a.actions
+                .iter()
+                .enumerate()
+                .map(move |(i, x)| (Arc::clone(&x.action_id), (ai as u32, i as u32)))
+        })
+        .collect();
     Compiled {
         action_policies,
         capabilities,
         packs,
         any_keywords,
+        actions,
     }
 }
 
@@ -229,8 +242,10 @@ impl Registry {
         if existing.is_some() && !replace {
             return Err(CoreError::AtlasConflict(id.to_string()));
         }
-        let others: Vec<&Arc<Atlas>> = cur.atlases.iter().filter(|a| a.atlas_id != id).collect();
-        check_against(&atlas, &others)?;
+        let faults = self.claim_faults(&Claims::of(&atlas.manifest));
+        if !faults.is_empty() {
+            return Err(CoreError::AtlasInvalid(faults));
+        }
         let atlas = Arc::new(atlas);
         let mut list: Vec<Arc<Atlas>> = cur.atlases.clone();
         match existing {
@@ -245,7 +260,7 @@ impl Registry {
         let _w = self.writer.lock();
         let cur = self.current.load();
         let Some(&i) = cur.index.get(atlas_id) else {
-            return Err(CoreError::AtlasNotFound(atlas_id.to_string()));
+            return Err(CoreError::AtlasNotFound(atlas_id.to_string(), None));
         };
         let mut list = cur.atlases.clone();
         let gone = list.remove(i as usize);
@@ -254,46 +269,93 @@ impl Registry {
     }
 }
 
-/// Dependencies must be loaded (in range); action ids must not collide.
-fn check_against(atlas: &Atlas, others: &[&Arc<Atlas>]) -> Result<()> {
-    let mut faults = Vec::new();
-    for (dep, req) in &atlas.dependencies {
-        match others.iter().find(|a| &*a.atlas_id == dep) {
-            None => faults.push(Fault::new(
-                crate::fields::at("/dependencies", dep),
-                format!("unknown dependency {dep:?}: load it first"),
-            )),
-            Some(a) if !req.matches(&a.version) => faults.push(Fault::new(
-                crate::fields::at("/dependencies", dep),
-                format!(
-                    "dependency {dep:?} is loaded at {} which is not in {req}",
-                    a.version
-                ),
-            )),
-            Some(_) => {}
+/// What a manifest asks of the other loaded atlases, read from its raw
+/// JSON (so these faults are reported even when the manifest has others).
+pub struct Claims<'a> {
+    pub atlas_id: Option<&'a str>,
+    pub dependencies: Vec<(&'a str, Option<semver::VersionReq>)>,
+    pub action_ids: Vec<(usize, &'a str)>,
+}
+
+impl<'a> Claims<'a> {
+    pub fn of(manifest: &'a serde_json::Value) -> Claims<'a> {
+        let deps = manifest
+            .get("dependencies")
+            .and_then(|d| d.as_object())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| {
+                        // A range that does not parse is the manifest's own fault.
+                        let req = semver::VersionReq::parse(v.as_str()?).ok()?;
+                        Some((k.as_str(), Some(req)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let actions = manifest
+            .get("actions")
+            .and_then(|a| a.as_array())
+            .map(|list| {
+                list.iter()
+                    .enumerate()
+                    .filter_map(|(i, a)| {
+                        a.get("action_id").and_then(|x| x.as_str()).map(|x| (i, x))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Claims {
+            atlas_id: manifest.get("atlas_id").and_then(|x| x.as_str()),
+            dependencies: deps,
+            action_ids: actions,
         }
     }
-    let taken: HashMap<&str, &str> = others
-        .iter()
-        .flat_map(|a| a.actions.iter().map(move |x| (&*x.action_id, &*a.atlas_id)))
-        .collect();
-    let mut seen = HashSet::new();
-    for (i, act) in atlas.actions.iter().enumerate() {
-        if let Some(owner) = taken.get(&*act.action_id) {
-            if seen.insert(&*act.action_id) {
-                faults.push(Fault::new(
-                    format!("/actions/{i}/action_id"),
+}
+
+impl Registry {
+    /// Faults of a manifest against the atlases loaded now (other than the
+    /// one it would replace): unknown or out-of-range dependencies, action
+    /// ids another atlas defines.
+    pub fn claim_faults(&self, claims: &Claims<'_>) -> Vec<Fault> {
+        let cur = self.current.load();
+        let others: Vec<&Arc<Atlas>> = cur
+            .atlases
+            .iter()
+            .filter(|a| Some(&*a.atlas_id) != claims.atlas_id)
+            .collect();
+        let mut faults = Vec::new();
+        for (dep, req) in &claims.dependencies {
+            let path = crate::fields::at("/dependencies", dep);
+            match (others.iter().find(|a| &*a.atlas_id == *dep), req) {
+                (None, _) => faults.push(Fault::new(
+                    path,
+                    format!("unknown dependency {dep:?}: load it first"),
+                )),
+                (Some(a), Some(req)) if !req.matches(&a.version) => faults.push(Fault::new(
+                    path,
                     format!(
-                        "action {:?} is already defined by atlas {owner}",
-                        &*act.action_id
+                        "dependency {dep:?} is loaded at {} which is not in {req}",
+                        a.version
                     ),
-                ));
+                )),
+                _ => {}
             }
         }
-    }
-    if faults.is_empty() {
-        Ok(())
-    } else {
-        Err(CoreError::AtlasInvalid(faults))
+        let taken: HashMap<&str, &str> = others
+            .iter()
+            .flat_map(|a| a.actions.iter().map(move |x| (&*x.action_id, &*a.atlas_id)))
+            .collect();
+        let mut seen = HashSet::new();
+        for (i, id) in &claims.action_ids {
+            if let Some(owner) = taken.get(id) {
+                if seen.insert(*id) {
+                    faults.push(Fault::new(
+                        format!("/actions/{i}/action_id"),
+                        format!("action {id:?} is already defined by atlas {owner}"),
+                    ));
+                }
+            }
+        }
+        faults
     }
 }

@@ -31,11 +31,10 @@ fn candidates(snap: &Snapshot, req: &CarpRequest) -> Result<Vec<u32>> {
         None => Ok((0..snap.atlases.len() as u32).collect()),
         Some(ids) => {
             let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let &i = snap
-                    .index
-                    .get(id.as_str())
-                    .ok_or_else(|| CoreError::AtlasNotFound(id.clone()))?;
+            for (n, id) in ids.iter().enumerate() {
+                let &i = snap.index.get(id.as_str()).ok_or_else(|| {
+                    CoreError::AtlasNotFound(id.clone(), Some(format!("/atlas_ids/{n}")))
+                })?;
                 if !out.contains(&i) {
                     out.push(i);
                 }

@@ -11,7 +11,8 @@ use crate::runtime::Payload;
 /// A resolve as the events it becomes.
 pub struct ResolveTrace(pub Arc<Resolution>);
 
-fn str_list(list: &[impl AsRef<str>]) -> String {
+/// A JSON array of strings, canonical.
+pub fn str_list(list: &[impl AsRef<str>]) -> String {
     let mut out = Vec::with_capacity(16 * list.len() + 2);
     out.push(b'[');
     for (i, s) in list.iter().enumerate() {

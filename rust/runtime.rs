@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use uuid::Uuid;
 
+use crate::approvals::Approvals;
 use crate::canonical::write_str;
 use crate::chain::{Body, ChainStart, Record, SpanRef};
 use crate::error::{CoreError, Result};
@@ -51,6 +52,7 @@ pub struct RuntimeConfig {
     /// clock, in microseconds; `None` disables the check.
     pub clock_skew: Option<Micros>,
     pub max_resolutions: usize,
+    pub lifetime: crate::lifetime::Lifetime,
 }
 
 pub const DEFAULT_CLOCK_SKEW: Micros = 300 * 1_000_000;
@@ -63,6 +65,7 @@ impl Default for RuntimeConfig {
             trace_file: None,
             clock_skew: Some(DEFAULT_CLOCK_SKEW),
             max_resolutions: DEFAULT_MAX_RESOLUTIONS,
+            lifetime: crate::lifetime::Lifetime::default(),
         }
     }
 }
@@ -81,6 +84,7 @@ pub struct Runtime {
     pub(crate) registry: Registry,
     pub(crate) limits: Limits,
     pub(crate) resolutions: ResolutionStore,
+    pub(crate) approvals: Approvals,
 }
 
 type SessionTable = RwLock<HashMap<Uuid, Arc<Session>>>;
@@ -96,7 +100,7 @@ impl Runtime {
             factories.push(Arc::new(JsonlSinkFactory(path.clone())));
         }
         factories.extend(extra_sinks);
-        let (recorder, memory) = open_recorder(&config, &factories)?;
+        let (recorder, memory) = open_recorder(&config, &factories, false)?;
         Ok(Runtime {
             clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
             factories,
@@ -106,6 +110,7 @@ impl Runtime {
             registry: Registry::new(),
             limits: Limits::new(),
             resolutions: ResolutionStore::new(config.max_resolutions),
+            approvals: Approvals::new(),
             config,
         })
     }
@@ -206,6 +211,12 @@ impl Runtime {
     pub fn end_session(&self, id: &Uuid, reason: &str) -> Result<()> {
         check_len("/reason", reason, 1000)?;
         let session = self.session(id)?;
+        self.end(&session, reason)
+    }
+
+    /// Ends a session (once) with `reason`.
+    pub(crate) fn end(&self, session: &Session, reason: &str) -> Result<()> {
+        let id = &session.session_id;
         let now = self.now();
         if !session.close_gate(now, reason) {
             return Err(CoreError::SessionEnded(id.to_string()));
@@ -221,6 +232,7 @@ impl Runtime {
             SpanRef::Fresh,
         );
         rec.ends_chain = true;
+        rec.micros = now;
         // The gate is closed, so push directly (nothing else can follow).
         self.recorder.load().push(rec)
     }
@@ -247,6 +259,10 @@ impl Runtime {
     /// when the queue is full.
     #[inline]
     pub fn push(&self, session: &Session, rec: Record, wait: &impl Wait) -> Result<()> {
+        if self.config.lifetime.is_set() {
+            self.check_lifetime(session)?;
+        }
+        session.touch(rec.micros);
         session.while_open(|| {
             let recorder = self.recorder.load();
             match recorder.try_push(rec)? {
@@ -267,6 +283,12 @@ impl Runtime {
     /// Verifies a session's chain as held in memory.
     pub fn verify_session(&self, id: &Uuid) -> ChainVerification {
         verify_events(&self.events(id, &EventQuery::default()))
+    }
+
+    /// The hash algorithm of this runtime's chains (also used for
+    /// `parameters_hash` and `result_hash`).
+    pub fn algorithm(&self) -> crate::hash::HashAlgorithm {
+        self.config.recorder.algorithm
     }
 
     pub fn flush(&self, timeout: Option<Duration>) -> Result<bool> {
@@ -294,7 +316,7 @@ impl Runtime {
     /// In a child after `fork()`: a fresh recorder and store, no sessions.
     /// The parent's recorder is left untouched (its thread does not exist here).
     pub fn after_fork(&self) -> Result<()> {
-        let (recorder, memory) = open_recorder(&self.config, &self.factories)?;
+        let (recorder, memory) = open_recorder(&self.config, &self.factories, true)?;
         std::mem::forget(self.recorder.swap(Arc::new(recorder)));
         self.memory.store(memory);
         // The parent may have held this lock while forking: never touch it.
@@ -306,11 +328,16 @@ impl Runtime {
 fn open_recorder(
     config: &RuntimeConfig,
     factories: &[Arc<dyn SinkFactory>],
+    in_child: bool,
 ) -> Result<(Recorder, Arc<MemoryStore>)> {
     let memory = Arc::new(MemoryStore::new(config.memory_limit));
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(MemorySink(Arc::clone(&memory)))];
     for f in factories {
-        sinks.push(f.open()?);
+        sinks.push(if in_child {
+            f.open_in_child()?
+        } else {
+            f.open()?
+        });
     }
     Ok((Recorder::start(config.recorder.clone(), sinks)?, memory))
 }

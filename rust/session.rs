@@ -1,13 +1,15 @@
 //! Sessions: who acts, for what goal, on which chain; and the gate that
 //! keeps an ended session from accepting anything more.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
+use crate::execute::ExecuteResponse;
 use crate::time::Micros;
 
 const ENDED: u64 = 1 << 63;
@@ -40,8 +42,30 @@ pub struct Session {
     gate: AtomicU64,
     ended_micros: AtomicI64,
     end_reason: Mutex<Option<String>>,
+    /// Last time anything was recorded for it.
+    last_activity: AtomicI64,
+    /// Last heartbeat (its creation until the first one).
+    last_heartbeat: AtomicI64,
     /// Request ids received in this session (a repeat is a duplicate).
     request_ids: Mutex<HashSet<Uuid>>,
+    /// Idempotency keys: running, or done with their first response.
+    idempotency: Mutex<HashMap<String, Idem>>,
+}
+
+#[derive(Debug, Clone)]
+enum Idem {
+    Running,
+    Done(String, Arc<ExecuteResponse>),
+}
+
+/// What an idempotency key says about a new execution.
+pub enum IdemClaim {
+    /// First use: go ahead (and `finish_key` or `drop_key` later).
+    Claimed,
+    /// Same key, same parameters: the first response.
+    Replay(Arc<ExecuteResponse>),
+    /// Same key with other parameters, or the first is still running.
+    Conflict,
 }
 
 impl Session {
@@ -65,7 +89,10 @@ impl Session {
             gate: AtomicU64::new(0),
             ended_micros: AtomicI64::new(0),
             end_reason: Mutex::new(None),
+            last_activity: AtomicI64::new(created_micros),
+            last_heartbeat: AtomicI64::new(created_micros),
             request_ids: Mutex::new(HashSet::new()),
+            idempotency: Mutex::new(HashMap::new()),
         }
     }
 
@@ -85,6 +112,24 @@ impl Session {
         self.end_reason.lock().clone()
     }
 
+    #[inline]
+    pub fn touch(&self, now: Micros) {
+        self.last_activity.store(now, Ordering::Relaxed);
+    }
+
+    pub fn beat(&self, now: Micros) {
+        self.last_heartbeat.store(now, Ordering::Relaxed);
+        self.touch(now);
+    }
+
+    pub fn last_activity(&self) -> Micros {
+        self.last_activity.load(Ordering::Relaxed)
+    }
+
+    pub fn last_heartbeat(&self) -> Micros {
+        self.last_heartbeat.load(Ordering::Relaxed)
+    }
+
     /// Claims a request id; false if this session has seen it already.
     pub fn claim_request(&self, id: Uuid) -> bool {
         self.request_ids.lock().insert(id)
@@ -93,6 +138,36 @@ impl Session {
     /// Gives a claimed request id back (the request failed).
     pub fn release_request(&self, id: &Uuid) {
         self.request_ids.lock().remove(id);
+    }
+
+    pub fn claim_key(&self, key: &str, parameters_hash: &str) -> IdemClaim {
+        let mut map = self.idempotency.lock();
+        match map.get(key) {
+            None => {
+                map.insert(key.to_string(), Idem::Running);
+                IdemClaim::Claimed
+            }
+            Some(Idem::Done(h, resp)) if h == parameters_hash => {
+                IdemClaim::Replay(Arc::clone(resp))
+            }
+            Some(_) => IdemClaim::Conflict,
+        }
+    }
+
+    /// Keeps the first terminal response of a claimed key.
+    pub fn finish_key(&self, key: &str, parameters_hash: &str, response: Arc<ExecuteResponse>) {
+        self.idempotency.lock().insert(
+            key.to_string(),
+            Idem::Done(parameters_hash.to_string(), response),
+        );
+    }
+
+    /// Frees a claimed key whose execution gave no terminal answer.
+    pub fn drop_key(&self, key: &str) {
+        let mut map = self.idempotency.lock();
+        if matches!(map.get(key), Some(Idem::Running)) {
+            map.remove(key);
+        }
     }
 
     /// Runs `f` while the session is held open; an ended session refuses.

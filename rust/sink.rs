@@ -23,4 +23,8 @@ pub trait Sink: Send {
 
 pub trait SinkFactory: Send + Sync {
     fn open(&self) -> Result<Box<dyn Sink>>;
+    /// Opens again in a forked child (which must not disturb the parent's writes).
+    fn open_in_child(&self) -> Result<Box<dyn Sink>> {
+        self.open()
+    }
 }

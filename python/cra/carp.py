@@ -167,6 +167,24 @@ class CARPResolution:
     def to_json(self) -> str:
         return self._r.to_json()
 
+    def to_openai_tools(self) -> List[Dict[str, Any]]:
+        """The allowed actions as OpenAI function tools."""
+        from .agents import to_openai_tools
+
+        return to_openai_tools(self)
+
+    def to_anthropic_tools(self) -> List[Dict[str, Any]]:
+        """The allowed actions as Anthropic tools."""
+        from .agents import to_anthropic_tools
+
+        return to_anthropic_tools(self)
+
+    def to_mcp_tools(self) -> List[Dict[str, Any]]:
+        """The allowed actions as MCP tools."""
+        from .agents import to_mcp_tools
+
+        return to_mcp_tools(self)
+
     def __repr__(self) -> str:
         r = self._r
         return (
@@ -208,8 +226,10 @@ class CARPRequest:
         context_hints: Optional[Sequence[str]] = None,
         context: Optional[Dict[str, Any]] = None,
         request_id: Optional[str] = None,
+        timestamp: Optional[str] = None,
     ) -> Dict[str, Any]:
-        """A resolve request as a dict ready for `Runtime.resolve`."""
+        """A resolve request as a dict ready for `Runtime.resolve` (pass the
+        runtime's `rt.timestamp()` when it runs on a manual clock)."""
         task: Dict[str, Any] = {"goal": goal}
         if risk_tier is not None:
             task["risk_tier"] = risk_tier
@@ -220,7 +240,7 @@ class CARPRequest:
         req: Dict[str, Any] = {
             "carp_version": "1.0",
             "request_id": request_id or new_id(),
-            "timestamp": now_timestamp(),
+            "timestamp": timestamp or now_timestamp(),
             "operation": "resolve",
             "requester": {"agent_id": agent_id, "session_id": session_id},
             "task": task,
@@ -242,6 +262,7 @@ class CARPRequest:
         *,
         idempotency_key: Optional[str] = None,
         request_id: Optional[str] = None,
+        timestamp: Optional[str] = None,
     ) -> Dict[str, Any]:
         """An execute request as a dict ready for `Runtime.execute`."""
         execution: Dict[str, Any] = {
@@ -254,7 +275,7 @@ class CARPRequest:
         return {
             "carp_version": "1.0",
             "request_id": request_id or new_id(),
-            "timestamp": now_timestamp(),
+            "timestamp": timestamp or now_timestamp(),
             "operation": "execute",
             "requester": {"agent_id": agent_id, "session_id": session_id},
             "task": {"goal": goal},

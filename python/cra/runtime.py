@@ -7,16 +7,19 @@ import atexit
 import json
 import os
 import weakref
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, TYPE_CHECKING, TypeVar, Union
 
 from . import _core
 from .carp import AtlasInfo, CARPResolution
+from .execute import ExecuteResponse, Executors
+from .timing import HeartbeatConfig, SessionTTLConfig
 from .trace import ChainVerification, TRACEEvent
 
 __all__ = ["Runtime", "TraceSink"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 AtlasSource = Union[PathLike, Mapping[str, Any]]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TraceSink(Protocol):
@@ -65,6 +68,9 @@ class Runtime:
         memory_limit: int = 1_000_000,
         atlases: Iterable[AtlasSource] = (),
         clock_skew_seconds: Optional[float] = 300.0,
+        clock: Optional[Any] = None,
+        session_ttl: Optional[SessionTTLConfig] = None,
+        heartbeat: Optional[HeartbeatConfig] = None,
     ) -> None:
         self._core = _core.Runtime(
             hash_algorithm=hash_algorithm,
@@ -74,9 +80,13 @@ class Runtime:
             overflow=overflow,
             memory_limit=memory_limit,
             clock_skew_seconds=clock_skew_seconds,
+            clock=clock,
+            **(session_ttl._core_args() if session_ttl else {}),
+            **(heartbeat._core_args() if heartbeat else {}),
         )
         # The hot path goes straight to the core, with no Python frame between.
         self.record = self._core.record
+        self._executors = Executors()
         _LIVE.add(self)
         for source in atlases:
             self.load_atlas(source)
@@ -112,6 +122,53 @@ class Runtime:
         """Resolves a CARP/1.0 request: which actions, with which context."""
         return CARPResolution(self._core.resolve(request))
 
+    def execute(self, request: Mapping[str, Any]) -> ExecuteResponse:
+        """Executes an action of a resolution through its registered executor,
+        after every check of the protocol; governance outcomes are answers."""
+        return self._executors.run(self._core, self._core.execute_begin(request))
+
+    def validate(self, request: Mapping[str, Any]) -> Dict[str, Any]:
+        """Checks a request (and an execution's parameters) without acting:
+        `{"valid": bool, "errors": [{"path", "message"}]}`."""
+        return self._core.validate(request)
+
+    def register_executor(self, key: str, fn: Callable[..., Any]) -> None:
+        """Registers `fn(**parameters)` for an action id (or an atlas executor name)."""
+        self._executors.register(key, fn)
+
+    def action(self, key: str) -> Callable[[F], F]:
+        """Decorator form of `register_executor`."""
+
+        def deco(fn: F) -> F:
+            self._executors.register(key, fn)
+            return fn
+
+        return deco
+
+    # -- approvals --------------------------------------------------------
+    def approve(
+        self,
+        approval_id: str,
+        approver: str,
+        *,
+        note: Optional[str] = None,
+        action_id: Optional[str] = None,
+        parameters_hash: Optional[str] = None,
+        scope: str = "once",
+    ) -> Dict[str, Any]:
+        """Grants an approval. By default it covers the waiting action with
+        exactly its parameters, once; `scope="resolution"` covers the action
+        for the rest of the resolution's life."""
+        return self._core.approve(approval_id, approver, note, action_id, parameters_hash, scope)
+
+    def reject(self, approval_id: str, approver: str, *, note: Optional[str] = None) -> Dict[str, Any]:
+        """Rejects an approval: the actions it gates are denied from now on."""
+        return self._core.reject(approval_id, approver, note)
+
+    def pending_approvals(self, session_id: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Executions waiting for a human decision, oldest first."""
+        return self._core.pending_approvals(session_id)
+
     # -- sessions ---------------------------------------------------------
     def create_session(
         self,
@@ -134,7 +191,30 @@ class Runtime:
 
     def list_sessions(self, status: Optional[str] = None) -> List[Dict[str, Any]]:
         """Sessions in creation order, optionally only `active` or `ended` ones."""
+        self._core.expire_sessions()
         return self._core.list_sessions(status)
+
+    def heartbeat(self, session_id: str) -> None:
+        """Tells the runtime the session's agent is alive (see `HeartbeatConfig`)."""
+        self._core.heartbeat(session_id)
+
+    def expire_sessions(self) -> List[str]:
+        """Ends every session past its TTL or heartbeat; returns their ids."""
+        return self._core.expire_sessions()
+
+    def now(self) -> float:
+        """The runtime clock's reading, in seconds since the Unix epoch."""
+        return self._core.now()
+
+    def timestamp(self) -> str:
+        """The runtime clock's reading as an RFC 3339 timestamp (for requests)."""
+        return self._core.timestamp()
+
+    def governed(self, session_id: str, **options: Any) -> "GovernedTools":
+        """Governed tools of a session (see `cra.agents.GovernedTools`)."""
+        from .agents import GovernedTools
+
+        return GovernedTools(self, session_id, **options)
 
     # -- trace ------------------------------------------------------------
     def flush(self, timeout: Optional[float] = None) -> bool:
@@ -217,5 +297,8 @@ def _after_fork_in_child() -> None:
 
 
 atexit.register(_flush_all_at_exit)
+if TYPE_CHECKING:
+    from .agents import GovernedTools
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)

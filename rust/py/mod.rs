@@ -6,9 +6,11 @@ mod carp;
 mod convert;
 mod errors;
 mod event;
+mod execute;
 mod resolution;
 mod runtime;
 mod sink;
+mod timing;
 mod value;
 mod verify;
 
@@ -24,6 +26,10 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<verify::FileReport>()?;
     m.add_class::<resolution::Resolution>()?;
     m.add_class::<carp::PreparedResolver>()?;
+    m.add_class::<execute::ExecuteResponse>()?;
+    m.add_class::<execute::ExecuteTicket>()?;
+    m.add_class::<timing::ManualClock>()?;
+    m.add_class::<timing::SlidingWindowRateLimiter>()?;
     m.add_function(wrap_pyfunction!(carp::check_request, m)?)?;
     m.add_function(wrap_pyfunction!(convert::canonical_json, m)?)?;
     m.add_function(wrap_pyfunction!(convert::canonical_json_text, m)?)?;

@@ -141,7 +141,7 @@ pub struct Caches {
 #[pymethods]
 impl Runtime {
     #[new]
-    #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096, clock_skew_seconds=Some(300.0), max_resolutions=100_000))]
+    #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096, clock_skew_seconds=Some(300.0), max_resolutions=100_000, clock=None, session_idle_seconds=None, session_max_seconds=None, heartbeat_interval_seconds=None, heartbeat_misses_allowed=2))]
     fn new(
         py: Python<'_>,
         hash_algorithm: &str,
@@ -153,7 +153,30 @@ impl Runtime {
         batch_max: usize,
         clock_skew_seconds: Option<f64>,
         max_resolutions: usize,
+        clock: Option<&Bound<'_, PyAny>>,
+        session_idle_seconds: Option<f64>,
+        session_max_seconds: Option<f64>,
+        heartbeat_interval_seconds: Option<f64>,
+        heartbeat_misses_allowed: u32,
     ) -> PyResult<Self> {
+        let secs = |v: Option<f64>, path: &str| -> PyResult<Option<i64>> {
+            match v {
+                None => Ok(None),
+                Some(s) if s.is_finite() && s > 0.0 => Ok(Some((s * 1e6) as i64)),
+                Some(s) => Err(super::errors::to_py(CoreError::invalid(
+                    "INVALID_OPTION",
+                    path,
+                    format!("must be a number of seconds > 0, not {s}"),
+                ))),
+            }
+        };
+        let lifetime = crate::lifetime::Lifetime {
+            idle: secs(session_idle_seconds, "/session_idle_seconds")?,
+            max: secs(session_max_seconds, "/session_max_seconds")?,
+            heartbeat: secs(heartbeat_interval_seconds, "/heartbeat_interval_seconds")?
+                .map(|i| (i, heartbeat_misses_allowed)),
+        };
+        let clock = super::timing::shared_clock(clock)?;
         let clock_skew = match clock_skew_seconds {
             None => None,
             Some(s) if s.is_finite() && s >= 0.0 => Some((s * 1e6) as i64),
@@ -176,12 +199,13 @@ impl Runtime {
             trace_file,
             clock_skew,
             max_resolutions,
+            lifetime,
         };
         let extra: Vec<Arc<dyn SinkFactory>> = sinks
             .into_iter()
             .map(|s| Arc::new(PySinkFactory(Arc::new(s))) as Arc<dyn SinkFactory>)
             .collect();
-        let rt = py.detach(|| CoreRuntime::new(config, None, extra)).py()?;
+        let rt = py.detach(|| CoreRuntime::new(config, clock, extra)).py()?;
         Ok(Runtime(Arc::new(rt), Caches::default()))
     }
 
@@ -355,6 +379,31 @@ impl Runtime {
         d.set_item("evicted_sessions", evicted_sessions)?;
         d.set_item("sessions", sessions)?;
         Ok(d)
+    }
+
+    /// Records that a session's agent is alive (see heartbeat settings).
+    fn heartbeat(&self, session_id: &str) -> PyResult<()> {
+        let id = parse_uuid(session_id, "/session_id").py()?;
+        self.0.heartbeat(&id).py()
+    }
+
+    /// Ends every session past its lifetime; returns their ids.
+    fn expire_sessions(&self, py: Python<'_>) -> Vec<String> {
+        let rt = &self.0;
+        py.detach(|| rt.expire_sessions())
+            .iter()
+            .map(|u| u.to_string())
+            .collect()
+    }
+
+    /// The runtime clock's reading, seconds since the epoch.
+    fn now(&self) -> f64 {
+        self.0.now() as f64 / 1e6
+    }
+
+    /// The runtime clock's reading as an RFC 3339 timestamp.
+    fn timestamp(&self) -> String {
+        crate::time::format_timestamp(self.0.now())
     }
 
     /// Called in a forked child: a fresh recorder, no sessions.

@@ -1,0 +1,253 @@
+"""Agent integration: governed tools, and tool definitions for the common
+agent stacks (OpenAI, Anthropic, MCP) from a resolution."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TypeVar
+
+from .carp import AllowedAction, CARPRequest, CARPResolution
+from .errors import ApprovalRequiredError, AuthorizationError, RateLimitedError, UpstreamError
+from .execute import ExecuteResponse
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = [
+    "ActionDenied",
+    "ActionFailed",
+    "ApprovalPending",
+    "GovernedTools",
+    "action_for_tool",
+    "to_anthropic_tools",
+    "to_mcp_tools",
+    "to_openai_tools",
+    "tool_name",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_NAME_OK = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class ActionDenied(AuthorizationError):
+    """The runtime refused the call; the message is fit to show the model."""
+
+    def __init__(self, response: ExecuteResponse) -> None:
+        err = response.error
+        super().__init__(
+            err.message if err else "denied",
+            code=err.code if err else "ACTION_NOT_ALLOWED",
+            details=err.details if err else {},
+        )
+        self.response = response
+
+
+class RateLimited(RateLimitedError):
+    """Denied by a rate limit or budget; `retry_after` says when to try again."""
+
+    def __init__(self, response: ExecuteResponse) -> None:
+        err = response.error
+        super().__init__(
+            err.message if err else "rate limited",
+            code=err.code if err else "RATE_LIMIT_EXCEEDED",
+            recoverable=True,
+            details=err.details if err else {},
+        )
+        self.response = response
+        self.retry_after = response.retry_after
+
+
+class ApprovalPending(ApprovalRequiredError):
+    """The call waits for a human; `approval_id` and `parameters_hash` name it."""
+
+    def __init__(self, response: ExecuteResponse) -> None:
+        err = response.error
+        details = err.details if err else {}
+        super().__init__(
+            err.message if err else "approval required",
+            code="APPROVAL_REQUIRED",
+            recoverable=True,
+            details=details,
+        )
+        self.response = response
+        self.approval_id: Optional[str] = details.get("approval_id")
+        self.parameters_hash: Optional[str] = details.get("parameters_hash")
+
+
+class ActionFailed(UpstreamError):
+    """The executor failed (or the parameters were invalid)."""
+
+    def __init__(self, response: ExecuteResponse) -> None:
+        err = response.error
+        super().__init__(
+            err.message if err else "failed",
+            code=err.code if err else "EXECUTION_FAILED",
+            details=err.details if err else {},
+        )
+        self.response = response
+
+
+def tool_name(action_id: str) -> str:
+    """A tool name the stacks accept (`^[a-zA-Z0-9_-]{1,64}$`): dots become `__`."""
+    name = action_id.replace(".", "__")
+    if not _NAME_OK.match(name):
+        raise ValueError(f"{action_id!r} cannot be a tool name (at most 64 characters)")
+    return name
+
+
+def action_for_tool(resolution: CARPResolution, name: str) -> Optional[str]:
+    """The action id behind a tool name, if the resolution allows it."""
+    for a in resolution.allowed_actions:
+        if name in (a.action_id, tool_name(a.action_id)):
+            return a.action_id
+    return None
+
+
+def _schema(a: AllowedAction) -> Dict[str, Any]:
+    schema = a.parameters_schema
+    if not isinstance(schema, dict) or schema.get("type", "object") != "object":
+        return {"type": "object", "properties": {}}
+    return dict(schema, type="object")
+
+
+def _description(a: AllowedAction) -> str:
+    text = a.description or a.name
+    if a.requires_confirmation:
+        text += " (needs a human's approval before it runs)"
+    return text
+
+
+def to_openai_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
+    """Function tools in the OpenAI format."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool_name(a.action_id),
+                "description": _description(a),
+                "parameters": _schema(a),
+            },
+        }
+        for a in resolution.allowed_actions
+    ]
+
+
+def to_anthropic_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
+    """Tools in the Anthropic Messages API format."""
+    return [
+        {"name": tool_name(a.action_id), "description": _description(a), "input_schema": _schema(a)}
+        for a in resolution.allowed_actions
+    ]
+
+
+def to_mcp_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
+    """Tools in the Model Context Protocol `tools/list` format."""
+    return [
+        {
+            "name": a.action_id,
+            "title": a.name,
+            "description": _description(a),
+            "inputSchema": _schema(a),
+            "annotations": {
+                "title": a.name,
+                "idempotentHint": a.idempotent,
+                "destructiveHint": a.risk_tier in ("high", "critical"),
+            },
+        }
+        for a in resolution.allowed_actions
+    ]
+
+
+def raise_for(response: ExecuteResponse) -> Any:
+    """The result of a successful answer; otherwise the matching exception."""
+    if response.status == "success":
+        return response.result
+    if response.status == "pending_approval":
+        raise ApprovalPending(response)
+    code = response.error.code if response.error else ""
+    if code in ("RATE_LIMIT_EXCEEDED", "BUDGET_EXCEEDED"):
+        raise RateLimited(response)
+    if response.status == "denied":
+        raise ActionDenied(response)
+    raise ActionFailed(response)
+
+
+class GovernedTools:
+    """Plain Python functions as governed tools of one session: each call
+    resolves when needed, executes through the runtime and is traced; a
+    refused call raises a typed exception the agent can show the model."""
+
+    def __init__(
+        self,
+        rt: "Runtime",
+        session_id: str,
+        *,
+        goal: Optional[str] = None,
+        risk_tier: Optional[str] = None,
+        atlas_ids: Optional[Sequence[str]] = None,
+    ) -> None:
+        info = rt.get_session(session_id)
+        self._rt = rt
+        self.session_id = session_id
+        self.agent_id: str = info["agent_id"]
+        self.goal: str = goal or info["goal"]
+        self.risk_tier = risk_tier
+        self.atlas_ids = list(atlas_ids) if atlas_ids is not None else None
+        self._resolution: Optional[CARPResolution] = None
+
+    def resolve(self) -> CARPResolution:
+        """A fresh resolution for the session's goal."""
+        req = CARPRequest.resolve(
+            self.session_id,
+            self.agent_id,
+            self.goal,
+            risk_tier=self.risk_tier,
+            atlas_ids=self.atlas_ids,
+            timestamp=self._rt.timestamp(),
+        )
+        self._resolution = self._rt.resolve(req)
+        return self._resolution
+
+    @property
+    def resolution(self) -> CARPResolution:
+        res = self._resolution
+        if res is None or res.decision.expires_at <= self._rt.timestamp():
+            res = self.resolve()
+        return res
+
+    def call(self, action_id: str, /, **parameters: Any) -> Any:
+        """Executes `action_id` with `parameters` through the runtime."""
+        res = self.resolution
+        if not res.is_allowed(action_id):
+            res = self.resolve()
+        req = CARPRequest.execute(
+            self.session_id,
+            self.agent_id,
+            self.goal,
+            res.resolution_id,
+            action_id,
+            parameters,
+            timestamp=self._rt.timestamp(),
+        )
+        return raise_for(self._rt.execute(req))
+
+    def tool(self, action_id: str) -> Callable[[F], F]:
+        """Decorator: `fn` becomes the executor of `action_id`, and calling the
+        returned function goes through the runtime."""
+
+        def deco(fn: F) -> F:
+            self._rt.register_executor(action_id, fn)
+
+            def governed(**parameters: Any) -> Any:
+                return self.call(action_id, **parameters)
+
+            governed.__name__ = getattr(fn, "__name__", action_id)
+            governed.__doc__ = fn.__doc__
+            governed.__wrapped__ = fn  # type: ignore[attr-defined]
+            return governed  # type: ignore[return-value]
+
+        return deco
+
+    def wrap(self, fn: Callable[..., Any], action_id: str) -> Callable[..., Any]:
+        """Like `tool`, without decorator syntax."""
+        return self.tool(action_id)(fn)

@@ -1,0 +1,543 @@
+//! Execute and validate (CARP §5, §6): the checks in protocol order, the
+//! answer, and one record with all of the execution's events.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::approvals::{Gate, Pending};
+use crate::canonical::to_canonical;
+use crate::chain::{Body, Record, SpanRef};
+use crate::decide::applicable;
+use crate::error::{CoreError, Fault, Result};
+use crate::execute::{ExecEcho, ExecError, ExecuteResponse, Happened, RunResult, Status, Ticket};
+use crate::execute_events::ExecuteTrace;
+use crate::hash::to_hex;
+use crate::ids::new_v7;
+use crate::limits::{ScopeKey, Standing};
+use crate::policy::{Limit, RiskTier};
+use crate::request::{parse_request, session_hint, CarpRequest, Execution, Operation};
+use crate::resolution::{Outcome, Resolution};
+use crate::resolution_store::Lookup;
+use crate::runtime::{Runtime, Wait};
+use crate::session::{IdemClaim, Session};
+
+/// The first step of an execution: an answer now, or a ticket to run.
+pub enum Begin {
+    Answer(Arc<ExecuteResponse>),
+    Run(Box<Ticket>),
+}
+
+/// Every schema violation of `value`, each with its JSON pointer.
+pub fn schema_faults(validator: &jsonschema::Validator, value: &Value, base: &str) -> Vec<Fault> {
+    validator
+        .iter_errors(value)
+        .map(|e| Fault::new(format!("{base}{}", e.instance_path()), e.to_string()))
+        .collect()
+}
+
+struct Ctx<'a> {
+    rt: &'a Runtime,
+    session: Arc<Session>,
+    resolution: Arc<Resolution>,
+    echo: ExecEcho,
+    execution_id: uuid::Uuid,
+    key: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn response(
+        &self,
+        status: Status,
+        error: Option<ExecError>,
+        result: Option<Arc<str>>,
+    ) -> ExecuteResponse {
+        ExecuteResponse {
+            execution_id: self.execution_id,
+            request_id: self.echo.request_id,
+            resolution_id: self.resolution.resolution_id,
+            timestamp: self.rt.now(),
+            status,
+            result,
+            error,
+            trace_id: self.session.trace_id,
+        }
+    }
+
+    /// Records the execution's events and keeps a terminal answer for its key.
+    fn answer(
+        self,
+        resp: ExecuteResponse,
+        happened: Happened,
+        wait: &impl Wait,
+    ) -> Result<Arc<ExecuteResponse>> {
+        let resp = Arc::new(resp);
+        if let Some(key) = &self.key {
+            if matches!(resp.status, Status::Success | Status::Error) {
+                self.session
+                    .finish_key(key, &self.echo.parameters_hash, Arc::clone(&resp));
+            } else {
+                self.session.drop_key(key);
+            }
+        }
+        self.rt
+            .push_execution(&self.session, self.echo, self.execution_id, happened, wait)?;
+        Ok(resp)
+    }
+
+    fn deny(
+        self,
+        code: &'static str,
+        policy_id: &str,
+        reason: &str,
+        details: Value,
+        violation: Option<&'static str>,
+        wait: &impl Wait,
+    ) -> Result<Begin> {
+        let err = ExecError {
+            code,
+            message: reason.to_string(),
+            details: details.clone(),
+        };
+        let resp = self.response(Status::Denied, Some(err), None);
+        let happened = Happened::Denied {
+            policy_id: Arc::from(policy_id),
+            reason: reason.to_string(),
+            violation: violation.map(|v| (v, details)),
+        };
+        self.answer(resp, happened, wait).map(Begin::Answer)
+    }
+}
+
+impl Runtime {
+    /// Pushes one record holding all events of an execution.
+    pub(crate) fn push_execution(
+        &self,
+        session: &Session,
+        echo: ExecEcho,
+        execution_id: uuid::Uuid,
+        happened: Happened,
+        wait: &impl Wait,
+    ) -> Result<()> {
+        let now = self.now();
+        let trace = ExecuteTrace {
+            echo,
+            execution_id: execution_id.to_string(),
+            happened,
+        };
+        let rec = Record {
+            session_id: session.session_id,
+            span: SpanRef::Child(new_v7(now)),
+            micros: now,
+            body: Body::Many(Arc::new(trace)),
+            start: None,
+            ends_chain: false,
+        };
+        self.push(session, rec, wait)
+    }
+
+    fn parameters_hash(&self, params: &Value) -> Result<String> {
+        let text = to_canonical(params)?;
+        Ok(to_hex(&self.algorithm().digest(text.as_bytes())))
+    }
+
+    /// A resolution of this session that has not expired.
+    pub(crate) fn resolution_for(
+        &self,
+        session: &Session,
+        id: &uuid::Uuid,
+    ) -> Result<Arc<Resolution>> {
+        match self.resolutions.get(id, self.now()) {
+            Lookup::Found(r) if r.session_id == session.session_id => Ok(r),
+            Lookup::Expired => Err(CoreError::ResolutionExpired(id.to_string())),
+            _ => Err(CoreError::ResolutionNotFound(id.to_string())),
+        }
+    }
+
+    /// Checks an execute request; answers it, or returns a ticket to run.
+    pub fn execute_begin(&self, v: &Value, wait: &impl Wait) -> Result<Begin> {
+        self.with_error_event(session_hint(v), wait, || {
+            let req = parse_request(v)?;
+            if req.operation != Operation::Execute {
+                return Err(CoreError::InvalidRequest(vec![Fault::new(
+                    "/operation",
+                    format!(
+                        "execute takes operation \"execute\", not {:?}",
+                        req.operation.as_str()
+                    ),
+                )]));
+            }
+            let exec = req.execution.clone().ok_or_else(|| {
+                CoreError::InvalidRequest(vec![Fault::new(
+                    "/execution",
+                    "is required when operation is \"execute\"",
+                )])
+            })?;
+            let session = self.admit(&req)?;
+            let out = self.begin_checked(&req, &exec, Arc::clone(&session), wait);
+            if out.is_err() {
+                session.release_request(&req.request_id);
+            }
+            out
+        })
+    }
+
+    fn begin_checked(
+        &self,
+        req: &CarpRequest,
+        exec: &Execution,
+        session: Arc<Session>,
+        wait: &impl Wait,
+    ) -> Result<Begin> {
+        let now = self.now();
+        let resolution = self.resolution_for(&session, &exec.resolution_id)?;
+        let parameters_hash = self.parameters_hash(&exec.parameters)?;
+        let key = exec.idempotency_key.clone();
+        if let Some(k) = &key {
+            match session.claim_key(k, &parameters_hash) {
+                IdemClaim::Claimed => {}
+                IdemClaim::Conflict => return Err(CoreError::IdempotencyConflict(k.clone())),
+                IdemClaim::Replay(first) => {
+                    let echo = self.echo(req, exec, &resolution, parameters_hash);
+                    self.push_execution(
+                        &session,
+                        echo,
+                        first.execution_id,
+                        Happened::Replayed,
+                        wait,
+                    )?;
+                    return Ok(Begin::Answer(first));
+                }
+            }
+        }
+        let echo = self.echo(req, exec, &resolution, parameters_hash.clone());
+        let ctx = Ctx {
+            rt: self,
+            session: Arc::clone(&session),
+            resolution: Arc::clone(&resolution),
+            echo,
+            execution_id: new_v7(now),
+            key,
+        };
+        let action_id = exec.action_id.as_str();
+
+        // The action must be allowed by the resolution...
+        let Some(eval) = resolution.evaluation(action_id).copied() else {
+            let reason = format!(
+                "{action_id} is not an action of resolution {}",
+                resolution.resolution_id
+            );
+            return ctx.deny(
+                "ACTION_NOT_ALLOWED",
+                "not_in_resolution",
+                &reason,
+                json!({"action_id": action_id}),
+                None,
+                wait,
+            );
+        };
+        if eval.outcome == Outcome::Deny {
+            let (policy_id, reason) = resolution.denial(&eval);
+            let (policy_id, reason) = (policy_id.to_string(), reason.to_string());
+            return ctx.deny(
+                "ACTION_NOT_ALLOWED",
+                &policy_id,
+                &reason,
+                json!({"action_id": action_id}),
+                None,
+                wait,
+            );
+        }
+        // ...and still be, by the policies loaded now.
+        let snap = self.registry.snapshot();
+        let Some(&(ai, xi)) = snap.compiled.actions.get(action_id) else {
+            return ctx.deny(
+                "ACTION_NOT_ALLOWED",
+                "not_loaded",
+                &format!("{action_id} is no longer loaded"),
+                json!({"action_id": action_id}),
+                None,
+                wait,
+            );
+        };
+        let mut in_candidates = vec![false; snap.atlases.len()];
+        for id in &resolution.echo.atlas_ids {
+            if let Some(&i) = snap.index.get(&**id) {
+                in_candidates[i as usize] = true;
+            }
+        }
+        let risk = resolution
+            .echo
+            .risk_tier
+            .unwrap_or(RiskTier::Low)
+            .max(req.risk());
+        let applied = applicable(&snap, &in_candidates, ai, xi, risk, &req.agent_id);
+        if let Some(d) = applied.deny {
+            let p = snap.policy(d);
+            return ctx.deny(
+                "ACTION_NOT_ALLOWED",
+                &p.policy_id,
+                &p.reason,
+                json!({"action_id": action_id}),
+                None,
+                wait,
+            );
+        }
+        let action = &snap.atlases[ai as usize].actions[xi as usize];
+        let gate_policy: Option<Arc<str>> = applied
+            .approval
+            .map(|r| Arc::clone(&snap.policy(r).policy_id))
+            .or_else(|| {
+                action
+                    .requires_confirmation
+                    .then(|| Arc::from("requires_confirmation"))
+            });
+        let mut grant = None;
+        if let Some(policy_id) = gate_policy {
+            let Some(approval_id) = resolution.approval_id else {
+                let reason = "this action now needs approval; resolve again to get an approval id";
+                return ctx.deny(
+                    "ACTION_NOT_ALLOWED",
+                    &policy_id,
+                    reason,
+                    json!({"action_id": action_id}),
+                    None,
+                    wait,
+                );
+            };
+            let pending = Pending {
+                approval_id,
+                session_id: session.session_id,
+                resolution_id: resolution.resolution_id,
+                action_id: Arc::clone(&action.action_id),
+                parameters_hash: parameters_hash.clone(),
+                parameters: Arc::from(to_canonical(&exec.parameters)?),
+                requested_at: now,
+            };
+            match self.approvals.gate(pending.clone(), now) {
+                Gate::Granted => grant = Some(pending),
+                Gate::Rejected { approver } => {
+                    let reason = format!("approval {approval_id} was rejected by {approver}");
+                    return ctx.deny(
+                        "APPROVAL_REJECTED",
+                        &policy_id,
+                        &reason,
+                        json!({"approval_id": approval_id.to_string(), "approver": approver}),
+                        None,
+                        wait,
+                    );
+                }
+                Gate::Waiting => {
+                    let details = json!({"approval_id": approval_id.to_string(), "action_id": action_id, "parameters_hash": parameters_hash});
+                    let err = ExecError {
+                        code: "APPROVAL_REQUIRED",
+                        message: format!("{action_id} waits for a human to approve it"),
+                        details,
+                    };
+                    let resp = ctx.response(Status::PendingApproval, Some(err), None);
+                    return ctx
+                        .answer(resp, Happened::Pending { policy_id }, wait)
+                        .map(Begin::Answer);
+                }
+            }
+        } else if applied.allow.is_none() {
+            let reason = crate::resolution::DEFAULT_DENY_REASON;
+            return ctx.deny(
+                "ACTION_NOT_ALLOWED",
+                crate::resolution::DEFAULT_DENY_ID,
+                reason,
+                json!({"action_id": action_id}),
+                None,
+                wait,
+            );
+        }
+        let give_back = |g: &Option<Pending>| {
+            if let Some(p) = g {
+                self.approvals
+                    .restore(&p.approval_id, &p.action_id, &p.parameters_hash);
+            }
+        };
+        // Limits: checked and counted in one step.
+        let limits: Vec<_> = applied
+            .limits
+            .iter()
+            .map(|&r| {
+                let p = snap.policy(r);
+                let scope = match &p.limit {
+                    Limit::Rate { scope, .. } | Limit::Budget { scope, .. } => *scope,
+                    Limit::None => crate::policy::Scope::Global,
+                };
+                (p, ScopeKey::of(scope, session.session_id, &req.agent_id))
+            })
+            .collect();
+        let reservation = match self.limits.acquire(&limits, action_id, now) {
+            Ok(r) => r,
+            Err((i, standing)) => {
+                give_back(&grant);
+                let p = limits[i].0;
+                return match standing {
+                    Standing::RateExceeded { retry_after } => {
+                        let secs = retry_after as f64 / 1e6;
+                        let details = json!({"retry_after": secs, "policy_id": &*p.policy_id});
+                        ctx.deny(
+                            "RATE_LIMIT_EXCEEDED",
+                            &p.policy_id,
+                            "rate_limit_exceeded",
+                            details,
+                            Some("rate_limit"),
+                            wait,
+                        )
+                    }
+                    Standing::BudgetExceeded { spent, limit } => {
+                        let details = json!({"spent": spent, "limit": limit, "cost": p.cost_of(action_id), "policy_id": &*p.policy_id});
+                        ctx.deny(
+                            "BUDGET_EXCEEDED",
+                            &p.policy_id,
+                            "budget_exceeded",
+                            details,
+                            Some("budget"),
+                            wait,
+                        )
+                    }
+                    Standing::Ok => unreachable_ok(),
+                };
+            }
+        };
+        // Parameters against the compiled schema.
+        if let Some(validator) = &action.validator {
+            let faults = schema_faults(validator, &exec.parameters, "");
+            if !faults.is_empty() {
+                self.limits.release(reservation);
+                give_back(&grant);
+                let errors: Vec<Value> = faults
+                    .iter()
+                    .map(|f| json!({"path": f.path, "message": f.message}))
+                    .collect();
+                let details = json!({"errors": errors});
+                let message = format!("{} parameter error(s): {}", faults.len(), faults[0]);
+                let err = ExecError {
+                    code: "INVALID_PARAMETERS",
+                    message,
+                    details: details.clone(),
+                };
+                let resp = ctx.response(Status::Error, Some(err), None);
+                let happened = Happened::Denied {
+                    policy_id: Arc::from("parameters_schema"),
+                    reason: "invalid_parameters".into(),
+                    violation: Some(("invalid_parameters", details)),
+                };
+                return ctx.answer(resp, happened, wait).map(Begin::Answer);
+            }
+        }
+        Ok(Begin::Run(Box::new(Ticket {
+            session,
+            resolution,
+            echo: ctx.echo,
+            execution_id: ctx.execution_id,
+            executor: action.executor.clone(),
+            parameters: exec.parameters.clone(),
+            reservation,
+            grant,
+            idempotency_key: ctx.key,
+            started: now,
+        })))
+    }
+
+    fn echo(
+        &self,
+        req: &CarpRequest,
+        exec: &Execution,
+        res: &Resolution,
+        parameters_hash: String,
+    ) -> ExecEcho {
+        ExecEcho {
+            request_id: req.request_id,
+            goal: Arc::from(req.goal.as_str()),
+            atlas_ids: res.echo.atlas_ids.clone(),
+            risk_tier: req.risk_tier,
+            action_id: Arc::from(exec.action_id.as_str()),
+            resolution_id: res.resolution_id,
+            parameters_hash,
+        }
+    }
+
+    /// Ends an execution with what its executor did.
+    pub fn execute_finish(
+        &self,
+        t: Ticket,
+        outcome: RunResult,
+        duration_ms: f64,
+        wait: &impl Wait,
+    ) -> Result<Arc<ExecuteResponse>> {
+        let (status, result, error, result_hash, failure) = match outcome {
+            RunResult::Returned(text) => {
+                let hash = to_hex(&self.algorithm().digest(text.as_bytes()));
+                (
+                    Status::Success,
+                    Some(Arc::from(text)),
+                    None,
+                    Some(hash),
+                    None,
+                )
+            }
+            RunResult::Failed {
+                code,
+                message,
+                details,
+            } => {
+                let err = ExecError {
+                    code,
+                    message: message.clone(),
+                    details,
+                };
+                (Status::Error, None, Some(err), None, Some((code, message)))
+            }
+            RunResult::NoExecutor => {
+                self.limits.release(t.reservation);
+                if let Some(p) = &t.grant {
+                    self.approvals
+                        .restore(&p.approval_id, &p.action_id, &p.parameters_hash);
+                }
+                let message = format!("no executor is registered for {}", t.echo.action_id);
+                let err = ExecError {
+                    code: "NO_EXECUTOR",
+                    message: message.clone(),
+                    details: json!({"action_id": &*t.echo.action_id}),
+                };
+                (
+                    Status::Error,
+                    None,
+                    Some(err),
+                    None,
+                    Some(("NO_EXECUTOR", message)),
+                )
+            }
+        };
+        let ctx = Ctx {
+            rt: self,
+            session: t.session,
+            resolution: t.resolution,
+            echo: t.echo,
+            execution_id: t.execution_id,
+            key: t.idempotency_key,
+        };
+        let resp = ctx.response(status, error, result);
+        ctx.answer(
+            resp,
+            Happened::Ran {
+                duration_ms,
+                result_hash,
+                failure,
+            },
+            wait,
+        )
+    }
+}
+
+fn unreachable_ok() -> Result<Begin> {
+    Err(CoreError::invalid(
+        "INTERNAL",
+        "",
+        "a limit refused without a reason",
+    ))
+}

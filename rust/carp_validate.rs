@@ -1,0 +1,99 @@
+//! The validate operation (CARP §6): answers valid or invalid with every
+//! fault's path; changes nothing but its `carp.request.received` event.
+
+use serde_json::Value;
+
+use crate::carp_execute::schema_faults;
+use crate::chain::SpanRef;
+use crate::error::{CoreError, Fault, Result};
+use crate::request::{parse_request, CarpRequest};
+use crate::resolution::Outcome;
+use crate::resolve_events::str_list;
+use crate::runtime::{Payload, Runtime, Wait};
+use crate::session::SessionStatus;
+
+#[derive(Debug, Clone)]
+pub struct ValidationReport {
+    pub valid: bool,
+    pub errors: Vec<Fault>,
+}
+
+impl Runtime {
+    pub fn validate_value(&self, v: &Value, wait: &impl Wait) -> ValidationReport {
+        let req = match parse_request(v) {
+            Ok(r) => r,
+            Err(e) => {
+                return ValidationReport {
+                    valid: false,
+                    errors: e.faults().to_vec(),
+                }
+            }
+        };
+        let errors = match self.validate_request(&req, wait) {
+            Ok(()) => Vec::new(),
+            Err(e) if !e.faults().is_empty() => e.faults().to_vec(),
+            Err(e) => vec![Fault::new(e.path().unwrap_or_default(), e.to_string())],
+        };
+        ValidationReport {
+            valid: errors.is_empty(),
+            errors,
+        }
+    }
+
+    fn validate_request(&self, req: &CarpRequest, wait: &impl Wait) -> Result<()> {
+        let session = self
+            .session(&req.session_id)
+            .map_err(|e| at("/requester/session_id", e))?;
+        if session.status() != SessionStatus::Active {
+            return Err(at(
+                "/requester/session_id",
+                CoreError::SessionEnded(req.session_id.to_string()),
+            ));
+        }
+        let mut p = Payload::new();
+        p.raw(
+            "atlas_ids",
+            &str_list(req.atlas_ids.as_deref().unwrap_or_default()),
+        );
+        p.str("goal", &req.goal)
+            .str("operation", "validate")
+            .str("request_id", &req.request_id.to_string());
+        let rec = self.record_for(
+            &session,
+            "carp.request.received".into(),
+            p.finish(),
+            SpanRef::Fresh,
+        );
+        self.push(&session, rec, wait)?;
+        let Some(exec) = &req.execution else {
+            return Ok(());
+        };
+        let res = self
+            .resolution_for(&session, &exec.resolution_id)
+            .map_err(|e| at("/execution/resolution_id", e))?;
+        let eval = res
+            .evaluation(&exec.action_id)
+            .filter(|e| e.outcome != Outcome::Deny)
+            .ok_or_else(|| {
+                at(
+                    "/execution/action_id",
+                    CoreError::invalid(
+                        "ACTION_NOT_ALLOWED",
+                        "",
+                        format!("{} is not allowed by this resolution", exec.action_id),
+                    ),
+                )
+            })?;
+        if let Some(validator) = &res.action(eval).validator {
+            let faults = schema_faults(validator, &exec.parameters, "/execution/parameters");
+            if !faults.is_empty() {
+                return Err(CoreError::InvalidRequest(faults));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn at(path: &str, e: CoreError) -> CoreError {
+    CoreError::InvalidRequest(vec![Fault::new(path, e.to_string())])
+}

@@ -1,0 +1,117 @@
+//! The TRACE events of an execution, rendered on the flush thread.
+
+use crate::chain::EventSource;
+use crate::event::EventType;
+use crate::execute::{ExecEcho, Happened};
+use crate::runtime::Payload;
+
+pub struct ExecuteTrace {
+    pub echo: ExecEcho,
+    pub execution_id: String,
+    pub happened: Happened,
+}
+
+fn str_list(list: &[std::sync::Arc<str>]) -> String {
+    let mut out = vec![b'['];
+    for (i, s) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        crate::canonical::write_str(&mut out, s);
+    }
+    out.push(b']');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+impl ExecuteTrace {
+    fn action_payload(&self) -> Payload {
+        let mut p = Payload::new();
+        p.str("action_id", &self.echo.action_id);
+        p
+    }
+}
+
+impl EventSource for ExecuteTrace {
+    fn count(&self) -> usize {
+        2 + match &self.happened {
+            Happened::Replayed => 0,
+            Happened::Denied { violation, .. } => 1 + violation.is_some() as usize,
+            Happened::Pending { .. } => 1,
+            Happened::Ran { .. } => 2,
+        }
+    }
+
+    fn render(&self, emit: &mut dyn FnMut(EventType, Box<str>)) {
+        let e = &self.echo;
+        let resolution_id = e.resolution_id.to_string();
+        let mut p = Payload::new();
+        p.str("action_id", &e.action_id)
+            .raw("atlas_ids", &str_list(&e.atlas_ids));
+        p.str("goal", &e.goal).str("operation", "execute");
+        p.str("request_id", &e.request_id.to_string())
+            .str("resolution_id", &resolution_id);
+        if let Some(t) = e.risk_tier {
+            p.str("risk_tier", t.as_str());
+        }
+        emit("carp.request.received".into(), p.finish());
+        let mut p = self.action_payload();
+        p.str("parameters_hash", &e.parameters_hash)
+            .str("resolution_id", &resolution_id);
+        emit("action.requested".into(), p.finish());
+        match &self.happened {
+            Happened::Replayed => {}
+            Happened::Denied {
+                policy_id,
+                reason,
+                violation,
+            } => {
+                let mut p = self.action_payload();
+                p.str("policy_id", policy_id).str("reason", reason);
+                emit("action.denied".into(), p.finish());
+                if let Some((kind, details)) = violation {
+                    let details =
+                        crate::canonical::to_canonical(details).unwrap_or_else(|_| "{}".into());
+                    let mut p = self.action_payload();
+                    p.raw("details", &details)
+                        .str("policy_id", policy_id)
+                        .str("violation_type", kind);
+                    emit("policy.violated".into(), p.finish());
+                }
+            }
+            Happened::Pending { policy_id } => {
+                let mut p = self.action_payload();
+                p.str("policy_id", policy_id)
+                    .str("result", "requires_approval");
+                emit("policy.evaluated".into(), p.finish());
+            }
+            Happened::Ran {
+                duration_ms,
+                result_hash,
+                failure,
+            } => {
+                let mut p = self.action_payload();
+                p.str("resolution_id", &resolution_id);
+                emit("action.approved".into(), p.finish());
+                let mut p = self.action_payload();
+                match failure {
+                    Some((code, message)) => {
+                        p.str("error_code", code)
+                            .str("error_message", message)
+                            .str("execution_id", &self.execution_id);
+                        emit("action.failed".into(), p.finish());
+                    }
+                    None => {
+                        let mut text = Vec::new();
+                        let _ = crate::canonical::write_f64(&mut text, *duration_ms, "");
+                        p.raw("duration_ms", std::str::from_utf8(&text).unwrap_or("0.0"));
+                        p.str("execution_id", &self.execution_id);
+                        if let Some(h) = result_hash {
+                            p.str("result_hash", h);
+                        }
+                        emit("action.executed".into(), p.finish());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+"""Shared fixtures and helpers of the test suite.
+
+The helpers here are an independent reference: they hash and read events
+with hashlib, blake3 and json only, never with cra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import blake3
+import cra
+import pytest
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+ZEROS = "0" * 64
+
+
+@pytest.fixture
+def runtime() -> Iterator[cra.Runtime]:
+    """An in-memory runtime, closed after the test."""
+    rt = cra.Runtime()
+    yield rt
+    rt.close(timeout=10)
+
+
+def load_vectors(name: str) -> dict[str, Any]:
+    with open(SPECS / "vectors" / name, encoding="utf-8") as f:
+        data: dict[str, Any] = json.load(f)
+    return data
+
+
+def reference_canonical(value: Any) -> str:
+    """What the protocol says canonical JSON is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def reference_hash(event: dict[str, Any], algorithm: str = "sha256") -> str:
+    """TRACE/1.0 event hash of an event dict, computed without cra."""
+    parts = [
+        event["trace_version"],
+        event["event_id"],
+        event["trace_id"],
+        event["span_id"],
+        event["parent_span_id"] or "",
+        event["session_id"],
+        str(event["sequence"]),
+        event["timestamp"],
+        event["event_type"],
+        reference_canonical(event["payload"]),
+        event["previous_event_hash"],
+    ]
+    data = "".join(parts).encode("utf-8", "surrogatepass")
+    if algorithm == "sha256":
+        return hashlib.sha256(data).hexdigest()
+    if algorithm == "blake3":
+        return blake3.blake3(data).hexdigest()
+    raise ValueError(algorithm)
+
+
+def rehash_from(events: list[dict[str, Any]], start: int, algorithm: str = "sha256") -> None:
+    """Relinks and rehashes `events[start:]` so only a deliberate fault remains."""
+    prev = events[start - 1]["event_hash"] if start else ZEROS
+    for e in events[start:]:
+        e["previous_event_hash"] = prev
+        e["event_hash"] = prev = reference_hash(e, algorithm)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(json.dumps(e) + "\n" for e in events)
+    return path
+
+
+class ListSink:
+    """A Python sink that keeps every batch it is given."""
+
+    def __init__(self) -> None:
+        self.events: list[cra.TRACEEvent] = []
+        self.batches = 0
+        self._lock = threading.Lock()
+
+    def write_batch(self, events: list[cra.TRACEEvent]) -> None:
+        with self._lock:
+            self.events.extend(events)
+            self.batches += 1
+
+
+class GatedSink(ListSink):
+    """A Python sink whose `write_batch` waits until `gate` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def write_batch(self, events: list[cra.TRACEEvent]) -> None:
+        self.entered.set()
+        self.gate.wait()
+        super().write_batch(events)
