@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from . import __version__, _core
-from .carp import now_timestamp
+from .carp import CARPRequest, now_timestamp
 from .errors import CraError
 from .runtime import Runtime
+from .timing import ManualClock, SessionTTLConfig
 from .trace import verify_chain
 
 __all__ = ["run_suite", "run", "match"]
@@ -163,7 +164,122 @@ def _case_resolve(case: Case) -> None:
             raise Mismatch(f"the trace does not verify: {v}")
 
 
+class _Flow:
+    """Runs the steps of a `flow` case against one runtime and session."""
+
+    def __init__(self, case: Case, rt: Runtime, sid: str, agent: str, goal: str) -> None:
+        self.case, self.rt, self.sid, self.agent, self.goal = case, rt, sid, agent, goal
+        self.resolutions: Dict[str, Any] = {}
+        self.responses: Dict[str, Any] = {}
+
+    def names(self) -> Dict[str, str]:
+        names = {"$session": self.sid, "$now": self.rt.timestamp()}
+        if "default" in self.resolutions:
+            names["$resolution"] = self.resolutions["default"].resolution_id
+        return names
+
+    def step(self, n: int, step: Dict[str, Any]) -> None:
+        exp = step.get("expect", {})
+        where = f"/steps/{n}"
+        try:
+            got = self.run(step)
+        except CraError as e:
+            if "error" not in exp:
+                raise Mismatch(f"step {n}: {e.code}: {e}") from None
+            match({"code": e.code, "path": e.path}, exp["error"], f"{where}/error")
+            return
+        if "error" in exp and not isinstance(got, dict):
+            raise Mismatch(f"step {n}: expected error {exp['error']}, got {got!r}")
+        if "error" in exp:
+            match(got, {"error": exp["error"]}, where)
+        for key in ("response", "resolution", "report", "decision", "pending"):
+            if key in exp:
+                match(got, exp[key], where)
+        if "events" in exp:
+            events = [{"event_type": e.event_type, "payload": e.payload} for e in self.rt.events(self.sid)]
+            match(events[-len(exp["events"]):], exp["events"], f"{where}/events")
+
+    def run(self, step: Dict[str, Any]) -> Any:
+        rt = self.rt
+        if "resolve" in step:
+            req = _substitute(step["resolve"], self.names())
+            res = rt.resolve(req)
+            self.resolutions[step.get("save", "default")] = res
+            return res.to_dict()
+        if "execute" in step:
+            e = step["execute"]
+            rid = e.get("resolution_id") or self.resolutions[e.get("resolution", "default")].resolution_id
+            req = CARPRequest.execute(
+                self.sid, self.agent, self.goal, rid, e["action_id"],
+                e.get("parameters", {}), idempotency_key=e.get("idempotency_key"),
+                request_id=e.get("request_id"), timestamp=rt.timestamp(),
+            )
+            resp = rt.execute(req).to_dict()
+            if "save" in step:
+                self.responses[step["save"]] = resp
+            return resp
+        if "approve" in step or "reject" in step:
+            a = step.get("approve") or step["reject"]
+            res = self.resolutions[a.get("resolution", "default")]
+            approval_id = res.decision.approval_id
+            if "approve" in step:
+                return rt.approve(approval_id, a.get("approver", "conformance"), note=a.get("note"),
+                                  action_id=a.get("action_id"), scope=a.get("scope", "once"))
+            return rt.reject(approval_id, a.get("approver", "conformance"), note=a.get("note"))
+        if "pending" in step:
+            return {"pending": rt.pending_approvals(self.sid)}
+        if "validate" in step:
+            return rt.validate(_substitute(step["validate"], self.names()))
+        if "advance" in step:
+            self.clock.advance(float(step["advance"]))
+            return None
+        if "same_response" in step:
+            a, b = step["same_response"]
+            if self.responses[a]["execution_id"] != self.responses[b]["execution_id"]:
+                raise Mismatch(f"responses {a} and {b} differ")
+            return None
+        if "end_session" in step:
+            rt.end_session(self.sid, step["end_session"])
+            return None
+        raise Mismatch(f"unknown step {sorted(step)}")
+
+    clock: Any = None
+
+
+def _case_flow(case: Case) -> None:
+    d = case.data
+    sess = d.get("session", {})
+    agent, goal = sess.get("agent_id", "conformance-agent"), sess.get("goal", "conformance")
+    clock = ManualClock(start=float(d.get("clock", 1_800_000_000.0)))
+    ttl = d.get("session_ttl")
+    with Runtime(clock=clock, session_ttl=SessionTTLConfig(**ttl) if ttl else None) as rt:
+        for src in d.get("atlases", []):
+            rt.load_atlas(case.atlas_source(src))
+        failing = set(d.get("failing", []))
+        for info in rt.atlases():
+            for action_id in info.actions:
+                rt.register_executor(action_id, _echo(action_id, action_id in failing))
+        sid = rt.create_session(agent_id=agent, goal=goal)
+        flow = _Flow(case, rt, sid, agent, goal)
+        flow.clock = clock
+        for n, step in enumerate(d["steps"]):
+            flow.step(n, step)
+        v = rt.verify(sid)
+        if not v.valid:
+            raise Mismatch(f"the trace does not verify: {v}")
+
+
+def _echo(action_id: str, fail: bool) -> Callable[..., Any]:
+    def run(**parameters: Any) -> Any:
+        if fail:
+            raise RuntimeError(f"{action_id} failed on purpose")
+        return {"action_id": action_id, "parameters": parameters}
+
+    return run
+
+
 RUNNERS: Dict[str, Callable[[Case], None]] = {
+    "flow": _case_flow,
     "request": _case_request,
     "atlas": _case_atlas,
     "hash": _case_hash,
