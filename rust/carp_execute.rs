@@ -94,9 +94,26 @@ impl Ctx<'_> {
         violation: Option<&'static str>,
         wait: &impl Wait,
     ) -> Result<Begin> {
+        let message = match code {
+            "RATE_LIMIT_EXCEEDED" => format!(
+                "{} is over the rate limit of policy {policy_id}; retry in {:.1} s",
+                self.echo.action_id,
+                details
+                    .get("retry_after")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0)
+            ),
+            "BUDGET_EXCEEDED" => {
+                format!(
+                    "{} would overspend the budget of policy {policy_id}",
+                    self.echo.action_id
+                )
+            }
+            _ => reason.to_string(),
+        };
         let err = ExecError {
             code,
-            message: reason.to_string(),
+            message,
             details: details.clone(),
         };
         let resp = self.response(Status::Denied, Some(err), None);

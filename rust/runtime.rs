@@ -226,7 +226,7 @@ impl Runtime {
             .int("duration_ms", (now - session.created_micros).max(0) / 1000)
             .str("reason", reason);
         let mut rec = self.record_for(
-            &session,
+            session,
             "session.ended".into(),
             payload.finish(),
             SpanRef::Fresh,

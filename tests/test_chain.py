@@ -221,7 +221,7 @@ def test_events_have_the_protocol_shape(runtime: cra.Runtime) -> None:
     assert started["parent_span_id"] is None
     assert started["span_id"] == session["root_span_id"]
     assert [e["payload"]["i"] for e in steps] == list(range(50))  # the caller's order
-    for e in steps + [ended]:
+    for e in [*steps, ended]:
         assert e["parent_span_id"] == session["root_span_id"]
         assert e["span_id"] != session["root_span_id"]
     assert len({e["span_id"] for e in events}) == len(events)

@@ -1,4 +1,4 @@
-"""The decision rules of CARP resolve (§4.3–§4.5): policy type order,
+"""The decision rules of CARP resolve (§4.3 to §4.5): policy type order,
 priorities and ties, patterns, conditions, constraints, confirmation and
 approval ids, decision types and reasons."""
 

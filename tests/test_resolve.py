@@ -908,7 +908,7 @@ def test_replacing_an_atlas_is_atomic_for_concurrent_resolves(rt: cra.Runtime) -
             while not done.is_set():
                 rt.load_atlas(SWAP_B if swaps[0] % 2 == 0 else SWAP_A, replace=True)
                 swaps[0] += 1
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             failures.append(e)
 
     def resolver(sid: str) -> None:
@@ -916,7 +916,7 @@ def test_replacing_an_atlas_is_atomic_for_concurrent_resolves(rt: cra.Runtime) -
         try:
             while len(mine) < 5_000 and (len(mine) < 150 or swaps[0] < 40):
                 mine.append(rt.resolve(request(rt, sid, "Swap")))
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             failures.append(e)
         with lock:
             results.extend(mine)

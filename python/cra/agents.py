@@ -179,7 +179,7 @@ class GovernedTools:
 
     def __init__(
         self,
-        rt: "Runtime",
+        rt: Runtime,
         session_id: str,
         *,
         goal: Optional[str] = None,

@@ -85,7 +85,7 @@ class CARPResolution:
     """What an agent may do for a goal: allowed and denied actions, context
     blocks, constraints and the decision, from one resolve."""
 
-    __slots__ = ("_r", "_doc")
+    __slots__ = ("_doc", "_r")
     _r: _core.Resolution
     _doc: Optional[Dict[str, Any]]
 
@@ -207,7 +207,7 @@ class AtlasInfo:
     dependencies: Dict[str, str]
 
     @classmethod
-    def _from_core(cls, d: Mapping[str, Any]) -> "AtlasInfo":
+    def _from_core(cls, d: Mapping[str, Any]) -> AtlasInfo:
         return cls(**d)
 
 

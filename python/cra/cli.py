@@ -27,7 +27,9 @@ class Progress:
     def __call__(self, done: int) -> None:
         if self.enabled:
             pct = 100.0 * done / self.total
-            sys.stderr.write(f"\r{self.label}: {pct:5.1f}% ({done >> 20} of {self.total >> 20} MiB)")
+            sys.stderr.write(
+                f"\r{self.label}: {pct:5.1f}% ({done >> 20} of {self.total >> 20} MiB)"
+            )
             sys.stderr.flush()
 
     def finish(self) -> None:
@@ -43,9 +45,7 @@ def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
         "lines": r.lines,
         "event_count": r.event_count,
         "torn_tail": (
-            None
-            if r.torn_tail is None
-            else dict(zip(("line", "offset", "bytes"), r.torn_tail))
+            None if r.torn_tail is None else dict(zip(("line", "offset", "bytes"), r.torn_tail))
         ),
         "bad_lines": [{"line": n, "message": m} for n, m in r.bad_lines],
         "bad_line_count": r.bad_line_count,
@@ -176,5 +176,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_UNREADABLE
     except KeyboardInterrupt:
         return 130
-
-

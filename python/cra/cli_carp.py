@@ -22,12 +22,21 @@ def atlas_validate(args: argparse.Namespace) -> int:
         for path in args.paths:
             try:
                 info = rt.load_atlas(path)
-                reports.append({"path": path, "valid": True, "atlas_id": info.atlas_id,
-                                "version": info.version, "errors": []})
+                reports.append(
+                    {
+                        "path": path,
+                        "valid": True,
+                        "atlas_id": info.atlas_id,
+                        "version": info.version,
+                        "errors": [],
+                    }
+                )
             except CraError as e:
-                errors = e.errors if e.code in ("ATLAS_INVALID", "ATLAS_ALREADY_LOADED") else [
-                    {"path": e.path or "", "message": e.message}
-                ]
+                errors = (
+                    e.errors
+                    if e.code in ("ATLAS_INVALID", "ATLAS_ALREADY_LOADED")
+                    else [{"path": e.path or "", "message": e.message}]
+                )
                 reports.append({"path": path, "valid": False, "code": e.code, "errors": errors})
                 worst = max(worst, EXIT_INVALID)
     if args.json:

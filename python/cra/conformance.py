@@ -116,9 +116,18 @@ def _case_hash(case: Case) -> None:
     payload = _core.canonical_json(ev["payload"])
     for alg, want in case.data["expect"].items():
         got = _core.event_hash(
-            alg, ev["trace_version"], ev["event_id"], ev["trace_id"], ev["span_id"],
-            ev["parent_span_id"], ev["session_id"], ev["sequence"], ev["timestamp"],
-            ev["event_type"], payload, ev["previous_event_hash"],
+            alg,
+            ev["trace_version"],
+            ev["event_id"],
+            ev["trace_id"],
+            ev["span_id"],
+            ev["parent_span_id"],
+            ev["session_id"],
+            ev["sequence"],
+            ev["timestamp"],
+            ev["event_type"],
+            payload,
+            ev["previous_event_hash"],
         )
         if got != want:
             raise Mismatch(f"{alg}: expected {want}, got {got}")
@@ -196,8 +205,10 @@ class _Flow:
             if key in exp:
                 match(got, exp[key], where)
         if "events" in exp:
-            events = [{"event_type": e.event_type, "payload": e.payload} for e in self.rt.events(self.sid)]
-            match(events[-len(exp["events"]):], exp["events"], f"{where}/events")
+            events = [
+                {"event_type": e.event_type, "payload": e.payload} for e in self.rt.events(self.sid)
+            ]
+            match(events[-len(exp["events"]) :], exp["events"], f"{where}/events")
 
     def run(self, step: Dict[str, Any]) -> Any:
         rt = self.rt
@@ -208,11 +219,20 @@ class _Flow:
             return res.to_dict()
         if "execute" in step:
             e = step["execute"]
-            rid = e.get("resolution_id") or self.resolutions[e.get("resolution", "default")].resolution_id
+            rid = (
+                e.get("resolution_id")
+                or self.resolutions[e.get("resolution", "default")].resolution_id
+            )
             req = CARPRequest.execute(
-                self.sid, self.agent, self.goal, rid, e["action_id"],
-                e.get("parameters", {}), idempotency_key=e.get("idempotency_key"),
-                request_id=e.get("request_id"), timestamp=rt.timestamp(),
+                self.sid,
+                self.agent,
+                self.goal,
+                rid,
+                e["action_id"],
+                e.get("parameters", {}),
+                idempotency_key=e.get("idempotency_key"),
+                request_id=e.get("request_id"),
+                timestamp=rt.timestamp(),
             )
             resp = rt.execute(req).to_dict()
             if "save" in step:
@@ -223,8 +243,13 @@ class _Flow:
             res = self.resolutions[a.get("resolution", "default")]
             approval_id = res.decision.approval_id
             if "approve" in step:
-                return rt.approve(approval_id, a.get("approver", "conformance"), note=a.get("note"),
-                                  action_id=a.get("action_id"), scope=a.get("scope", "once"))
+                return rt.approve(
+                    approval_id,
+                    a.get("approver", "conformance"),
+                    note=a.get("note"),
+                    action_id=a.get("action_id"),
+                    scope=a.get("scope", "once"),
+                )
             return rt.reject(approval_id, a.get("approver", "conformance"), note=a.get("note"))
         if "pending" in step:
             return {"pending": rt.pending_approvals(self.sid)}
@@ -314,14 +339,16 @@ def run_suite(directory: Path) -> Dict[str, Any]:
             try:
                 runner(case)
                 entry["status"] = "passed"
-            except Exception as e:  # noqa: BLE001 - every failure is reported
+            except Exception as e:
                 entry["status"] = "failed"
                 entry["error"] = f"{type(e).__name__}: {e}"
         entry["duration_ms"] = round((time.perf_counter() - c0) * 1000, 3)
         results.append(entry)
     counts = {s: sum(r["status"] == s for r in results) for s in ("passed", "failed", "skipped")}
-    level = "full" if counts["failed"] == 0 and counts["skipped"] == 0 else (
-        "partial" if counts["failed"] == 0 else "non_conformant"
+    level = (
+        "full"
+        if counts["failed"] == 0 and counts["skipped"] == 0
+        else ("partial" if counts["failed"] == 0 else "non_conformant")
     )
     return {
         "implementation": "cra",
@@ -340,7 +367,10 @@ def run_suite(directory: Path) -> Dict[str, Any]:
 def default_cases_dir() -> Optional[Path]:
     env = os.environ.get("CRA_CONFORMANCE_DIR")
     candidates: List[Path] = [Path(env)] if env else []
-    candidates += [Path.cwd() / "specs" / "conformance", Path(__file__).resolve().parents[2] / "specs" / "conformance"]
+    candidates += [
+        Path.cwd() / "specs" / "conformance",
+        Path(__file__).resolve().parents[2] / "specs" / "conformance",
+    ]
     return next((p for p in candidates if p.is_dir()), None)
 
 
@@ -365,5 +395,3 @@ def run(args: argparse.Namespace) -> int:
             f"{run_['skipped']} skipped ({report['conformance_level']}, {run_['duration_ms']:.0f} ms)"
         )
     return 0 if report["test_run"]["failed"] == 0 else 1
-
-

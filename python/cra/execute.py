@@ -119,7 +119,7 @@ def _run_awaitable(value: Any) -> Any:
     def target() -> None:
         try:
             box["value"] = asyncio.run(value)
-        except BaseException as e:  # noqa: BLE001 - handed back to the caller
+        except BaseException as e:
             box["error"] = e
 
     t = threading.Thread(target=target, name="cra-async-executor")
@@ -147,7 +147,9 @@ class Executors:
             fn = self._by_key.get(executor_name)
         return fn
 
-    def run(self, core: _core.Runtime, begun: Union[_core.ExecuteResponse, _core.ExecuteTicket]) -> ExecuteResponse:
+    def run(
+        self, core: _core.Runtime, begun: Union[_core.ExecuteResponse, _core.ExecuteTicket]
+    ) -> ExecuteResponse:
         """Runs the executor of a checked execution and records the outcome."""
         if isinstance(begun, _core.ExecuteResponse):
             return ExecuteResponse(begun)
@@ -160,15 +162,23 @@ class Executors:
             result = fn(**params)
             if inspect.isawaitable(result):
                 result = _run_awaitable(result)
-        except Exception as e:  # noqa: BLE001 - an executor's failure is an answer
+        except Exception as e:
             ms = (time.perf_counter() - t0) * 1000.0
             details = {"exception": type(e).__name__}
             return ExecuteResponse(
-                core.execute_finish(begun, error=("EXECUTION_FAILED", str(e) or type(e).__name__, details), duration_ms=ms)
+                core.execute_finish(
+                    begun,
+                    error=("EXECUTION_FAILED", str(e) or type(e).__name__, details),
+                    duration_ms=ms,
+                )
             )
         except BaseException as e:
             ms = (time.perf_counter() - t0) * 1000.0
-            core.execute_finish(begun, error=("EXECUTION_FAILED", f"interrupted: {type(e).__name__}", None), duration_ms=ms)
+            core.execute_finish(
+                begun,
+                error=("EXECUTION_FAILED", f"interrupted: {type(e).__name__}", None),
+                duration_ms=ms,
+            )
             raise
         ms = (time.perf_counter() - t0) * 1000.0
         return ExecuteResponse(core.execute_finish(begun, result=result, duration_ms=ms))

@@ -7,7 +7,19 @@ import atexit
 import json
 import os
 import weakref
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, TYPE_CHECKING, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    TypeVar,
+    Union,
+)
 
 from . import _core
 from .carp import AtlasInfo, CARPResolution
@@ -44,7 +56,7 @@ class _SinkAdapter:
             flush()
 
 
-_LIVE: "weakref.WeakSet[Runtime]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[Runtime] = weakref.WeakSet()
 
 #: How long the exit hook waits for each runtime's trace to be written.
 EXIT_FLUSH_SECONDS = 30.0
@@ -161,7 +173,9 @@ class Runtime:
         for the rest of the resolution's life."""
         return self._core.approve(approval_id, approver, note, action_id, parameters_hash, scope)
 
-    def reject(self, approval_id: str, approver: str, *, note: Optional[str] = None) -> Dict[str, Any]:
+    def reject(
+        self, approval_id: str, approver: str, *, note: Optional[str] = None
+    ) -> Dict[str, Any]:
         """Rejects an approval: the actions it gates are denied from now on."""
         return self._core.reject(approval_id, approver, note)
 
@@ -210,7 +224,7 @@ class Runtime:
         """The runtime clock's reading as an RFC 3339 timestamp (for requests)."""
         return self._core.timestamp()
 
-    def governed(self, session_id: str, **options: Any) -> "GovernedTools":
+    def governed(self, session_id: str, **options: Any) -> GovernedTools:
         """Governed tools of a session (see `cra.agents.GovernedTools`)."""
         from .agents import GovernedTools
 
@@ -267,7 +281,7 @@ class Runtime:
             self._core.flush(None)
 
     # -- lifecycle --------------------------------------------------------
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -285,7 +299,7 @@ def _flush_all_at_exit() -> None:
     for rt in list(_LIVE):
         try:
             rt._core.close(EXIT_FLUSH_SECONDS)
-        except Exception:  # noqa: BLE001 - exit must go on; the error is printed
+        except Exception:
             import traceback
 
             traceback.print_exc()

@@ -119,7 +119,7 @@ class ChainVerification:
     line: Optional[int] = None
 
     @classmethod
-    def _from_core(cls, r: _core.ChainReport) -> "ChainVerification":
+    def _from_core(cls, r: _core.ChainReport) -> ChainVerification:
         return cls(
             valid=r.valid,
             error=r.error,
@@ -170,7 +170,7 @@ class FileVerification(Mapping[str, ChainVerification]):
 
 
 def verify_jsonl(
-    path: Union[str, "os.PathLike[str]"], progress: Optional[Callable[[int], None]] = None
+    path: Union[str, os.PathLike[str]], progress: Optional[Callable[[int], None]] = None
 ) -> FileVerification:
     """Verifies every session chain in a `.trace.jsonl` file, streaming."""
     r = _core.verify_jsonl(os.fspath(path), progress)

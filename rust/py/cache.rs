@@ -10,8 +10,10 @@ use pyo3::types::PyString;
 
 const SLOTS: usize = 256;
 
+type Slot<V> = Option<(Py<PyString>, V)>;
+
 pub struct IdentityCache<V: Clone> {
-    slots: Mutex<Vec<Option<(Py<PyString>, V)>>>,
+    slots: Mutex<Vec<Slot<V>>>,
 }
 
 impl<V: Clone> Default for IdentityCache<V> {

@@ -169,11 +169,9 @@ impl Runtime {
                 .transpose()
                 .ok()
                 .flatten();
-            let code: &'static str = if code == "EXECUTION_FAILED" {
-                "EXECUTION_FAILED"
-            } else {
-                "EXECUTION_FAILED"
-            };
+            // Executor failures have one code; the exception's name is in details.
+            let _ = code;
+            let code: &'static str = "EXECUTION_FAILED";
             RunResult::Failed {
                 code,
                 message,

@@ -141,6 +141,7 @@ pub struct Caches {
 #[pymethods]
 impl Runtime {
     #[new]
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096, clock_skew_seconds=Some(300.0), max_resolutions=100_000, clock=None, session_idle_seconds=None, session_max_seconds=None, heartbeat_interval_seconds=None, heartbeat_misses_allowed=2))]
     fn new(
         py: Python<'_>,
