@@ -64,6 +64,11 @@ impl Runtime {
         self.registry.unload(atlas_id)
     }
 
+    /// The loaded atlases as one compiled snapshot.
+    pub fn snapshot(&self) -> Arc<crate::registry::Snapshot> {
+        self.registry.snapshot()
+    }
+
     pub fn atlases(&self) -> Vec<Arc<Atlas>> {
         self.registry.snapshot().atlases.clone()
     }
@@ -111,6 +116,15 @@ impl Runtime {
         if session.status() != SessionStatus::Active {
             return Err(CoreError::SessionEnded(req.session_id.to_string()));
         }
+        self.check_skew(req)?;
+        if !session.claim_request(req.request_id) {
+            return Err(CoreError::DuplicateRequest(req.request_id.to_string()));
+        }
+        Ok(session)
+    }
+
+    /// §3 rule 3: the request's timestamp is within the clock-skew window.
+    pub(crate) fn check_skew(&self, req: &CarpRequest) -> Result<()> {
         if let Some(window) = self.config().clock_skew {
             let skew = (req.timestamp - self.now()).abs();
             if skew > window {
@@ -125,10 +139,7 @@ impl Runtime {
                 ));
             }
         }
-        if !session.claim_request(req.request_id) {
-            return Err(CoreError::DuplicateRequest(req.request_id.to_string()));
-        }
-        Ok(session)
+        Ok(())
     }
 
     /// Resolves a CARP request given as JSON.

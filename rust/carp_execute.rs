@@ -75,7 +75,7 @@ impl Ctx<'_> {
         if let Some(key) = &self.key {
             if matches!(resp.status, Status::Success | Status::Error) {
                 self.session
-                    .finish_key(key, &self.echo.parameters_hash, Arc::clone(&resp));
+                    .finish_key(key, &idem_fingerprint(&self.echo), Arc::clone(&resp));
             } else {
                 self.session.drop_key(key);
             }
@@ -209,32 +209,16 @@ impl Runtime {
         let now = self.now();
         let resolution = self.resolution_for(&session, &exec.resolution_id)?;
         let parameters_hash = self.parameters_hash(&exec.parameters)?;
-        let key = exec.idempotency_key.clone();
-        if let Some(k) = &key {
-            match session.claim_key(k, &parameters_hash) {
-                IdemClaim::Claimed => {}
-                IdemClaim::Conflict => return Err(CoreError::IdempotencyConflict(k.clone())),
-                IdemClaim::Replay(first) => {
-                    let echo = self.echo(req, exec, &resolution, parameters_hash);
-                    self.push_execution(
-                        &session,
-                        echo,
-                        first.execution_id,
-                        Happened::Replayed,
-                        wait,
-                    )?;
-                    return Ok(Begin::Answer(first));
-                }
-            }
-        }
         let echo = self.echo(req, exec, &resolution, parameters_hash.clone());
-        let ctx = Ctx {
+        // The idempotency key is claimed only once every check has passed
+        // (§5 order), so denied and pending answers are never remembered.
+        let mut ctx = Ctx {
             rt: self,
             session: Arc::clone(&session),
             resolution: Arc::clone(&resolution),
             echo,
             execution_id: new_v7(now),
-            key,
+            key: None,
         };
         let action_id = exec.action_id.as_str();
 
@@ -446,6 +430,29 @@ impl Runtime {
                 return ctx.answer(resp, happened, wait).map(Begin::Answer);
             }
         }
+        // Idempotency: the same key and request answer with the first response.
+        if let Some(k) = &exec.idempotency_key {
+            match session.claim_key(k, &idem_fingerprint(&ctx.echo)) {
+                IdemClaim::Claimed => ctx.key = Some(k.clone()),
+                IdemClaim::Conflict => {
+                    self.limits.release(reservation);
+                    give_back(&grant);
+                    return Err(CoreError::IdempotencyConflict(k.clone()));
+                }
+                IdemClaim::Replay(first) => {
+                    self.limits.release(reservation);
+                    give_back(&grant);
+                    self.push_execution(
+                        &session,
+                        ctx.echo,
+                        first.execution_id,
+                        Happened::Replayed,
+                        wait,
+                    )?;
+                    return Ok(Begin::Answer(first));
+                }
+            }
+        }
         Ok(Begin::Run(Box::new(Ticket {
             session,
             resolution,
@@ -472,6 +479,8 @@ impl Runtime {
             goal: Arc::from(req.goal.as_str()),
             atlas_ids: res.echo.atlas_ids.clone(),
             risk_tier: req.risk_tier,
+            context_hints: req.context_hints.clone(),
+            required_capabilities: req.required_capabilities.clone(),
             action_id: Arc::from(exec.action_id.as_str()),
             resolution_id: res.resolution_id,
             parameters_hash,
@@ -549,6 +558,11 @@ impl Runtime {
             wait,
         )
     }
+}
+
+/// What an idempotency key is bound to: the action and its parameters.
+fn idem_fingerprint(echo: &ExecEcho) -> String {
+    format!("{}\n{}", echo.action_id, echo.parameters_hash)
 }
 
 fn unreachable_ok() -> Result<Begin> {

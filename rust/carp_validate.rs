@@ -44,10 +44,20 @@ impl Runtime {
         let session = self
             .session(&req.session_id)
             .map_err(|e| at("/requester/session_id", e))?;
+        self.check_lifetime(&session)
+            .map_err(|e| at("/requester/session_id", e))?;
         if session.status() != SessionStatus::Active {
             return Err(at(
                 "/requester/session_id",
                 CoreError::SessionEnded(req.session_id.to_string()),
+            ));
+        }
+        // §3 rules 2 and 3, checked without claiming the request id.
+        self.check_skew(req)?;
+        if session.has_request(&req.request_id) {
+            return Err(at(
+                "/request_id",
+                CoreError::DuplicateRequest(req.request_id.to_string()),
             ));
         }
         let mut p = Payload::new();
@@ -55,9 +65,18 @@ impl Runtime {
             "atlas_ids",
             &str_list(req.atlas_ids.as_deref().unwrap_or_default()),
         );
+        if let Some(h) = &req.context_hints {
+            p.raw("context_hints", &str_list(h));
+        }
         p.str("goal", &req.goal)
             .str("operation", "validate")
             .str("request_id", &req.request_id.to_string());
+        if let Some(c) = &req.required_capabilities {
+            p.raw("required_capabilities", &str_list(c));
+        }
+        if let Some(t) = req.risk_tier {
+            p.str("risk_tier", t.as_str());
+        }
         let rec = self.record_for(
             &session,
             "carp.request.received".into(),
@@ -95,5 +114,5 @@ impl Runtime {
 }
 
 fn at(path: &str, e: CoreError) -> CoreError {
-    CoreError::InvalidRequest(vec![Fault::new(path, e.to_string())])
+    CoreError::InvalidRequest(vec![Fault::new(path, e.message())])
 }

@@ -122,7 +122,7 @@ pub enum CoreError {
     ApprovalNotFound(String),
     #[error("approval {0} has expired with its resolution")]
     ApprovalExpired(String),
-    #[error("idempotency key {0:?} was used with other parameters (or is still running)")]
+    #[error("idempotency key {0:?} was used for another action or other parameters (or is still running)")]
     IdempotencyConflict(String),
 }
 

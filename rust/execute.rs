@@ -105,6 +105,8 @@ pub struct ExecEcho {
     pub goal: Arc<str>,
     pub atlas_ids: Vec<Arc<str>>,
     pub risk_tier: Option<crate::policy::RiskTier>,
+    pub context_hints: Option<Vec<String>>,
+    pub required_capabilities: Option<Vec<String>>,
     pub action_id: Arc<str>,
     pub resolution_id: Uuid,
     pub parameters_hash: String,

@@ -47,9 +47,15 @@ impl EventSource for ExecuteTrace {
         let mut p = Payload::new();
         p.str("action_id", &e.action_id)
             .raw("atlas_ids", &str_list(&e.atlas_ids));
+        if let Some(h) = &e.context_hints {
+            p.raw("context_hints", &crate::resolve_events::str_list(h));
+        }
         p.str("goal", &e.goal).str("operation", "execute");
-        p.str("request_id", &e.request_id.to_string())
-            .str("resolution_id", &resolution_id);
+        p.str("request_id", &e.request_id.to_string());
+        if let Some(c) = &e.required_capabilities {
+            p.raw("required_capabilities", &crate::resolve_events::str_list(c));
+        }
+        p.str("resolution_id", &resolution_id);
         if let Some(t) = e.risk_tier {
             p.str("risk_tier", t.as_str());
         }

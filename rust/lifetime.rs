@@ -44,13 +44,16 @@ impl Lifetime {
 }
 
 impl Runtime {
-    /// Ends the session if its lifetime is over; then it refuses (410).
+    /// Ends the session if its lifetime is over; then it refuses (410
+    /// `SESSION_EXPIRED`, also on every later use).
     pub fn check_lifetime(&self, s: &Session) -> Result<()> {
         if s.status() == SessionStatus::Active {
             if let Some(reason) = self.config().lifetime.over(s, self.now()) {
                 let _ = self.end(s, reason);
                 return Err(CoreError::SessionExpired(s.session_id.to_string(), reason));
             }
+        } else if let Some(reason) = expired_reason(s.end_reason().as_deref()) {
+            return Err(CoreError::SessionExpired(s.session_id.to_string(), reason));
         }
         Ok(())
     }
@@ -80,5 +83,14 @@ impl Runtime {
         }
         s.beat(self.now());
         Ok(())
+    }
+}
+
+/// The reason of a session that ended because its lifetime was over.
+fn expired_reason(end_reason: Option<&str>) -> Option<&'static str> {
+    match end_reason? {
+        "expired" => Some("expired"),
+        "heartbeat_missed" => Some("heartbeat_missed"),
+        _ => None,
     }
 }

@@ -64,7 +64,8 @@ pub enum IdemClaim {
     Claimed,
     /// Same key, same parameters: the first response.
     Replay(Arc<ExecuteResponse>),
-    /// Same key with other parameters, or the first is still running.
+    /// Same key with another action or other parameters, or the first is
+    /// still running.
     Conflict,
 }
 
@@ -135,30 +136,35 @@ impl Session {
         self.request_ids.lock().insert(id)
     }
 
+    /// Whether this session has received the request id already.
+    pub fn has_request(&self, id: &Uuid) -> bool {
+        self.request_ids.lock().contains(id)
+    }
+
     /// Gives a claimed request id back (the request failed).
     pub fn release_request(&self, id: &Uuid) {
         self.request_ids.lock().remove(id);
     }
 
-    pub fn claim_key(&self, key: &str, parameters_hash: &str) -> IdemClaim {
+    /// Claims an idempotency key for a request (`fingerprint`: its action
+    /// and parameters hash).
+    pub fn claim_key(&self, key: &str, fingerprint: &str) -> IdemClaim {
         let mut map = self.idempotency.lock();
         match map.get(key) {
             None => {
                 map.insert(key.to_string(), Idem::Running);
                 IdemClaim::Claimed
             }
-            Some(Idem::Done(h, resp)) if h == parameters_hash => {
-                IdemClaim::Replay(Arc::clone(resp))
-            }
+            Some(Idem::Done(h, resp)) if h == fingerprint => IdemClaim::Replay(Arc::clone(resp)),
             Some(_) => IdemClaim::Conflict,
         }
     }
 
     /// Keeps the first terminal response of a claimed key.
-    pub fn finish_key(&self, key: &str, parameters_hash: &str, response: Arc<ExecuteResponse>) {
+    pub fn finish_key(&self, key: &str, fingerprint: &str, response: Arc<ExecuteResponse>) {
         self.idempotency.lock().insert(
             key.to_string(),
-            Idem::Done(parameters_hash.to_string(), response),
+            Idem::Done(fingerprint.to_string(), response),
         );
     }
 

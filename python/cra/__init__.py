@@ -5,6 +5,7 @@ audit trail of everything they do (TRACE), with the hot path in Rust.
 """
 
 from . import errors, fast
+from .analysis import diff, reconstruct, replay
 from ._core import __version__, canonical_json
 from .carp import (
     AllowedAction,
@@ -38,6 +39,9 @@ __all__ = [
     "TRACEEvent",
     "TraceSink",
     "canonical_json",
+    "diff",
+    "reconstruct",
+    "replay",
     "errors",
     "verify_chain",
     "verify_jsonl",

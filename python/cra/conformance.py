@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import __version__, _core
 from .carp import CARPRequest, now_timestamp
 from .errors import CraError
+from .analysis import diff, replay
 from .runtime import Runtime
 from .timing import ManualClock, SessionTTLConfig
 from .trace import verify_chain
@@ -271,7 +272,23 @@ class _Flow:
     clock: Any = None
 
 
-def _case_flow(case: Case) -> None:
+def _case_diff(case: Case) -> None:
+    d = case.data
+    match(diff(d["a"], d["b"]).to_dict(), d["expect"], "", exact=True)
+
+
+def _case_replay(case: Case) -> None:
+    """Runs the case's flow, then replays its trace against `replay_atlases`
+    (default: the same atlases)."""
+    d = case.data
+    trace = _case_flow(case)
+    atlases = [case.atlas_source(a) for a in d.get("replay_atlases", d.get("atlases", []))]
+    report = replay(trace, atlases)
+    got = {"identical": report.identical, "matched": report.matched, "mismatched": report.mismatched}
+    match(got, d["expect"], "/replay")
+
+
+def _case_flow(case: Case) -> List[Any]:
     d = case.data
     sess = d.get("session", {})
     agent, goal = sess.get("agent_id", "conformance-agent"), sess.get("goal", "conformance")
@@ -292,6 +309,7 @@ def _case_flow(case: Case) -> None:
         v = rt.verify(sid)
         if not v.valid:
             raise Mismatch(f"the trace does not verify: {v}")
+        return [e.to_json() for e in rt.events(sid)]
 
 
 def _echo(action_id: str, fail: bool) -> Callable[..., Any]:
@@ -303,8 +321,10 @@ def _echo(action_id: str, fail: bool) -> Callable[..., Any]:
     return run
 
 
-RUNNERS: Dict[str, Callable[[Case], None]] = {
+RUNNERS: Dict[str, Callable[[Case], Any]] = {
     "flow": _case_flow,
+    "diff": _case_diff,
+    "replay": _case_replay,
     "request": _case_request,
     "atlas": _case_atlas,
     "hash": _case_hash,

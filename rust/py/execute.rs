@@ -183,7 +183,7 @@ impl Runtime {
                 Ok(text) => RunResult::Returned(text),
                 Err(e) => RunResult::Failed {
                     code: "INVALID_RESULT",
-                    message: format!("the executor's result is not JSON: {}", e),
+                    message: format!("the executor's result is not JSON: {}", e.message()),
                     details: serde_json::json!({"path": e.path()}),
                 },
             }

@@ -1,6 +1,7 @@
 //! PyO3 glue: the private extension module `cra._core`. Only conversion and
 //! GIL handling live here; every rule lives in the plain-Rust core.
 
+mod analysis;
 mod cache;
 mod carp;
 mod convert;
@@ -31,6 +32,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timing::ManualClock>()?;
     m.add_class::<timing::SlidingWindowRateLimiter>()?;
     m.add_function(wrap_pyfunction!(carp::check_request, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::diff_traces, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::reconstruct_trace, m)?)?;
     m.add_function(wrap_pyfunction!(convert::canonical_json, m)?)?;
     m.add_function(wrap_pyfunction!(convert::canonical_json_text, m)?)?;
     m.add_function(wrap_pyfunction!(verify::verify_jsonl, m)?)?;

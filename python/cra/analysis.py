@@ -1,0 +1,144 @@
+"""Audit tools over traces: replay against atlases, diff two traces, and
+rebuild a session's state from its trace alone."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from . import _core
+from .errors import IntegrityError
+from .trace import TRACEEvent
+
+__all__ = [
+    "Difference",
+    "ReplayReport",
+    "ReplayedRequest",
+    "SessionState",
+    "TraceDiff",
+    "diff",
+    "read_trace",
+    "reconstruct",
+    "replay",
+]
+
+Trace = Union[str, "os.PathLike[str]", Sequence[Union[TRACEEvent, Mapping[str, Any], str]]]
+
+
+def read_trace(trace: Trace) -> List[str]:
+    """A trace as JSON texts, one per event: from a `.trace.jsonl` path, or
+    a list of `TRACEEvent`, dicts or JSON strings. A torn last line is an error."""
+    if isinstance(trace, (str, os.PathLike)):
+        path = os.fspath(trace)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if text and not text.endswith("\n"):
+            raise IntegrityError(
+                f"{path} ends in a torn line; run `cra trace verify` on it first",
+                code="TRACE_TORN",
+                path=path,
+            )
+        return [line for line in text.split("\n") if line.strip()]
+    out: List[str] = []
+    for e in trace:
+        if isinstance(e, TRACEEvent):
+            out.append(e.to_json())
+        elif isinstance(e, str):
+            out.append(e)
+        else:
+            out.append(json.dumps(e))
+    return out
+
+
+@dataclass(frozen=True)
+class Difference:
+    path: str
+    type: str
+    significance: str
+    before: Any = None
+    after: Any = None
+
+
+@dataclass(frozen=True)
+class TraceDiff:
+    """`identical`, `semantically_equivalent` (only durations and timings
+    differ) or `divergent` (a decision, action, policy or count differs)."""
+
+    compatibility: str
+    differences: List[Difference] = field(default_factory=list)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "compatibility": self.compatibility,
+            "differences": [
+                {"path": d.path, "type": d.type, "significance": d.significance}
+                for d in self.differences
+            ],
+        }
+
+
+def diff(trace_a: Trace, trace_b: Trace) -> TraceDiff:
+    """Compares two traces event by event, ignoring ids, timestamps and hashes."""
+    doc = json.loads(_core.diff_traces(read_trace(trace_a), read_trace(trace_b)))
+    return TraceDiff(doc["compatibility"], [Difference(**d) for d in doc["differences"]])
+
+
+@dataclass(frozen=True)
+class ReplayedRequest:
+    session_id: str
+    request_id: str
+    sequence: int
+    matches: bool
+    mismatches: List[Dict[str, Any]]
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """Per recorded resolve: whether the decision type, the allowed and
+    denied counts and every `policy.evaluated` outcome came out the same."""
+
+    identical: bool
+    executions_counted: int
+    requests: List[ReplayedRequest]
+
+    @property
+    def matched(self) -> int:
+        return sum(r.matches for r in self.requests)
+
+    @property
+    def mismatched(self) -> int:
+        return len(self.requests) - self.matched
+
+
+def replay(trace: Trace, atlases: Iterable[Any]) -> ReplayReport:
+    """Re-runs every recorded resolve against `atlases` (paths or dicts) at
+    the recorded clock readings, with limits rebuilt from recorded executions."""
+    from .runtime import Runtime
+
+    with Runtime(atlases=list(atlases), clock_skew_seconds=None) as rt:
+        doc = json.loads(rt._core.replay_trace(read_trace(trace)))
+    return ReplayReport(
+        doc["identical"], doc["executions_counted"], [ReplayedRequest(**r) for r in doc["requests"]]
+    )
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A session as its trace tells it: the session, resolutions, executions,
+    approvals, and the executions that count toward limits, per action."""
+
+    session: Dict[str, Any]
+    event_count: int
+    resolutions: List[Dict[str, Any]]
+    executions: List[Dict[str, Any]]
+    approvals: List[Dict[str, Any]]
+    execution_counts: Dict[str, Dict[str, int]]
+
+
+def reconstruct(trace: Trace) -> Union[SessionState, List[SessionState]]:
+    """The state of the trace's session (a list when it holds several)."""
+    states = [SessionState(**s) for s in json.loads(_core.reconstruct_trace(read_trace(trace)))]
+    return states[0] if len(states) == 1 else states
