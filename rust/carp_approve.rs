@@ -21,6 +21,7 @@ impl Runtime {
         scope: GrantScope,
         wait: &impl Wait,
     ) -> Result<Decision> {
+        self.approval_session_open(approval_id)?;
         let d = self.approvals.approve(
             approval_id,
             approver,
@@ -42,11 +43,26 @@ impl Runtime {
         note: Option<&str>,
         wait: &impl Wait,
     ) -> Result<Decision> {
+        self.approval_session_open(approval_id)?;
         let (d, _waiting) = self
             .approvals
             .reject(approval_id, approver, note, self.now())?;
         self.record_decision(&d, "action.denied", wait)?;
         Ok(d)
+    }
+
+    /// A decision is recorded in its session's chain, so that session must
+    /// be open before anything is decided (nothing half-done).
+    fn approval_session_open(&self, approval_id: &Uuid) -> Result<()> {
+        let Some(sid) = self.approvals.session_of(approval_id) else {
+            return Err(crate::error::CoreError::ApprovalNotFound(approval_id.to_string()));
+        };
+        let s = self.session(&sid)?;
+        self.check_lifetime(&s)?;
+        if s.status() != crate::session::SessionStatus::Active {
+            return Err(crate::error::CoreError::SessionEnded(sid.to_string()));
+        }
+        Ok(())
     }
 
     pub fn pending_approvals(&self, session_id: Option<&Uuid>) -> Vec<Pending> {

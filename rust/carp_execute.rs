@@ -17,7 +17,7 @@ use crate::ids::new_v7;
 use crate::limits::{ScopeKey, Standing};
 use crate::policy::{Limit, RiskTier};
 use crate::request::{parse_request, session_hint, CarpRequest, Execution, Operation};
-use crate::resolution::{Outcome, Resolution};
+use crate::resolution::{DenyReason, Outcome, Resolution};
 use crate::resolution_store::Lookup;
 use crate::runtime::{Runtime, Wait};
 use crate::session::{IdemClaim, Session};
@@ -237,7 +237,10 @@ impl Runtime {
                 wait,
             );
         };
-        if eval.outcome == Outcome::Deny {
+        // A limit that was exhausted at resolve time may have room now: the
+        // re-check below decides. Any other denial stands.
+        let limit_denied = matches!(eval.deny, Some(DenyReason::RateLimit | DenyReason::Budget));
+        if eval.outcome == Outcome::Deny && !limit_denied {
             let (policy_id, reason) = resolution.denial(&eval);
             let (policy_id, reason) = (policy_id.to_string(), reason.to_string());
             return ctx.deny(
@@ -440,8 +443,9 @@ impl Runtime {
                     return Err(CoreError::IdempotencyConflict(k.clone()));
                 }
                 IdemClaim::Replay(first) => {
+                    // Nothing runs, so nothing counts; a once-grant taken
+                    // here was granted for this very request and is spent.
                     self.limits.release(reservation);
-                    give_back(&grant);
                     self.push_execution(
                         &session,
                         ctx.echo,

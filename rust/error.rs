@@ -126,6 +126,14 @@ pub enum CoreError {
     IdempotencyConflict(String),
 }
 
+fn io_missing(message: &str) -> bool {
+    message.contains("os error 2)") || message.contains("No such file") || message.contains("no such file")
+}
+
+fn io_denied(message: &str) -> bool {
+    message.contains("os error 13)") || message.contains("Permission denied")
+}
+
 fn summary(faults: &[Fault]) -> String {
     match faults {
         [] => "no details".into(),
@@ -165,6 +173,8 @@ impl CoreError {
             CoreError::SessionExists(_) => "SESSION_EXISTS",
             CoreError::RecorderClosed => "RECORDER_CLOSED",
             CoreError::Sink(_) => "TRACE_SINK_FAILED",
+            CoreError::Io { message, .. } if io_missing(message) => "FILE_NOT_FOUND",
+            CoreError::Io { message, .. } if io_denied(message) => "PERMISSION_DENIED",
             CoreError::Io { .. } => "IO_ERROR",
             CoreError::AtlasInvalid(_) => "ATLAS_INVALID",
             CoreError::InvalidRequest(_) => "INVALID_REQUEST",
@@ -181,7 +191,15 @@ impl CoreError {
 
     pub fn category(&self) -> Category {
         match self {
-            CoreError::InvalidValue { .. } => Category::Validation,
+            CoreError::InvalidValue { code, .. } => match *code {
+                "CHAIN_INVALID" | "TRACE_INVALID" | "TRACE_TORN" => Category::Integrity,
+                "INTERNAL" => Category::Internal,
+                _ => Category::Validation,
+            },
+            // A path the caller named that is not there, or not theirs, is
+            // their input's fault, not the runtime's.
+            CoreError::Io { message, .. } if io_missing(message) => Category::NotFound,
+            CoreError::Io { message, .. } if io_denied(message) => Category::Authorization,
             CoreError::SessionNotFound(_) => Category::NotFound,
             CoreError::SessionEnded(_) | CoreError::SessionExpired(..) => Category::Expired,
             CoreError::SessionExists(_) => Category::Conflict,

@@ -104,6 +104,7 @@ pub fn replay(events: &[Recorded], snapshot: Arc<Snapshot>) -> ReplayReport {
                     order.retain(|x| *x != span);
                 }
             }
+            "action.failed" if e.str("error_code") == Some("NO_EXECUTOR") => {}
             "action.executed" | "action.failed" => {
                 let risk = exec_risk.get(e.span_id.as_str()).copied().flatten();
                 if let (Some(info), Some(action)) =

@@ -39,13 +39,13 @@ impl ResolutionStore {
 
     pub fn insert(&self, r: Arc<Resolution>, now: Micros) {
         let mut inner = self.inner.lock();
-        // Drop the oldest first: expired ones, then any past the bound.
-        while let Some(&(expires, id)) = inner.order.front() {
-            if expires > now && inner.order.len() < self.max {
-                break;
+        // Expired resolutions are kept (so execute can say "expired", 410)
+        // until the bound needs their room; the oldest go first.
+        let _ = now;
+        while inner.order.len() >= self.max {
+            if let Some((_, id)) = inner.order.pop_front() {
+                inner.by_id.remove(&id);
             }
-            inner.order.pop_front();
-            inner.by_id.remove(&id);
         }
         inner.order.push_back((r.expires_at, r.resolution_id));
         inner.by_id.insert(r.resolution_id, r);

@@ -184,6 +184,53 @@ impl Runtime {
         Ok(session)
     }
 
+    /// Continues a session recorded by an earlier runtime (its chain picks
+    /// up at `next_sequence`, linked to `previous_hash`). Records nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resume_session(
+        &self,
+        session_id: Uuid,
+        trace_id: Uuid,
+        root_span: Uuid,
+        agent_id: &str,
+        goal: &str,
+        created_micros: Micros,
+        next_sequence: u64,
+        previous_hash: [u8; 32],
+        wait: &impl Wait,
+    ) -> Result<Arc<Session>> {
+        let session = Arc::new(Session::new(
+            session_id,
+            trace_id,
+            root_span,
+            agent_id.to_string(),
+            goal.to_string(),
+            None,
+            created_micros,
+        ));
+        {
+            let table = self.sessions.load();
+            let mut sessions = table.write();
+            if sessions.contains_key(&session_id) {
+                return Err(CoreError::SessionExists(session_id.to_string()));
+            }
+            sessions.insert(session_id, Arc::clone(&session));
+        }
+        let rec = Record {
+            session_id,
+            span: SpanRef::Root,
+            micros: self.now(),
+            body: Body::Many(Arc::new(NoEvents)),
+            start: Some(ChainStart { trace_id, root_span, next_sequence, previous_hash }),
+            ends_chain: false,
+        };
+        if let Err(e) = self.push(&session, rec, wait) {
+            self.sessions.load().write().remove(&session_id);
+            return Err(e);
+        }
+        Ok(session)
+    }
+
     pub fn session(&self, id: &Uuid) -> Result<Arc<Session>> {
         self.sessions
             .load()
@@ -361,6 +408,16 @@ fn check_len(path: &str, value: &str, max: usize) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A record that only (re)opens a chain.
+struct NoEvents;
+
+impl crate::chain::EventSource for NoEvents {
+    fn count(&self) -> usize {
+        0
+    }
+    fn render(&self, _emit: &mut dyn FnMut(EventType, Box<str>)) {}
 }
 
 /// Builds a canonical payload whose keys are added in sorted order.

@@ -66,11 +66,19 @@ pub struct ChainVerifier {
     prev_hash: String,
     prev_sequence: u64,
     fault: Option<Fault>,
+    /// Where a kept part of a longer chain starts: (sequence, previous hash).
+    anchor: Option<(u64, String)>,
 }
 
 impl ChainVerifier {
     pub fn new() -> Self {
         ChainVerifier::default()
+    }
+
+    /// Verifies a chain whose older events were removed by retention: its
+    /// first event must carry `sequence` and link to `previous_hash`.
+    pub fn anchored(sequence: u64, previous_hash: &str) -> Self {
+        ChainVerifier { anchor: Some((sequence, previous_hash.to_string())), ..ChainVerifier::default() }
     }
 
     pub fn is_faulty(&self) -> bool {
@@ -103,16 +111,24 @@ impl ChainVerifier {
         if index == 0 {
             self.session_id = Some(inp.session_id.to_string());
             self.trace_id = inp.trace_id.to_string();
-            if inp.previous_event_hash != GENESIS_HASH {
+            let (first_seq, first_prev) = match &self.anchor {
+                Some((seq, prev)) => (*seq, prev.as_str()),
+                None => (0, GENESIS_HASH),
+            };
+            if inp.previous_event_hash != first_prev {
                 return Some((
                     FaultKind::InvalidGenesis,
-                    "the first event's previous_event_hash is not 64 zeros".into(),
+                    if self.anchor.is_some() {
+                        "the first kept event does not link to the recorded anchor hash".into()
+                    } else {
+                        "the first event's previous_event_hash is not 64 zeros".into()
+                    },
                 ));
             }
-            if inp.sequence != 0 {
+            if inp.sequence != first_seq {
                 return Some((
                     FaultKind::SequenceGap,
-                    format!("the first event has sequence {}, expected 0", inp.sequence),
+                    format!("the first event has sequence {}, expected {first_seq}", inp.sequence),
                 ));
             }
             for alg in [HashAlgorithm::Sha256, HashAlgorithm::Blake3] {

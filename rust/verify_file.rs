@@ -211,8 +211,12 @@ fn trim_line(line: &[u8]) -> &[u8] {
 /// grouping by session: a changed session id is a `session_mismatch`).
 pub fn verify_chain_texts<'a>(
     events: impl IntoIterator<Item = &'a [u8]>,
+    anchor: Option<(u64, &str)>,
 ) -> Result<ChainVerification> {
-    let mut verifier = ChainVerifier::new();
+    let mut verifier = match anchor {
+        Some((seq, prev)) => ChainVerifier::anchored(seq, prev),
+        None => ChainVerifier::new(),
+    };
     for (i, text) in events.into_iter().enumerate() {
         let ev = RawEvent::parse(text).map_err(|m| {
             CoreError::invalid(

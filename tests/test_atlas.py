@@ -142,7 +142,8 @@ def test_runtime_constructor_loads_atlases_in_order() -> None:
 def test_missing_path_is_a_typed_error(rt: cra.Runtime, tmp_path: Path) -> None:
     with pytest.raises(CraError) as info:
         rt.load_atlas(tmp_path / "nowhere")
-    assert info.value.code == "IO_ERROR"
+    assert info.value.code == "FILE_NOT_FOUND"
+    assert info.value.http_status == 404  # the caller's input, never a 500
     assert rt.atlases() == []
 
 

@@ -112,7 +112,7 @@ def test_validate_a_path_that_does_not_exist(tmp_path: Path) -> None:
     out = cra_cli("atlas", "validate", "--json", str(tmp_path / "nowhere"))
     assert out.returncode == 1
     report = json.loads(out.stdout)
-    assert report["valid"] is False and report["code"] == "IO_ERROR"
+    assert report["valid"] is False and report["code"] == "FILE_NOT_FOUND"
 
 
 def test_validate_needs_a_path() -> None:

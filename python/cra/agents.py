@@ -3,6 +3,7 @@ agent stacks (OpenAI, Anthropic, MCP) from a resolution."""
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
@@ -107,7 +108,8 @@ def _schema(a: AllowedAction) -> Dict[str, Any]:
     schema = a.parameters_schema
     if not isinstance(schema, dict) or schema.get("type", "object") != "object":
         return {"type": "object", "properties": {}}
-    return dict(schema, type="object")
+    # A copy of its own: SDKs may edit a tool's schema in place.
+    return dict(copy.deepcopy(schema), type="object")
 
 
 def _description(a: AllowedAction) -> str:

@@ -23,6 +23,7 @@ from typing import (
 
 from . import _core
 from .carp import AtlasInfo, CARPResolution
+from .errors import CraError
 from .execute import ExecuteResponse, Executors
 from .timing import HeartbeatConfig, SessionTTLConfig
 from .trace import ChainVerification, TRACEEvent
@@ -132,12 +133,19 @@ class Runtime:
     # -- CARP -------------------------------------------------------------
     def resolve(self, request: Mapping[str, Any]) -> CARPResolution:
         """Resolves a CARP/1.0 request: which actions, with which context."""
-        return CARPResolution(self._core.resolve(request))
+        try:
+            return CARPResolution(self._core.resolve(request))
+        except CraError as e:
+            raise _with_request_id(e, request) from None
 
     def execute(self, request: Mapping[str, Any]) -> ExecuteResponse:
         """Executes an action of a resolution through its registered executor,
         after every check of the protocol; governance outcomes are answers."""
-        return self._executors.run(self._core, self._core.execute_begin(request))
+        try:
+            begun = self._core.execute_begin(request)
+        except CraError as e:
+            raise _with_request_id(e, request) from None
+        return self._executors.run(self._core, begun)
 
     def validate(self, request: Mapping[str, Any]) -> Dict[str, Any]:
         """Checks a request (and an execution's parameters) without acting:
@@ -293,6 +301,14 @@ class Runtime:
             f"<cra.Runtime {self.hash_algorithm} sessions={s['sessions']} "
             f"recorded={s['recorded']} written={s['written']}>"
         )
+
+
+def _with_request_id(e: CraError, request: Any) -> CraError:
+    """Names the failed request in the error body, when it has a readable id."""
+    rid = request.get("request_id") if isinstance(request, Mapping) else None
+    if e.request_id is None and isinstance(rid, str):
+        e.request_id = rid
+    return e
 
 
 def _flush_all_at_exit() -> None:

@@ -257,6 +257,33 @@ impl Runtime {
         self.0.push(&session, rec, &Detached(py)).py()
     }
 
+    /// Continues a session an earlier runtime recorded (see `cra.storage`).
+    #[pyo3(signature = (session_id, trace_id, root_span_id, agent_id, goal, started_at, next_sequence, previous_hash))]
+    #[allow(clippy::too_many_arguments)]
+    fn resume_session(
+        &self,
+        py: Python<'_>,
+        session_id: &str,
+        trace_id: &str,
+        root_span_id: &str,
+        agent_id: &str,
+        goal: &str,
+        started_at: &str,
+        next_sequence: u64,
+        previous_hash: &str,
+    ) -> PyResult<String> {
+        let sid = parse_uuid(session_id, "/session_id").py()?;
+        let tid = parse_uuid(trace_id, "/trace_id").py()?;
+        let root = parse_uuid(root_span_id, "/root_span_id").py()?;
+        let created = crate::time::parse_timestamp(started_at, "/started_at").py()?;
+        let prev = crate::hash::from_hex(previous_hash)
+            .ok_or_else(|| super::errors::to_py(CoreError::invalid("INVALID_OPTION", "/previous_hash", "must be 64 hex digits")))?;
+        self.0
+            .resume_session(sid, tid, root, agent_id, goal, created, next_sequence, prev, &Detached(py))
+            .map(|s| s.session_id.to_string())
+            .py()
+    }
+
     /// Ends a session (records `session.ended`).
     #[pyo3(signature = (session_id, reason="completed"))]
     fn end_session(&self, py: Python<'_>, session_id: &str, reason: &str) -> PyResult<()> {

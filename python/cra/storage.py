@@ -1,0 +1,445 @@
+"""Durable, queryable homes for traces. Each store is a trace sink (pass it
+as `cra.Runtime(sinks=[store])`: the flush thread hands it sealed batches)
+and answers the same queries:
+
+    write_batch(events)            events(session_id, event_type=, since_sequence=, limit=)
+    sessions(status=, limit=, offset=)   verify(session_id)   retention(max_age_seconds=, max_events=)
+
+A store reopened after a restart continues each chain (`resume(runtime,
+session_id)`), and retention never cuts a chain without recording where the
+kept part starts (its sequence and the hash it links to).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections import OrderedDict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import _core
+from .errors import NotFoundError
+from .trace import ChainVerification, TRACEEvent
+
+__all__ = ["JSONLStore", "MemoryStore", "SQLiteStore", "Store"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+_ZEROS = "0" * 64
+
+
+def _as_json(e: Union[TRACEEvent, Dict[str, Any], str]) -> str:
+    if isinstance(e, TRACEEvent):
+        return e.to_json()
+    if isinstance(e, str):
+        return e
+    return json.dumps(e)
+
+
+def _age_cutoff(max_age_seconds: float) -> str:
+    t = datetime.now(timezone.utc).timestamp() - max_age_seconds
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Store:
+    """What every store shares: session bookkeeping and verification."""
+
+    def _session_rows(self) -> Dict[str, Dict[str, Any]]:
+        raise NotImplementedError
+
+    def _event_texts(self, session_id: str) -> List[str]:
+        raise NotImplementedError
+
+    def events(
+        self,
+        session_id: str,
+        event_type: Optional[str] = None,
+        since_sequence: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[Dict[str, Any]]:
+        """A session's events as dicts, in sequence order, filtered."""
+        out = []
+        for text in self._event_texts(session_id):
+            e = json.loads(text)
+            if event_type is not None and e["event_type"] != event_type:
+                continue
+            if since_sequence is not None and e["sequence"] < since_sequence:
+                continue
+            out.append(e)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def sessions(
+        self, status: Optional[str] = None, limit: Optional[int] = None, offset: int = 0
+    ) -> List[Dict[str, Any]]:
+        """Sessions by start time: id, agent, goal, status, counts, ends of the chain."""
+        rows = sorted(self._session_rows().values(), key=lambda r: (r["started_at"] or "", r["session_id"]))
+        if status is not None:
+            rows = [r for r in rows if r["status"] == status]
+        rows = rows[offset:]
+        return rows[:limit] if limit is not None else rows
+
+    def session(self, session_id: str) -> Dict[str, Any]:
+        row = self._session_rows().get(session_id)
+        if row is None:
+            raise NotFoundError(f"session {session_id} is not in this store", code="SESSION_NOT_FOUND")
+        return row
+
+    def verify(self, session_id: str) -> ChainVerification:
+        """Verifies a session's stored chain (from its retention anchor, if cut)."""
+        row = self.session(session_id)
+        anchor = None
+        if row["first_sequence"]:
+            anchor = (row["first_sequence"], row["anchor_hash"])
+        report = _core.verify_chain_json(self._event_texts(session_id), anchor)
+        return ChainVerification._from_core(report)
+
+    def resume(self, runtime: Any, session_id: str) -> str:
+        """Continues an open session in a (restarted) runtime: the next event
+        gets the next sequence and links to the last stored hash."""
+        row = self.session(session_id)
+        if row["status"] != "active":
+            raise NotFoundError(f"session {session_id} has ended; it cannot be resumed", code="SESSION_ENDED")
+        core = getattr(runtime, "_core", runtime)
+        return core.resume_session(
+            session_id, row["trace_id"], row["root_span_id"], row["agent_id"] or "",
+            row["goal"] or "", row["started_at"], row["last_sequence"] + 1, row["last_hash"],
+        )
+
+    @staticmethod
+    def _new_row(e: Dict[str, Any]) -> Dict[str, Any]:
+        return {
+            "session_id": e["session_id"], "trace_id": e["trace_id"], "root_span_id": None,
+            "agent_id": None, "goal": None, "status": "active", "started_at": None,
+            "ended_at": None, "event_count": 0, "first_sequence": 0, "anchor_hash": _ZEROS,
+            "last_sequence": -1, "last_hash": _ZEROS,
+        }
+
+    @staticmethod
+    def _apply(row: Dict[str, Any], e: Dict[str, Any]) -> None:
+        row["event_count"] += 1
+        row["last_sequence"] = e["sequence"]
+        row["last_hash"] = e["event_hash"]
+        if e["event_type"] == "session.started":
+            row["root_span_id"] = e["span_id"]
+            row["agent_id"] = e["payload"].get("agent_id")
+            row["goal"] = e["payload"].get("goal")
+            row["started_at"] = e["timestamp"]
+        elif e["event_type"] == "session.ended":
+            row["status"] = "ended"
+            row["ended_at"] = e["timestamp"]
+        if row["started_at"] is None:
+            row["started_at"] = e["timestamp"]
+
+
+class MemoryStore(Store):
+    """Events in memory, per session (for tests and short-lived tools)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: Dict[str, List[str]] = {}
+        self._rows: Dict[str, Dict[str, Any]] = {}
+
+    def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
+        with self._lock:
+            for e in events:
+                text = _as_json(e)
+                d = json.loads(text)
+                sid = d["session_id"]
+                row = self._rows.setdefault(sid, self._new_row(d))
+                self._events.setdefault(sid, []).append(text)
+                self._apply(row, d)
+
+    def _session_rows(self) -> Dict[str, Dict[str, Any]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._rows.items()}
+
+    def _event_texts(self, session_id: str) -> List[str]:
+        with self._lock:
+            return list(self._events.get(session_id, []))
+
+    def retention(self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None) -> int:
+        """Drops the oldest events (per session), keeping each chain's anchor; returns how many."""
+        with self._lock:
+            return _apply_retention(self._events, self._rows, max_age_seconds, max_events)
+
+
+def _apply_retention(
+    events: Dict[str, List[str]],
+    rows: Dict[str, Dict[str, Any]],
+    max_age_seconds: Optional[float],
+    max_events: Optional[int],
+) -> int:
+    cutoff = _age_cutoff(max_age_seconds) if max_age_seconds is not None else None
+    dropped = 0
+    for sid, texts in events.items():
+        keep_from = 0
+        if max_events is not None and len(texts) > max_events:
+            keep_from = len(texts) - max_events
+        if cutoff is not None:
+            while keep_from < len(texts) and json.loads(texts[keep_from])["timestamp"] < cutoff:
+                keep_from += 1
+        if keep_from == 0:
+            continue
+        first = json.loads(texts[keep_from]) if keep_from < len(texts) else None
+        row = rows[sid]
+        if first is None:
+            row["first_sequence"], row["anchor_hash"] = row["last_sequence"] + 1, row["last_hash"]
+        else:
+            row["first_sequence"], row["anchor_hash"] = first["sequence"], first["previous_event_hash"]
+        dropped += keep_from
+        row["event_count"] -= keep_from
+        del texts[:keep_from]
+    return dropped
+
+
+class JSONLStore(Store):
+    """One `.trace.jsonl` file per session in a directory. On open, a torn
+    last line (a crash mid-write) is cut off and reported in `repaired`."""
+
+    def __init__(self, directory: PathLike, max_open_files: int = 64) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._files: "OrderedDict[str, Any]" = OrderedDict()
+        self._max_open = max(1, max_open_files)
+        self._rows: Dict[str, Dict[str, Any]] = {}
+        self.repaired: List[Tuple[str, int]] = []
+        for path in sorted(self.directory.glob("*.trace.jsonl")):
+            self._open_existing(path)
+
+    def _path(self, session_id: str) -> Path:
+        return self.directory / f"{session_id}.trace.jsonl"
+
+    def _open_existing(self, path: Path) -> None:
+        data = path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        if cut < len(data):
+            with open(path, "r+b") as f:
+                f.truncate(cut)
+            self.repaired.append((str(path), len(data) - cut))
+            data = data[:cut]
+        for line in data.decode("utf-8").splitlines():
+            if line.strip():
+                d = json.loads(line)
+                row = self._rows.setdefault(d["session_id"], self._new_row(d))
+                self._apply(row, d)
+        sid = path.name[: -len(".trace.jsonl")]
+        anchor = self.directory / f"{sid}.anchor.json"
+        if sid in self._rows and anchor.exists():
+            a = json.loads(anchor.read_text(encoding="utf-8"))
+            self._rows[sid]["first_sequence"] = a["first_sequence"]
+            self._rows[sid]["anchor_hash"] = a["anchor_hash"]
+
+    def _handle(self, session_id: str) -> Any:
+        f = self._files.pop(session_id, None)
+        if f is None:
+            f = open(self._path(session_id), "a", encoding="utf-8")
+            while len(self._files) >= self._max_open:
+                self._files.popitem(last=False)[1].close()
+        self._files[session_id] = f
+        return f
+
+    def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
+        by_session: Dict[str, List[str]] = {}
+        with self._lock:
+            for e in events:
+                text = _as_json(e)
+                d = json.loads(text)
+                row = self._rows.setdefault(d["session_id"], self._new_row(d))
+                self._apply(row, d)
+                by_session.setdefault(d["session_id"], []).append(text)
+            for sid, texts in by_session.items():
+                f = self._handle(sid)
+                f.write("\n".join(texts) + "\n")
+                f.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            for f in self._files.values():
+                f.flush()
+                os.fsync(f.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            for f in self._files.values():
+                f.close()
+            self._files.clear()
+
+    def _session_rows(self) -> Dict[str, Dict[str, Any]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._rows.items()}
+
+    def _event_texts(self, session_id: str) -> List[str]:
+        self.flush()
+        path = self._path(session_id)
+        if not path.exists():
+            return []
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def path_of(self, session_id: str) -> Path:
+        return self._path(session_id)
+
+    def _anchor_path(self, session_id: str) -> Path:
+        return self.directory / f"{session_id}.anchor.json"
+
+    def retention(self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None) -> int:
+        """Drops the oldest events per session (each file rewritten atomically);
+        where a kept chain starts is written beside it (`<id>.anchor.json`)."""
+        dropped = 0
+        for sid in list(self._session_rows()):
+            texts = self._event_texts(sid)
+            with self._lock:
+                row = self._rows[sid]
+                n = _apply_retention({sid: texts}, {sid: row}, max_age_seconds, max_events)
+                if n == 0:
+                    continue
+                f = self._files.pop(sid, None)
+                if f is not None:
+                    f.close()
+                anchor = {"first_sequence": row["first_sequence"], "anchor_hash": row["anchor_hash"]}
+                _atomic_write(self._anchor_path(sid), json.dumps(anchor) + "\n")
+                _atomic_write(self._path(sid), "".join(t + "\n" for t in texts))
+                dropped += n
+        return dropped
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    session_id TEXT NOT NULL, sequence INTEGER NOT NULL, event_type TEXT NOT NULL,
+    timestamp TEXT NOT NULL, event TEXT NOT NULL, PRIMARY KEY (session_id, sequence)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_type ON events (session_id, event_type, sequence);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY, trace_id TEXT, root_span_id TEXT, agent_id TEXT, goal TEXT,
+    status TEXT NOT NULL, started_at TEXT, ended_at TEXT, event_count INTEGER NOT NULL,
+    first_sequence INTEGER NOT NULL, anchor_hash TEXT NOT NULL,
+    last_sequence INTEGER NOT NULL, last_hash TEXT NOT NULL
+);
+"""
+_COLUMNS = ("session_id", "trace_id", "root_span_id", "agent_id", "goal", "status", "started_at",
+            "ended_at", "event_count", "first_sequence", "anchor_hash", "last_sequence", "last_hash")
+
+
+class SQLiteStore(Store):
+    """An SQLite database in WAL mode, indexed by session, sequence and
+    event type, with a sessions table (the default store of `cra serve`)."""
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = os.fspath(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
+        rows: List[Tuple[str, int, str, str, str]] = []
+        touched: Dict[str, Dict[str, Any]] = {}
+        with self._lock:
+            for e in events:
+                text = _as_json(e)
+                d = json.loads(text)
+                sid = d["session_id"]
+                rows.append((sid, d["sequence"], d["event_type"], d["timestamp"], text))
+                row = touched.get(sid) or self._row(sid) or self._new_row(d)
+                self._apply(row, d)
+                touched[sid] = row
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+                db.executemany(
+                    f"INSERT OR REPLACE INTO sessions VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    [tuple(r[c] for c in _COLUMNS) for r in touched.values()],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def flush(self) -> None:
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _row(self, session_id: str) -> Optional[Dict[str, Any]]:
+        cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE session_id = ?", (session_id,))
+        r = cur.fetchone()
+        return dict(zip(_COLUMNS, r)) if r else None
+
+    def _session_rows(self) -> Dict[str, Dict[str, Any]]:
+        with self._lock:
+            cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM sessions")
+            return {r[0]: dict(zip(_COLUMNS, r)) for r in cur.fetchall()}
+
+    def _event_texts(self, session_id: str) -> List[str]:
+        with self._lock:
+            cur = self._db.execute("SELECT event FROM events WHERE session_id = ? ORDER BY sequence", (session_id,))
+            return [r[0] for r in cur.fetchall()]
+
+    def events(
+        self,
+        session_id: str,
+        event_type: Optional[str] = None,
+        since_sequence: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[Dict[str, Any]]:
+        sql, args = "SELECT event FROM events WHERE session_id = ?", [session_id]
+        if event_type is not None:
+            sql += " AND event_type = ?"
+            args.append(event_type)
+        if since_sequence is not None:
+            sql += " AND sequence >= ?"
+            args.append(since_sequence)
+        sql += " ORDER BY sequence"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._lock:
+            return [json.loads(r[0]) for r in self._db.execute(sql, args).fetchall()]
+
+    def retention(self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None) -> int:
+        """Deletes the oldest events per session; records where each kept chain starts."""
+        with self._lock:
+            sessions = [r[0] for r in self._db.execute("SELECT session_id FROM sessions").fetchall()]
+        dropped = 0
+        for sid in sessions:
+            texts = self._event_texts(sid)
+            events = {sid: texts}
+            with self._lock:
+                row = self._row(sid)
+                assert row is not None
+                n = _apply_retention(events, {sid: row}, max_age_seconds, max_events)
+                if n == 0:
+                    continue
+                db = self._db
+                db.execute("BEGIN")
+                db.execute("DELETE FROM events WHERE session_id = ? AND sequence < ?", (sid, row["first_sequence"]))
+                db.execute(
+                    f"INSERT OR REPLACE INTO sessions VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    tuple(row[c] for c in _COLUMNS),
+                )
+                db.execute("COMMIT")
+                dropped += n
+        return dropped
+
+
