@@ -55,7 +55,9 @@ impl Runtime {
     /// be open before anything is decided (nothing half-done).
     fn approval_session_open(&self, approval_id: &Uuid) -> Result<()> {
         let Some(sid) = self.approvals.session_of(approval_id) else {
-            return Err(crate::error::CoreError::ApprovalNotFound(approval_id.to_string()));
+            return Err(crate::error::CoreError::ApprovalNotFound(
+                approval_id.to_string(),
+            ));
         };
         let s = self.session(&sid)?;
         self.check_lifetime(&s)?;

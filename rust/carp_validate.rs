@@ -105,7 +105,11 @@ impl Runtime {
             })?;
         // The schema execute would apply: the action as loaded now.
         let snap = self.snapshot();
-        let current = snap.compiled.actions.get(&*res.action(eval).action_id).map(|&(a, x)| &snap.atlases[a as usize].actions[x as usize]);
+        let current = snap
+            .compiled
+            .actions
+            .get(&*res.action(eval).action_id)
+            .map(|&(a, x)| &snap.atlases[a as usize].actions[x as usize]);
         if let Some(validator) = current.and_then(|a| a.validator.as_ref()) {
             let faults = schema_faults(validator, &exec.parameters, "/execution/parameters");
             if !faults.is_empty() {

@@ -127,7 +127,9 @@ pub enum CoreError {
 }
 
 fn io_missing(message: &str) -> bool {
-    message.contains("os error 2)") || message.contains("No such file") || message.contains("no such file")
+    message.contains("os error 2)")
+        || message.contains("No such file")
+        || message.contains("no such file")
 }
 
 fn io_denied(message: &str) -> bool {

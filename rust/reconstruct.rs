@@ -91,8 +91,13 @@ impl State {
                 self.requested
                     .insert(e.span_id.clone(), (get("action_id"), get("resolution_id")));
             }
-            "action.failed" if p.get("error_code").and_then(Value::as_str) == Some("NO_EXECUTOR") => {
-                let action = p.get("action_id").and_then(Value::as_str).unwrap_or_default();
+            "action.failed"
+                if p.get("error_code").and_then(Value::as_str) == Some("NO_EXECUTOR") =>
+            {
+                let action = p
+                    .get("action_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 self.executions.push(json!({
                     "execution_id": p.get("execution_id"), "action_id": action, "status": "error",
                     "error_code": "NO_EXECUTOR", "counted": false, "at": e.timestamp,

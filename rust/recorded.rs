@@ -33,8 +33,9 @@ fn field<'a>(v: &'a Value, key: &str, i: usize) -> Result<&'a str> {
 impl Recorded {
     pub fn from_value(v: Value, i: usize) -> Result<Recorded> {
         let timestamp = field(&v, "timestamp", i)?.to_string();
-        let micros = parse_timestamp(&timestamp, &format!("/{i}/timestamp"))
-            .map_err(|e| CoreError::invalid("TRACE_INVALID", format!("/{i}/timestamp"), e.message()))?;
+        let micros = parse_timestamp(&timestamp, &format!("/{i}/timestamp")).map_err(|e| {
+            CoreError::invalid("TRACE_INVALID", format!("/{i}/timestamp"), e.message())
+        })?;
         Ok(Recorded {
             session_id: field(&v, "session_id", i)?.to_string(),
             trace_id: field(&v, "trace_id", i)?.to_string(),

@@ -221,7 +221,12 @@ impl Runtime {
             span: SpanRef::Root,
             micros: self.now(),
             body: Body::Many(Arc::new(NoEvents)),
-            start: Some(ChainStart { trace_id, root_span, next_sequence, previous_hash }),
+            start: Some(ChainStart {
+                trace_id,
+                root_span,
+                next_sequence,
+                previous_hash,
+            }),
             ends_chain: false,
         };
         if let Err(e) = self.push(&session, rec, wait) {

@@ -78,7 +78,10 @@ impl ChainVerifier {
     /// Verifies a chain whose older events were removed by retention: its
     /// first event must carry `sequence` and link to `previous_hash`.
     pub fn anchored(sequence: u64, previous_hash: &str) -> Self {
-        ChainVerifier { anchor: Some((sequence, previous_hash.to_string())), ..ChainVerifier::default() }
+        ChainVerifier {
+            anchor: Some((sequence, previous_hash.to_string())),
+            ..ChainVerifier::default()
+        }
     }
 
     pub fn is_faulty(&self) -> bool {
@@ -128,7 +131,10 @@ impl ChainVerifier {
             if inp.sequence != first_seq {
                 return Some((
                     FaultKind::SequenceGap,
-                    format!("the first event has sequence {}, expected {first_seq}", inp.sequence),
+                    format!(
+                        "the first event has sequence {}, expected {first_seq}",
+                        inp.sequence
+                    ),
                 ));
             }
             for alg in [HashAlgorithm::Sha256, HashAlgorithm::Blake3] {

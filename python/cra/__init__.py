@@ -5,8 +5,8 @@ audit trail of everything they do (TRACE), with the hot path in Rust.
 """
 
 from . import errors, fast
-from .analysis import diff, reconstruct, replay
 from ._core import __version__, canonical_json
+from .analysis import diff, reconstruct, replay
 from .carp import (
     AllowedAction,
     AtlasInfo,

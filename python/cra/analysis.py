@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import _core
-from .errors import IntegrityError
+from .errors import IntegrityError, NotFoundError
 from .trace import TRACEEvent
 
 __all__ = [
@@ -32,8 +32,15 @@ def read_trace(trace: Trace) -> List[str]:
     a list of `TRACEEvent`, dicts or JSON strings. A torn last line is an error."""
     if isinstance(trace, (str, os.PathLike)):
         path = os.fspath(trace)
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            raise NotFoundError(f"{path}: no such file", code="FILE_NOT_FOUND", path=path) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise IntegrityError(
+                f"{path}: cannot read the trace: {e}", code="TRACE_INVALID", path=path
+            ) from None
         if text and not text.endswith("\n"):
             raise IntegrityError(
                 f"{path} ends in a torn line; run `cra trace verify` on it first",

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("files", nargs="+", metavar="FILE")
     v.add_argument("--json", action="store_true", help="machine-readable report")
     v.set_defaults(func=_cmd_trace_verify)
+    from .cli_trace import add_commands
+
+    add_commands(trace, _lazy)
 
     atlas = sub.add_parser("atlas", help="work with atlases").add_subparsers(
         dest="atlas_command", required=True
@@ -173,6 +176,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return func(args)
     except CraError as e:
         print(f"error: {e.code}: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
     except KeyboardInterrupt:
         return 130

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from . import __version__, _core
+from .analysis import diff, replay
 from .carp import CARPRequest, now_timestamp
 from .errors import CraError
-from .analysis import diff, replay
 from .runtime import Runtime
 from .timing import ManualClock, SessionTTLConfig
 from .trace import verify_chain
@@ -284,7 +284,11 @@ def _case_replay(case: Case) -> None:
     trace = _case_flow(case)
     atlases = [case.atlas_source(a) for a in d.get("replay_atlases", d.get("atlases", []))]
     report = replay(trace, atlases)
-    got = {"identical": report.identical, "matched": report.matched, "mismatched": report.mismatched}
+    got = {
+        "identical": report.identical,
+        "matched": report.matched,
+        "mismatched": report.mismatched,
+    }
     match(got, d["expect"], "/replay")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 from . import fast
+from .analysis import replay
 from .carp import CARPRequest, now_timestamp
 from .execute import ExecuteResponse
 from .runtime import Runtime
@@ -141,10 +142,16 @@ def run(args: argparse.Namespace) -> int:
 
     report = verify_jsonl(trace_path)
     chain = next(iter(report.sessions.values()))
+    replayed = replay(trace_path, [EXAMPLE_ATLAS])
     print(f"\n4. trace: {events} events, {os.path.getsize(trace_path)} bytes in {trace_path}")
     print(
         f"   verification: {'VALID' if report.valid else 'INVALID'} ({chain.algorithm}, "
         f"{chain.event_count} events in the chain)"
     )
+    print(
+        f"   replay against the atlas: {'IDENTICAL' if replayed.identical else 'DIVERGENT'} "
+        f"({replayed.matched} of {len(replayed.requests)} decisions reproduced)"
+    )
     print(f"   check it yourself: cra trace verify {trace_path}")
-    return 0 if report.valid else 1
+    print(f"                      cra trace show {trace_path}")
+    return 0 if report.valid and replayed.identical else 1

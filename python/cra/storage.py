@@ -77,7 +77,9 @@ class Store:
         self, status: Optional[str] = None, limit: Optional[int] = None, offset: int = 0
     ) -> List[Dict[str, Any]]:
         """Sessions by start time: id, agent, goal, status, counts, ends of the chain."""
-        rows = sorted(self._session_rows().values(), key=lambda r: (r["started_at"] or "", r["session_id"]))
+        rows = sorted(
+            self._session_rows().values(), key=lambda r: (r["started_at"] or "", r["session_id"])
+        )
         if status is not None:
             rows = [r for r in rows if r["status"] == status]
         rows = rows[offset:]
@@ -86,7 +88,9 @@ class Store:
     def session(self, session_id: str) -> Dict[str, Any]:
         row = self._session_rows().get(session_id)
         if row is None:
-            raise NotFoundError(f"session {session_id} is not in this store", code="SESSION_NOT_FOUND")
+            raise NotFoundError(
+                f"session {session_id} is not in this store", code="SESSION_NOT_FOUND"
+            )
         return row
 
     def verify(self, session_id: str) -> ChainVerification:
@@ -103,20 +107,37 @@ class Store:
         gets the next sequence and links to the last stored hash."""
         row = self.session(session_id)
         if row["status"] != "active":
-            raise NotFoundError(f"session {session_id} has ended; it cannot be resumed", code="SESSION_ENDED")
+            raise NotFoundError(
+                f"session {session_id} has ended; it cannot be resumed", code="SESSION_ENDED"
+            )
         core = getattr(runtime, "_core", runtime)
         return core.resume_session(
-            session_id, row["trace_id"], row["root_span_id"], row["agent_id"] or "",
-            row["goal"] or "", row["started_at"], row["last_sequence"] + 1, row["last_hash"],
+            session_id,
+            row["trace_id"],
+            row["root_span_id"],
+            row["agent_id"] or "",
+            row["goal"] or "",
+            row["started_at"],
+            row["last_sequence"] + 1,
+            row["last_hash"],
         )
 
     @staticmethod
     def _new_row(e: Dict[str, Any]) -> Dict[str, Any]:
         return {
-            "session_id": e["session_id"], "trace_id": e["trace_id"], "root_span_id": None,
-            "agent_id": None, "goal": None, "status": "active", "started_at": None,
-            "ended_at": None, "event_count": 0, "first_sequence": 0, "anchor_hash": _ZEROS,
-            "last_sequence": -1, "last_hash": _ZEROS,
+            "session_id": e["session_id"],
+            "trace_id": e["trace_id"],
+            "root_span_id": None,
+            "agent_id": None,
+            "goal": None,
+            "status": "active",
+            "started_at": None,
+            "ended_at": None,
+            "event_count": 0,
+            "first_sequence": 0,
+            "anchor_hash": _ZEROS,
+            "last_sequence": -1,
+            "last_hash": _ZEROS,
         }
 
     @staticmethod
@@ -162,7 +183,9 @@ class MemoryStore(Store):
         with self._lock:
             return list(self._events.get(session_id, []))
 
-    def retention(self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None) -> int:
+    def retention(
+        self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None
+    ) -> int:
         """Drops the oldest events (per session), keeping each chain's anchor; returns how many."""
         with self._lock:
             return _apply_retention(self._events, self._rows, max_age_seconds, max_events)
@@ -190,7 +213,10 @@ def _apply_retention(
         if first is None:
             row["first_sequence"], row["anchor_hash"] = row["last_sequence"] + 1, row["last_hash"]
         else:
-            row["first_sequence"], row["anchor_hash"] = first["sequence"], first["previous_event_hash"]
+            row["first_sequence"], row["anchor_hash"] = (
+                first["sequence"],
+                first["previous_event_hash"],
+            )
         dropped += keep_from
         row["event_count"] -= keep_from
         del texts[:keep_from]
@@ -205,7 +231,7 @@ class JSONLStore(Store):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._files: "OrderedDict[str, Any]" = OrderedDict()
+        self._files: OrderedDict[str, Any] = OrderedDict()
         self._max_open = max(1, max_open_files)
         self._rows: Dict[str, Dict[str, Any]] = {}
         self.repaired: List[Tuple[str, int]] = []
@@ -287,7 +313,9 @@ class JSONLStore(Store):
     def _anchor_path(self, session_id: str) -> Path:
         return self.directory / f"{session_id}.anchor.json"
 
-    def retention(self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None) -> int:
+    def retention(
+        self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None
+    ) -> int:
         """Drops the oldest events per session (each file rewritten atomically);
         where a kept chain starts is written beside it (`<id>.anchor.json`)."""
         dropped = 0
@@ -301,7 +329,10 @@ class JSONLStore(Store):
                 f = self._files.pop(sid, None)
                 if f is not None:
                     f.close()
-                anchor = {"first_sequence": row["first_sequence"], "anchor_hash": row["anchor_hash"]}
+                anchor = {
+                    "first_sequence": row["first_sequence"],
+                    "anchor_hash": row["anchor_hash"],
+                }
                 _atomic_write(self._anchor_path(sid), json.dumps(anchor) + "\n")
                 _atomic_write(self._path(sid), "".join(t + "\n" for t in texts))
                 dropped += n
@@ -330,8 +361,21 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_sequence INTEGER NOT NULL, last_hash TEXT NOT NULL
 );
 """
-_COLUMNS = ("session_id", "trace_id", "root_span_id", "agent_id", "goal", "status", "started_at",
-            "ended_at", "event_count", "first_sequence", "anchor_hash", "last_sequence", "last_hash")
+_COLUMNS = (
+    "session_id",
+    "trace_id",
+    "root_span_id",
+    "agent_id",
+    "goal",
+    "status",
+    "started_at",
+    "ended_at",
+    "event_count",
+    "first_sequence",
+    "anchor_hash",
+    "last_sequence",
+    "last_hash",
+)
 
 
 class SQLiteStore(Store):
@@ -382,7 +426,9 @@ class SQLiteStore(Store):
             self._db.close()
 
     def _row(self, session_id: str) -> Optional[Dict[str, Any]]:
-        cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE session_id = ?", (session_id,))
+        cur = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE session_id = ?", (session_id,)
+        )
         r = cur.fetchone()
         return dict(zip(_COLUMNS, r)) if r else None
 
@@ -393,7 +439,9 @@ class SQLiteStore(Store):
 
     def _event_texts(self, session_id: str) -> List[str]:
         with self._lock:
-            cur = self._db.execute("SELECT event FROM events WHERE session_id = ? ORDER BY sequence", (session_id,))
+            cur = self._db.execute(
+                "SELECT event FROM events WHERE session_id = ? ORDER BY sequence", (session_id,)
+            )
             return [r[0] for r in cur.fetchall()]
 
     def events(
@@ -417,10 +465,14 @@ class SQLiteStore(Store):
         with self._lock:
             return [json.loads(r[0]) for r in self._db.execute(sql, args).fetchall()]
 
-    def retention(self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None) -> int:
+    def retention(
+        self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None
+    ) -> int:
         """Deletes the oldest events per session; records where each kept chain starts."""
         with self._lock:
-            sessions = [r[0] for r in self._db.execute("SELECT session_id FROM sessions").fetchall()]
+            sessions = [
+                r[0] for r in self._db.execute("SELECT session_id FROM sessions").fetchall()
+            ]
         dropped = 0
         for sid in sessions:
             texts = self._event_texts(sid)
@@ -433,7 +485,10 @@ class SQLiteStore(Store):
                     continue
                 db = self._db
                 db.execute("BEGIN")
-                db.execute("DELETE FROM events WHERE session_id = ? AND sequence < ?", (sid, row["first_sequence"]))
+                db.execute(
+                    "DELETE FROM events WHERE session_id = ? AND sequence < ?",
+                    (sid, row["first_sequence"]),
+                )
                 db.execute(
                     f"INSERT OR REPLACE INTO sessions VALUES ({', '.join('?' * len(_COLUMNS))})",
                     tuple(row[c] for c in _COLUMNS),
@@ -441,5 +496,3 @@ class SQLiteStore(Store):
                 db.execute("COMMIT")
                 dropped += n
         return dropped
-
-

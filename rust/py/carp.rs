@@ -68,7 +68,7 @@ fn parse_dict(obj: &Bound<'_, PyAny>) -> Result<CarpRequest, CoreError> {
 }
 
 /// `request["requester"]["session_id"]` of a Python request, if it is a UUID.
-fn session_hint_py(request: &Bound<'_, PyAny>) -> Option<uuid::Uuid> {
+pub(super) fn session_hint_py(request: &Bound<'_, PyAny>) -> Option<uuid::Uuid> {
     let requester = request
         .cast::<PyDict>()
         .ok()?

@@ -276,10 +276,25 @@ impl Runtime {
         let tid = parse_uuid(trace_id, "/trace_id").py()?;
         let root = parse_uuid(root_span_id, "/root_span_id").py()?;
         let created = crate::time::parse_timestamp(started_at, "/started_at").py()?;
-        let prev = crate::hash::from_hex(previous_hash)
-            .ok_or_else(|| super::errors::to_py(CoreError::invalid("INVALID_OPTION", "/previous_hash", "must be 64 hex digits")))?;
+        let prev = crate::hash::from_hex(previous_hash).ok_or_else(|| {
+            super::errors::to_py(CoreError::invalid(
+                "INVALID_OPTION",
+                "/previous_hash",
+                "must be 64 hex digits",
+            ))
+        })?;
         self.0
-            .resume_session(sid, tid, root, agent_id, goal, created, next_sequence, prev, &Detached(py))
+            .resume_session(
+                sid,
+                tid,
+                root,
+                agent_id,
+                goal,
+                created,
+                next_sequence,
+                prev,
+                &Detached(py),
+            )
             .map(|s| s.session_id.to_string())
             .py()
     }

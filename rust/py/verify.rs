@@ -135,9 +135,15 @@ pub fn verify_events(events: &Bound<'_, PyList>) -> PyResult<ChainReport> {
 /// `(sequence, previous_hash)` for a chain whose start was cut by retention.
 #[pyfunction]
 #[pyo3(signature = (events, anchor=None))]
-pub fn verify_chain_json(py: Python<'_>, events: Vec<String>, anchor: Option<(u64, String)>) -> PyResult<ChainReport> {
+pub fn verify_chain_json(
+    py: Python<'_>,
+    events: Vec<String>,
+    anchor: Option<(u64, String)>,
+) -> PyResult<ChainReport> {
     let anchor = anchor.as_ref().map(|(s, h)| (*s, h.as_str()));
-    py.detach(|| crate::verify_file::verify_chain_texts(events.iter().map(|e| e.as_bytes()), anchor))
-        .map(ChainReport)
-        .py()
+    py.detach(|| {
+        crate::verify_file::verify_chain_texts(events.iter().map(|e| e.as_bytes()), anchor)
+    })
+    .map(ChainReport)
+    .py()
 }

@@ -1,0 +1,162 @@
+"""`cra trace replay|diff|show|export`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Dict, List
+
+from .analysis import diff, read_trace, replay
+
+EXIT_OK, EXIT_DIFFERENT, EXIT_UNREADABLE = 0, 1, 2
+
+_COLOURS = {
+    "session": "\033[1;36m",
+    "carp": "\033[34m",
+    "policy": "\033[35m",
+    "context": "\033[2m",
+    "action": "\033[32m",
+    "error": "\033[1;31m",
+    "x": "\033[33m",
+}
+_DENIED = "\033[31m"
+_RESET = "\033[0m"
+
+
+def _load(path: str) -> List[str]:
+    return read_trace(path)
+
+
+def _note(message: str, path: str) -> None:
+    """A progress line on a terminal for files large enough to take a while."""
+    if sys.stderr.isatty() and os.path.getsize(path) > 8 * 1024 * 1024:
+        sys.stderr.write(f"\r{message}…")
+        sys.stderr.flush()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    _note(f"replaying {args.file} ({os.path.getsize(args.file) >> 20} MiB)", args.file)
+    report = replay(args.file, args.atlas)
+    _note(" " * 60 + "\r", args.file)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "identical": report.identical,
+                    "matched": report.matched,
+                    "mismatched": report.mismatched,
+                    "executions_counted": report.executions_counted,
+                    "requests": [r.__dict__ for r in report.requests],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for r in report.requests:
+            mark = "ok  " if r.matches else "DIFF"
+            print(
+                f"  {mark} request {r.request_id} (session {r.session_id[:8]}…, event {r.sequence})"
+            )
+            if r.error:
+                print(f"       {r.error}")
+            for m in r.mismatches:
+                print(
+                    f"       {m['field']}: recorded {json.dumps(m['recorded'])}, replayed {json.dumps(m['replayed'])}"
+                )
+        verdict = "IDENTICAL" if report.identical else "DIVERGENT"
+        print(
+            f"replay: {verdict} — {report.matched} of {len(report.requests)} requests match "
+            f"({report.executions_counted} recorded executions counted toward limits)"
+        )
+    return EXIT_OK if report.identical else EXIT_DIFFERENT
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    d = diff(args.a, args.b)
+    if args.json:
+        print(json.dumps(d.to_dict(), indent=2))
+    else:
+        for x in d.differences:
+            print(
+                f"  {x.significance:<5} {x.type:<13} {x.path}: {json.dumps(x.before)} -> {json.dumps(x.after)}"
+            )
+        print(f"diff: {d.compatibility} ({len(d.differences)} difference(s))")
+    return EXIT_OK if d.compatibility != "divergent" else EXIT_DIFFERENT
+
+
+def _summary(e: Dict[str, Any]) -> str:
+    p, t = e.get("payload", {}), e.get("event_type", "")
+    keys = {
+        "session.started": ("agent_id", "goal"),
+        "session.ended": ("reason", "duration_ms"),
+        "carp.request.received": ("operation", "action_id", "goal"),
+        "carp.resolution.completed": ("decision_type", "allowed_count", "denied_count"),
+        "policy.evaluated": ("action_id", "result", "policy_id"),
+        "context.injected": ("block_id", "token_count"),
+        "action.requested": ("action_id",),
+        "action.approved": ("action_id", "approver", "scope"),
+        "action.denied": ("action_id", "reason", "approver"),
+        "action.executed": ("action_id", "duration_ms"),
+        "action.failed": ("action_id", "error_code", "error_message"),
+        "policy.violated": ("action_id", "violation_type", "policy_id"),
+        "error.occurred": ("code", "message"),
+    }.get(t)
+    items = [(k, p[k]) for k in keys if k in p] if keys else list(p.items())[:4]
+    return "  ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in items)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    colour = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
+    for text in _load(args.file):
+        e = json.loads(text)
+        t = e["event_type"]
+        c = _COLOURS.get(t.split(".")[0], "") if colour else ""
+        if colour and (t == "action.denied" or e.get("payload", {}).get("result") == "deny"):
+            c = _DENIED
+        indent = "" if e.get("parent_span_id") is None else "  "
+        ts = e["timestamp"][11:26]
+        print(f"{ts} #{e['sequence']:<4} {indent}{c}{t:<26}{_RESET if c else ''} {_summary(e)}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .storage import JSONLStore, SQLiteStore
+
+    store = JSONLStore(args.store) if os.path.isdir(args.store) else SQLiteStore(args.store)
+    events = store.events(args.session)
+    if not events:
+        print(f"error: no events for session {args.session} in {args.store}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for e in events:
+            out.write(json.dumps(e, separators=(",", ":")) + "\n")
+    finally:
+        if args.out:
+            out.close()
+    return EXIT_OK
+
+
+def add_commands(trace: Any, lazy: Any) -> None:
+    """Adds the subcommands to `cra trace`."""
+    r = trace.add_parser("replay", help="re-run a trace's resolves against atlases and compare")
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("--atlas", action="append", required=True, metavar="PATH")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=lazy("cli_trace", "cmd_replay"))
+    d = trace.add_parser("diff", help="compare two traces, ignoring ids, timestamps and hashes")
+    d.add_argument("a", metavar="A")
+    d.add_argument("b", metavar="B")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=lazy("cli_trace", "cmd_diff"))
+    s = trace.add_parser("show", help="a readable timeline of a trace")
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--no-color", action="store_true")
+    s.set_defaults(func=lazy("cli_trace", "cmd_show"))
+    x = trace.add_parser("export", help="write a stored session as .trace.jsonl")
+    x.add_argument("--store", required=True, help="an SQLite file or a JSONL store directory")
+    x.add_argument("--session", required=True, metavar="ID")
+    x.add_argument("--out", default=None, metavar="FILE", help="default: standard output")
+    x.set_defaults(func=lazy("cli_trace", "cmd_export"))
