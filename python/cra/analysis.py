@@ -49,13 +49,13 @@ def read_trace(trace: Trace) -> List[str]:
             )
         return [line for line in text.split("\n") if line.strip()]
     out: List[str] = []
-    for e in trace:
-        if isinstance(e, TRACEEvent):
-            out.append(e.to_json())
-        elif isinstance(e, str):
-            out.append(e)
+    for item in trace:
+        if isinstance(item, TRACEEvent):
+            out.append(item.to_json())
+        elif isinstance(item, str):
+            out.append(item)
         else:
-            out.append(json.dumps(e))
+            out.append(json.dumps(item))
     return out
 
 

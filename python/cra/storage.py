@@ -111,7 +111,7 @@ class Store:
                 f"session {session_id} has ended; it cannot be resumed", code="SESSION_ENDED"
             )
         core = getattr(runtime, "_core", runtime)
-        return core.resume_session(
+        resumed: str = core.resume_session(
             session_id,
             row["trace_id"],
             row["root_span_id"],
@@ -121,6 +121,7 @@ class Store:
             row["last_sequence"] + 1,
             row["last_hash"],
         )
+        return resumed
 
     @staticmethod
     def _new_row(e: Dict[str, Any]) -> Dict[str, Any]:
@@ -451,7 +452,8 @@ class SQLiteStore(Store):
         since_sequence: Optional[int] = None,
         limit: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
-        sql, args = "SELECT event FROM events WHERE session_id = ?", [session_id]
+        sql = "SELECT event FROM events WHERE session_id = ?"
+        args: List[Any] = [session_id]
         if event_type is not None:
             sql += " AND event_type = ?"
             args.append(event_type)
