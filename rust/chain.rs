@@ -63,8 +63,8 @@ pub struct Record {
     pub span: SpanRef,
     pub micros: Micros,
     pub body: Body,
-    /// Set on the first record of a chain.
-    pub start: Option<ChainStart>,
+    /// Set on the first record of a chain (boxed: most records have none).
+    pub start: Option<Box<ChainStart>>,
     /// Set on the last record of a chain (`session.ended`).
     pub ends_chain: bool,
 }

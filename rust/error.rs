@@ -196,6 +196,7 @@ impl CoreError {
             CoreError::InvalidValue { code, .. } => match *code {
                 "CHAIN_INVALID" | "TRACE_INVALID" | "TRACE_TORN" => Category::Integrity,
                 "INTERNAL" => Category::Internal,
+                "EVENTS_EVICTED" => Category::NotFound,
                 _ => Category::Validation,
             },
             // A path the caller named that is not there, or not theirs, is

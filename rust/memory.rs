@@ -18,7 +18,13 @@ pub const DEFAULT_MEMORY_LIMIT: usize = 1_000_000;
 struct Stored {
     events: Vec<Arc<TraceEvent>>,
     ended: bool,
+    /// Set when the oldest events of an open session were evicted: where
+    /// the kept part starts (sequence, and the hash it links to).
+    anchor: Option<(u64, [u8; 32])>,
 }
+
+/// How many evicted session ids are remembered (to say "evicted", not "empty").
+const EVICTED_IDS_KEPT: usize = 100_000;
 
 #[derive(Default)]
 struct Inner {
@@ -26,6 +32,8 @@ struct Inner {
     /// Sessions in the order they were first stored.
     order: VecDeque<Uuid>,
     total: usize,
+    evicted_ids: std::collections::HashSet<Uuid>,
+    evicted_order: VecDeque<Uuid>,
 }
 
 pub struct MemoryStore {
@@ -75,24 +83,61 @@ impl MemoryStore {
     /// Drops whole sessions until under the limit: ended ones oldest first,
     /// then (only if still over) the oldest open ones.
     fn evict(&self, inner: &mut Inner) {
-        for only_ended in [true, false] {
-            let mut i = 0;
-            while inner.total > self.limit && i < inner.order.len() {
-                let id = inner.order[i];
-                let ended = inner.sessions.get(&id).is_none_or(|s| s.ended);
-                if only_ended && !ended {
-                    i += 1;
-                    continue;
-                }
-                inner.order.remove(i);
-                if let Some(s) = inner.sessions.remove(&id) {
-                    inner.total -= s.events.len();
-                    self.evicted_events
-                        .fetch_add(s.events.len() as u64, Ordering::Relaxed);
-                    self.evicted_sessions.fetch_add(1, Ordering::Relaxed);
+        // Ended sessions go whole, oldest first.
+        let mut i = 0;
+        while inner.total > self.limit && i < inner.order.len() {
+            let id = inner.order[i];
+            if !inner.sessions.get(&id).is_none_or(|s| s.ended) {
+                i += 1;
+                continue;
+            }
+            inner.order.remove(i);
+            if let Some(s) = inner.sessions.remove(&id) {
+                inner.total -= s.events.len();
+                self.evicted_events
+                    .fetch_add(s.events.len() as u64, Ordering::Relaxed);
+                self.evicted_sessions.fetch_add(1, Ordering::Relaxed);
+                inner.evicted_ids.insert(id);
+                inner.evicted_order.push_back(id);
+                if inner.evicted_order.len() > EVICTED_IDS_KEPT {
+                    if let Some(old) = inner.evicted_order.pop_front() {
+                        inner.evicted_ids.remove(&old);
+                    }
                 }
             }
         }
+        // Then the oldest part of open sessions, oldest session first; the
+        // kept part is anchored so that it still verifies.
+        let mut i = 0;
+        while inner.total > self.limit && i < inner.order.len() {
+            let id = inner.order[i];
+            i += 1;
+            let over = inner.total - self.limit;
+            let Some(s) = inner.sessions.get_mut(&id) else {
+                continue;
+            };
+            let keep_from = over
+                .max(s.events.len() / 2)
+                .min(s.events.len().saturating_sub(1));
+            if keep_from == 0 {
+                continue;
+            }
+            s.events.drain(..keep_from);
+            if let Some(first) = s.events.first() {
+                s.anchor = Some((first.sequence, first.previous_event_hash));
+            }
+            inner.total -= keep_from;
+            self.evicted_events
+                .fetch_add(keep_from as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a session's events were evicted whole, and where its kept
+    /// part starts if only its oldest events were.
+    pub fn eviction(&self, session: &Uuid) -> (bool, Option<(u64, [u8; 32])>) {
+        let inner = self.inner.lock();
+        let anchor = inner.sessions.get(session).and_then(|s| s.anchor);
+        (inner.evicted_ids.contains(session), anchor)
     }
 
     pub fn events(&self, session: &Uuid, q: &EventQuery<'_>) -> Vec<Arc<TraceEvent>> {

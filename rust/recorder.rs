@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::chain::{Chains, Record};
@@ -103,6 +103,8 @@ struct Shared {
     state: Mutex<FlushState>,
     changed: Condvar,
     closing: AtomicBool,
+    /// A producer has woken the flush thread and it has not looked yet.
+    wake_sent: AtomicBool,
 }
 
 /// The result of a non-blocking push.
@@ -121,6 +123,7 @@ pub struct Recorder {
     shared: Arc<Shared>,
     overflow: Overflow,
     algorithm: HashAlgorithm,
+    capacity: u64,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -133,6 +136,7 @@ impl Recorder {
             state: Mutex::new(FlushState::default()),
             changed: Condvar::new(),
             closing: AtomicBool::new(false),
+            wake_sent: AtomicBool::new(false),
         });
         let repaired: u64 = sinks.iter().map(|s| s.repaired_bytes()).sum();
         shared
@@ -157,6 +161,7 @@ impl Recorder {
             shared,
             overflow: config.overflow,
             algorithm: config.algorithm,
+            capacity: config.capacity.max(1) as u64,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -184,6 +189,10 @@ impl Recorder {
         let hwm = &self.shared.counters.high_water;
         if depth > hwm.load(Ordering::Relaxed) {
             hwm.fetch_max(depth, Ordering::Relaxed);
+        }
+        // A filling queue wakes the (polling) flush thread, once.
+        if depth * 2 > self.capacity && !self.shared.wake_sent.swap(true, Ordering::SeqCst) {
+            let _ = self.wake.send(());
         }
     }
 
@@ -318,7 +327,8 @@ struct FlushThread {
     batch_max: usize,
 }
 
-const IDLE_WAIT: Duration = Duration::from_millis(100);
+const IDLE_MIN: Duration = Duration::from_millis(1);
+const IDLE_MAX: Duration = Duration::from_millis(20);
 const RETRY_MIN: Duration = Duration::from_millis(5);
 const RETRY_MAX: Duration = Duration::from_millis(500);
 
@@ -327,14 +337,24 @@ impl FlushThread {
         let mut pending: Vec<Arc<TraceEvent>> = Vec::with_capacity(self.batch_max);
         let mut done_sinks = vec![false; self.sinks.len()];
         let mut backoff = RETRY_MIN;
+        let mut idle = IDLE_MIN;
         loop {
             if pending.is_empty() {
-                let first = select! {
-                    recv(self.rx) -> msg => msg.ok(),
-                    recv(self.wake) -> _ => None,
-                    default(IDLE_WAIT) => None,
+                // Producers never wake this thread (a futex wake per push
+                // would cost every caller microseconds): it polls, backing
+                // off while idle, and is woken by flush()/close() or by a
+                // queue filling past half.
+                let first = match self.rx.try_recv() {
+                    Ok(rec) => Some(rec),
+                    Err(_) => {
+                        let _ = self.wake.recv_timeout(idle);
+                        self.shared.wake_sent.store(false, Ordering::SeqCst);
+                        idle = (idle * 2).min(IDLE_MAX);
+                        self.rx.try_recv().ok()
+                    }
                 };
                 if let Some(rec) = first {
+                    idle = IDLE_MIN;
                     self.seal(rec, &mut pending);
                 }
                 while pending.len() < self.batch_max {

@@ -169,12 +169,12 @@ impl Runtime {
             SpanRef::Root,
         );
         rec.micros = now;
-        rec.start = Some(ChainStart {
+        rec.start = Some(Box::new(ChainStart {
             trace_id: session.trace_id,
             root_span: session.root_span,
             next_sequence: 0,
             previous_hash: [0; 32],
-        });
+        }));
         debug_assert_eq!(GENESIS_HASH.len(), 64);
         if let Err(e) = self.push(&session, rec, wait) {
             // Nothing was recorded (e.g. the recorder is closed): leave no session.
@@ -221,12 +221,12 @@ impl Runtime {
             span: SpanRef::Root,
             micros: self.now(),
             body: Body::Many(Arc::new(NoEvents)),
-            start: Some(ChainStart {
+            start: Some(Box::new(ChainStart {
                 trace_id,
                 root_span,
                 next_sequence,
                 previous_hash,
-            }),
+            })),
             ends_chain: false,
         };
         if let Err(e) = self.push(&session, rec, wait) {
@@ -332,9 +332,27 @@ impl Runtime {
         self.memory.load().all_events()
     }
 
-    /// Verifies a session's chain as held in memory.
-    pub fn verify_session(&self, id: &Uuid) -> ChainVerification {
-        verify_events(&self.events(id, &EventQuery::default()))
+    /// Verifies a session's chain as held in memory (from its anchor when
+    /// the memory limit evicted its oldest events).
+    pub fn verify_session(&self, id: &Uuid) -> Result<ChainVerification> {
+        let memory = self.memory.load();
+        let (evicted, anchor) = memory.eviction(id);
+        if evicted {
+            return Err(CoreError::invalid(
+                "EVENTS_EVICTED",
+                "/session_id",
+                format!("the events of session {id} were evicted from memory (memory_limit); verify its trace file or store"),
+            ));
+        }
+        let events = memory.events(id, &EventQuery::default());
+        let mut v = match anchor {
+            Some((seq, prev)) => ChainVerifier::anchored(seq, &crate::hash::to_hex(&prev)),
+            None => ChainVerifier::new(),
+        };
+        for e in &events {
+            e.with_text(|text| v.push(text, None));
+        }
+        Ok(v.finish())
     }
 
     /// The hash algorithm of this runtime's chains (also used for

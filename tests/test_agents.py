@@ -179,6 +179,22 @@ def test_a_rate_limited_call_raises_rate_limited(h: Harness, tools: agents.Gover
     assert call_api(path="/d") == "ok"
 
 
+def test_a_tool_resolved_while_the_window_is_full_raises_rate_limited(
+    h: Harness, tools: agents.GovernedTools
+) -> None:
+    call_api = tools.tool("api.call")(lambda **p: "ok")
+    h.resolve()
+    h.execute("api.call", {"path": "/a"})
+    h.execute("api.call", {"path": "/b"})
+    h.clock.advance(20)
+    with pytest.raises(RateLimited) as info:
+        call_api(path="/c")  # its first resolution denies api.call for the full window
+    assert "api.call" in tools.resolution.denied_action_ids
+    assert info.value.retry_after == 40.0
+    h.clock.advance(40)
+    assert call_api(path="/c") == "ok"
+
+
 def test_a_spent_budget_raises_rate_limited(tools: agents.GovernedTools) -> None:
     use = tools.tool("credit.use")(lambda: "ok")
     use()

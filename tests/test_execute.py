@@ -247,6 +247,19 @@ def test_invalid_request(h: Harness, mutate: Any, path: str) -> None:
     assert path in [e["path"] for e in err.errors]
 
 
+@pytest.mark.parametrize(
+    ("params", "path"),
+    [({"x": {1}}, "/execution/parameters/x"), ({"x": float("nan")}, "/execution/parameters/x")],
+)
+def test_parameters_that_are_not_json(h: Harness, params: dict[str, Any], path: str) -> None:
+    n = h.count()
+    err = fault(h, h.execute_request("api.echo", params))
+    assert isinstance(err, ValidationError)
+    assert (err.code, err.path) == ("INVALID_REQUEST", path)
+    # Still a request of an open session: one error.occurred, like any rejected request.
+    assert h.types(start=n) == ["error.occurred"]
+
+
 def test_execute_without_execution_is_invalid_at_execution(h: Harness) -> None:
     req = h.execute_request("api.call", {"path": "/a"})
     del req["execution"]

@@ -409,3 +409,15 @@ def test_a_resolution_made_with_room_is_checked_at_execution(h: Harness) -> None
     call(h)
     call(h)
     assert code(h.execute("api.call", {"path": "/a"}, resolution=res)) == "RATE_LIMIT_EXCEEDED"
+
+
+def test_a_limit_denial_in_the_resolution_is_checked_again_at_execution(h: Harness) -> None:
+    call(h)
+    h.clock.advance(10)
+    call(h)
+    full = h.resolve()
+    assert "api.call" in full.denied_action_ids
+    r = h.execute("api.call", {"path": "/a"}, resolution=full)
+    assert (r.status, code(r), r.retry_after) == ("denied", "RATE_LIMIT_EXCEEDED", 50.0)
+    h.clock.advance(50)
+    assert h.execute("api.call", {"path": "/a"}, resolution=full).status == "success"

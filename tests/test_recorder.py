@@ -270,13 +270,20 @@ def test_memory_limit_evicts_ended_sessions_first() -> None:
         s = rt.stats()
         assert (s["evicted_sessions"], s["evicted_events"], s["memory_events"]) == (1, 5, 7)
 
-        for i in range(4):  # 11 > 10 and nothing has ended: the oldest goes
-            rt.record(new, "x.more", {"i": i})
+        for i in range(4):  # 11 > 10 and nothing has ended: the oldest session
+            rt.record(new, "x.more", {"i": i})  # loses its oldest half, anchored
         assert rt.flush(timeout=10)
-        assert rt.events(old_open) == [] and len(rt.events(new)) == 7
+        kept = rt.events(old_open)
+        assert [e.sequence for e in kept] == [2, 3] and len(rt.events(new)) == 7
         s = rt.stats()
-        assert (s["evicted_sessions"], s["evicted_events"], s["memory_events"]) == (2, 9, 7)
+        assert (s["evicted_sessions"], s["evicted_events"], s["memory_events"]) == (1, 7, 9)
         assert s["written"] == s["recorded"] == 16
+        # What is kept still verifies (from its anchor), and an evicted
+        # session says so instead of looking empty.
+        assert rt.verify(old_open).valid and rt.verify(new).valid
+        with pytest.raises(CraError) as info:
+            rt.verify(ended)
+        assert info.value.code == "EVENTS_EVICTED" and info.value.http_status == 404
 
 
 # -- fork and exit ----------------------------------------------------------

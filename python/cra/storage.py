@@ -250,17 +250,22 @@ class JSONLStore(Store):
                 f.truncate(cut)
             self.repaired.append((str(path), len(data) - cut))
             data = data[:cut]
+        sid = path.name[: -len(".trace.jsonl")]
+        anchor = self._anchor_path(sid)
+        if anchor.exists():
+            # A chain cut by retention: what the dropped events said about the
+            # session (its start, agent, goal, root span) starts the row.
+            a = json.loads(anchor.read_text(encoding="utf-8"))
+            row = self._new_row({"session_id": sid, "trace_id": a.get("trace_id")})
+            row.update({k: a[k] for k in _ANCHOR_KEYS if k in a})
+            row["last_sequence"], row["last_hash"] = row["first_sequence"] - 1, row["anchor_hash"]
+            self._rows[sid] = row
         for line in data.decode("utf-8").splitlines():
             if line.strip():
                 d = json.loads(line)
                 row = self._rows.setdefault(d["session_id"], self._new_row(d))
+                row["trace_id"] = row["trace_id"] or d["trace_id"]
                 self._apply(row, d)
-        sid = path.name[: -len(".trace.jsonl")]
-        anchor = self.directory / f"{sid}.anchor.json"
-        if sid in self._rows and anchor.exists():
-            a = json.loads(anchor.read_text(encoding="utf-8"))
-            self._rows[sid]["first_sequence"] = a["first_sequence"]
-            self._rows[sid]["anchor_hash"] = a["anchor_hash"]
 
     def _handle(self, session_id: str) -> Any:
         f = self._files.pop(session_id, None)
@@ -330,14 +335,25 @@ class JSONLStore(Store):
                 f = self._files.pop(sid, None)
                 if f is not None:
                     f.close()
-                anchor = {
-                    "first_sequence": row["first_sequence"],
-                    "anchor_hash": row["anchor_hash"],
-                }
+                anchor = {k: row[k] for k in _ANCHOR_KEYS}
                 _atomic_write(self._anchor_path(sid), json.dumps(anchor) + "\n")
                 _atomic_write(self._path(sid), "".join(t + "\n" for t in texts))
                 dropped += n
         return dropped
+
+
+#: What `<id>.anchor.json` keeps of a session whose chain retention cut.
+_ANCHOR_KEYS = (
+    "trace_id",
+    "root_span_id",
+    "agent_id",
+    "goal",
+    "status",
+    "started_at",
+    "ended_at",
+    "first_sequence",
+    "anchor_hash",
+)
 
 
 def _atomic_write(path: Path, text: str) -> None:

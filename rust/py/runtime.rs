@@ -384,7 +384,7 @@ impl Runtime {
     fn verify(&self, py: Python<'_>, session_id: &str) -> PyResult<ChainReport> {
         let id = parse_uuid(session_id, "/session_id").py()?;
         let rt = &self.0;
-        Ok(ChainReport(py.detach(|| rt.verify_session(&id))))
+        py.detach(|| rt.verify_session(&id)).map(ChainReport).py()
     }
 
     /// Writes events held in memory to a `.trace.jsonl` file atomically; returns the count.

@@ -1,0 +1,132 @@
+"""Reading JSON request bodies (size limit, media type, strict JSON) and
+writing JSON answers in the media type the client asked for."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, NoReturn, Optional
+
+from fastapi import Request
+from starlette.responses import Response
+
+from .errors import PayloadTooLarge, UnsupportedMediaType, invalid
+
+__all__ = [
+    "ATLAS",
+    "CARP",
+    "JSON",
+    "NDJSON",
+    "TRACE",
+    "TRACE_JSONL",
+    "accepted",
+    "dumps",
+    "json_response",
+    "negotiate",
+    "read_object",
+]
+
+JSON = "application/json"
+CARP = "application/vnd.cra.carp+json"
+TRACE = "application/vnd.cra.trace+json"
+TRACE_JSONL = "application/vnd.cra.trace+jsonl"
+ATLAS = "application/vnd.cra.atlas+json"
+NDJSON = "application/x-ndjson"
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(
+            f"the request body ({int(length)} bytes) is over the limit of {limit} bytes",
+            code="PAYLOAD_TOO_LARGE",
+            details={"limit": limit},
+        )
+    if length is not None:
+        # The HTTP parser holds the body to its declared length.
+        return await request.body()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(
+                f"the request body is over the limit of {limit} bytes",
+                code="PAYLOAD_TOO_LARGE",
+                details={"limit": limit},
+            )
+    return bytes(body)
+
+
+async def read_object(request: Request, limit: int) -> Dict[str, Any]:
+    """The request's body as a JSON object, or a 400/413/415 error."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _is_json_type(content_type):
+        raise UnsupportedMediaType(
+            f"the body must be JSON (application/json or a +json type), not {content_type[:100]}",
+            code="UNSUPPORTED_MEDIA_TYPE",
+        )
+    raw = await _read_body(request, limit)
+    if not raw.strip():
+        raise invalid("the request body is empty; a JSON object is expected")
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise invalid(f"the request body is not valid JSON: {str(e)[:200]}") from None
+    if not isinstance(value, dict):
+        raise invalid(f"the request body must be a JSON object, not {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+def accepted(request: Request) -> List[str]:
+    """The media types the client's Accept header names (q=0 left out)."""
+    accept = request.headers.get("accept")
+    if not accept:
+        return []
+    out = []
+    for item in accept.lower().split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        if any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
+            continue
+        out.append(media)
+    return out
+
+
+def negotiate(request: Request, vendor: str) -> str:
+    """The vendor media type when the client's Accept names it, else JSON."""
+    return vendor if vendor in accepted(request) else JSON
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text of an answer."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def json_response(
+    value: Any,
+    status: int = 200,
+    media_type: str = JSON,
+    headers: Optional[Mapping[str, str]] = None,
+) -> Response:
+    """An answer whose body is `value` as JSON (or already JSON text)."""
+    text = value if isinstance(value, str) else dumps(value)
+    return Response(text, status, headers, media_type=media_type)

@@ -1,0 +1,141 @@
+"""Settings of `cra serve`: flags, `CRA_*` environment variables, defaults.
+
+Flags win over the environment, the environment over the defaults. This
+module imports nothing from FastAPI, so the CLI can build its parser (and
+`cra --help` can run) without the `server` extra installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+__all__ = ["ServerConfig", "add_serve_command"]
+
+DEFAULT_STORE = os.path.join("cra-traces", "cra.db")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the HTTP server needs to start."""
+
+    host: str = "127.0.0.1"
+    port: int = 8420
+    #: Atlas directories and `*.json` manifests in it are loaded at start.
+    atlas_dir: Optional[str] = None
+    #: The SQLite file every sealed event goes to (`:memory:` for none on disk).
+    store: str = DEFAULT_STORE
+    #: With keys, every endpoint but `/v1/health` needs one.
+    api_keys: Tuple[str, ...] = field(default=(), repr=False)
+    #: Request bodies larger than this are refused with 413.
+    max_body_bytes: int = 1 << 20
+    hash_algorithm: str = "sha256"
+    #: Allowed distance of a request's timestamp from the clock; None: unchecked.
+    clock_skew_seconds: Optional[float] = 300.0
+    #: Events the runtime keeps in memory (the store keeps every event).
+    memory_limit: int = 100_000
+    #: `module:attribute` naming a mapping {action id: callable} or a
+    #: callable(runtime) that registers executors.
+    executors: Optional[str] = None
+    #: How long shutdown waits for requests to finish and traces to be written.
+    shutdown_timeout: float = 30.0
+    access_log: bool = False
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> ServerConfig:
+        """Defaults overridden by the `CRA_*` environment variables."""
+        env = os.environ if env is None else env
+        values: Dict[str, Any] = {}
+        for name, (var, parse) in _ENV.items():
+            text = env.get(var)
+            if text is not None and text.strip() != "":
+                values[name] = _parse(var, text.strip(), parse)
+        return cls(**values)
+
+    def with_args(self, args: argparse.Namespace) -> ServerConfig:
+        """This configuration with every flag that was given applied."""
+        values: Dict[str, Any] = {}
+        for name, (var, parse) in _ENV.items():
+            given = getattr(args, name, None)
+            if given is not None:
+                values[name] = _parse(f"--{name.replace('_', '-')}", str(given), parse)
+        return replace(self, **values)
+
+    def validated(self) -> ServerConfig:
+        """Raises ValueError for a setting no server could run with."""
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is not between 0 and 65535")
+        if self.max_body_bytes < 1:
+            raise ValueError("the body limit must be at least 1 byte")
+        if self.memory_limit < 1:
+            raise ValueError("the memory limit must be at least 1 event")
+        if self.shutdown_timeout < 0:
+            raise ValueError("the shutdown timeout cannot be negative")
+        if any(not k for k in self.api_keys):
+            raise ValueError("an API key cannot be empty")
+        return self
+
+
+def _keys(text: str) -> Tuple[str, ...]:
+    return tuple(k.strip() for k in text.split(",") if k.strip())
+
+
+def _skew(text: str) -> Optional[float]:
+    return None if text.lower() in ("off", "none", "disabled") else float(text)
+
+
+def _flag(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes", "on")
+
+
+_ENV: Dict[str, Tuple[str, Callable[[str], Any]]] = {
+    "host": ("CRA_HOST", str),
+    "port": ("CRA_PORT", int),
+    "atlas_dir": ("CRA_ATLAS_DIR", str),
+    "store": ("CRA_STORE", str),
+    "api_keys": ("CRA_API_KEYS", _keys),
+    "max_body_bytes": ("CRA_MAX_BODY_BYTES", int),
+    "hash_algorithm": ("CRA_HASH", str),
+    "clock_skew_seconds": ("CRA_CLOCK_SKEW", _skew),
+    "memory_limit": ("CRA_MEMORY_LIMIT", int),
+    "executors": ("CRA_EXECUTORS", str),
+    "shutdown_timeout": ("CRA_SHUTDOWN_TIMEOUT", float),
+    "access_log": ("CRA_ACCESS_LOG", _flag),
+    "log_level": ("CRA_LOG_LEVEL", str),
+}
+
+
+def _parse(source: str, text: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(text)
+    except ValueError:
+        raise ValueError(f"{source}: cannot read {text!r}") from None
+
+
+def add_serve_command(
+    sub: Any, lazy: Callable[[str, str], Callable[[argparse.Namespace], int]]
+) -> None:
+    """Registers `cra serve` on the CLI's subparsers."""
+    p = sub.add_parser(
+        "serve",
+        help="serve the runtime over HTTP (needs the `server` extra)",
+        description="Serve the CRA runtime API over HTTP. Every flag has a CRA_* "
+        "environment variable; flags win.",
+    )
+    p.add_argument("--host", help="address to listen on (CRA_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (CRA_PORT, default 8420)")
+    p.add_argument("--atlas-dir", help="load every atlas in this directory (CRA_ATLAS_DIR)")
+    p.add_argument("--store", help=f"SQLite trace store (CRA_STORE, default {DEFAULT_STORE})")
+    p.add_argument("--api-keys", help="comma-separated API keys (CRA_API_KEYS)")
+    p.add_argument("--max-body-bytes", type=int, help="body limit (CRA_MAX_BODY_BYTES, 1 MiB)")
+    p.add_argument("--hash", dest="hash_algorithm", help="sha256 or blake3 (CRA_HASH)")
+    p.add_argument("--clock-skew", dest="clock_skew_seconds", help="seconds or off (CRA_CLOCK_SKEW)")
+    p.add_argument("--memory-limit", type=int, help="events kept in memory (CRA_MEMORY_LIMIT)")
+    p.add_argument("--executors", help="module:attribute of executors (CRA_EXECUTORS)")
+    p.add_argument("--shutdown-timeout", type=float, help="seconds (CRA_SHUTDOWN_TIMEOUT, 30)")
+    p.add_argument("--access-log", action="store_true", default=None, help="log every request")
+    p.add_argument("--log-level", help="uvicorn log level (CRA_LOG_LEVEL, default info)")
+    p.set_defaults(func=lazy("server.serve", "run"))

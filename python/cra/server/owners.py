@@ -1,0 +1,81 @@
+"""Which API key owns which session, and which session each approval id
+belongs to. A session belongs to the key that created it; any other key is
+told it does not exist.
+
+Owners are kept in memory and, when the store is a file, in a table of the
+same SQLite database, so that after a restart the traces of earlier sessions
+are still readable by their owner (and by nobody else). Keys are never
+stored: only a digest that names them (`key_id`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from typing import Dict, Optional
+
+__all__ = ["Owners"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cra_server_owners (
+    session_id TEXT PRIMARY KEY, key_id TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+#: Approval ids remembered (they expire with their resolutions anyway).
+MAX_APPROVALS = 200_000
+
+
+class Owners:
+    """Session → key id, persisted; approval id → session id, in memory."""
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        self._lock = threading.Lock()
+        self._sessions: Dict[str, str] = {}
+        self._approvals: OrderedDict[str, str] = OrderedDict()
+        self._db: Optional[sqlite3.Connection] = None
+        if path and path != ":memory:":
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            db.execute("PRAGMA busy_timeout=30000")
+            db.executescript(_SCHEMA)
+            self._db = db
+
+    def claim(self, session_id: str, key_id: str) -> None:
+        """Records that `key_id` created `session_id`."""
+        with self._lock:
+            self._sessions[session_id] = key_id
+            if self._db is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO cra_server_owners VALUES (?, ?)", (session_id, key_id)
+                )
+
+    def owner(self, session_id: str) -> Optional[str]:
+        """The key id that created the session, or None if none is known."""
+        found = self._sessions.get(session_id)
+        if found is not None or self._db is None:
+            return found
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key_id FROM cra_server_owners WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if row is not None:
+                self._sessions[session_id] = row[0]
+                return str(row[0])
+        return None
+
+    def note_approval(self, approval_id: str, session_id: str) -> None:
+        """Remembers the session an approval id was minted for."""
+        with self._lock:
+            self._approvals[approval_id] = session_id
+            while len(self._approvals) > MAX_APPROVALS:
+                self._approvals.popitem(last=False)
+
+    def approval_session(self, approval_id: str) -> Optional[str]:
+        return self._approvals.get(approval_id)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -1,0 +1,136 @@
+"""What one server holds: the runtime, its durable store (a sink of the
+runtime), the stream hub (another sink), the keys and the session owners."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Mapping as MappingABC
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from ..errors import CraError, NotFoundError
+from ..runtime import Runtime
+from ..storage import SQLiteStore
+from .auth import KeyRing
+from .config import ServerConfig
+from .owners import Owners
+from .stream import StreamHub
+
+__all__ = ["ServerState", "load_atlas_dir"]
+
+log = logging.getLogger("cra.server")
+
+Executor = Callable[..., Any]
+
+
+class ServerState:
+    """The runtime behind the HTTP API and everything around it."""
+
+    def __init__(
+        self, config: ServerConfig, executors: Optional[Mapping[str, Executor]] = None
+    ) -> None:
+        self.config = config.validated()
+        self.keys = KeyRing(config.api_keys)
+        self.store = SQLiteStore(config.store)
+        self.owners = Owners(config.store)
+        self.hub = StreamHub(self.owners)
+        self.runtime = Runtime(
+            hash_algorithm=config.hash_algorithm,
+            sinks=[self.store, self.hub],
+            memory_limit=config.memory_limit,
+            clock_skew_seconds=config.clock_skew_seconds,
+        )
+        self.started = time.time()
+        self.closed = False
+        try:
+            if config.atlas_dir:
+                load_atlas_dir(self.runtime, config.atlas_dir)
+            if config.executors:
+                register_from_spec(self.runtime, config.executors)
+            for key, fn in (executors or {}).items():
+                self.runtime.register_executor(key, fn)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- who may see what --------------------------------------------------
+    def require_session(self, session_id: str, caller: Optional[str], path: str = "") -> None:
+        """404 unless the caller's key created the session (no keys: anyone)."""
+        if caller is not None and self.owners.owner(session_id) != caller:
+            raise NotFoundError(
+                f"session {session_id} not found", code="SESSION_NOT_FOUND", path=path or None
+            )
+
+    def session_exists(self, session_id: str) -> bool:
+        """True if the runtime or the store knows the session."""
+        try:
+            self.runtime.get_session(session_id)
+            return True
+        except NotFoundError:
+            return bool(self.store.events(session_id, limit=1))
+
+    def close(self) -> None:
+        """Flushes every trace to the store and closes everything (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        timeout = self.config.shutdown_timeout
+        try:
+            if not self.runtime.close(timeout=timeout):
+                log.error("cra serve: traces not all written within %.0f s", timeout)
+            s = self.runtime.stats()
+            log.info(
+                "cra serve: closed; %d events recorded, %d written, %d dropped",
+                s["recorded"],
+                s["written"],
+                s["dropped"],
+            )
+        finally:
+            self.hub.close()
+            self.store.close()
+            self.owners.close()
+
+
+def load_atlas_dir(runtime: Runtime, directory: str) -> List[str]:
+    """Loads every atlas directory and `*.json` manifest in `directory`,
+    retrying those that depend on one loaded later; returns their ids."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise NotFoundError(f"atlas directory {directory} does not exist", code="IO_ERROR")
+    sources = sorted(
+        p
+        for p in root.iterdir()
+        if (p.is_dir() and (p / "atlas.json").is_file()) or (p.is_file() and p.suffix == ".json")
+    )
+    loaded: List[str] = []
+    while sources:
+        failed: Dict[Path, CraError] = {}
+        for p in sources:
+            try:
+                loaded.append(runtime.load_atlas(p).atlas_id)
+            except CraError as e:
+                failed[p] = e
+        if len(failed) == len(sources):
+            path, err = next(iter(failed.items()))
+            err.details.setdefault("file", str(path))
+            raise err
+        sources = list(failed)
+    return loaded
+
+
+def register_from_spec(runtime: Runtime, spec: str) -> None:
+    """Registers the executors named by `module:attribute` (a mapping of
+    action id to callable, or a callable that is given the runtime)."""
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ValueError(f"executors {spec!r}: expected module:attribute")
+    target = getattr(importlib.import_module(module), attr)
+    if isinstance(target, MappingABC):
+        for key, fn in target.items():
+            runtime.register_executor(key, fn)
+    elif callable(target):
+        target(runtime)
+    else:
+        raise ValueError(f"executors {spec!r}: not a mapping or a callable")
