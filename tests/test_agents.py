@@ -416,8 +416,34 @@ def test_module_functions_match_the_methods(res: cra.CARPResolution) -> None:
 def test_tool_name_rules() -> None:
     assert agents.tool_name("ticket.lookup") == "ticket__lookup"
     long_id = "a." + "b" * 70
-    with pytest.raises(ValueError):
-        agents.tool_name(long_id)
+    name = agents.tool_name(long_id)  # shortened with a hash, still a valid name
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name) and name != agents.tool_name("a." + "b" * 71)
+
+
+def test_tool_names_are_unique_within_a_resolution() -> None:
+    rt = cra.Runtime(clock_skew_seconds=None)
+    rt.load_atlas(
+        {
+            "atlas_version": "1.0",
+            "atlas_id": "org.test.names",
+            "version": "1.0.0",
+            "name": "Names",
+            "actions": [
+                {"action_id": "a.b__c", "name": "one"},
+                {"action_id": "a__b.c", "name": "two"},
+                {"action_id": "x." + "y" * 80, "name": "long"},
+            ],
+            "policies": [{"policy_id": "all", "type": "allow"}],
+        }
+    )
+    sid = rt.create_session(agent_id="a", goal="g")
+    res = rt.resolve(cra.CARPRequest.resolve(sid, "a", "g"))
+    for tools, key in ((res.to_openai_tools(), "function"), (res.to_anthropic_tools(), None)):
+        names = [t[key]["name"] if key else t["name"] for t in tools]
+        assert len(set(names)) == 3
+        for n, action in zip(names, res.allowed_action_ids):
+            assert agents.action_for_tool(res, n) == action
+    rt.close()
 
 
 def test_a_model_tool_call_round_trip(h: Harness, tools: agents.GovernedTools) -> None:

@@ -4,6 +4,7 @@ agent stacks (OpenAI, Anthropic, MCP) from a resolution."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TypeVar
 
@@ -89,18 +90,35 @@ class ActionFailed(UpstreamError):
 
 
 def tool_name(action_id: str) -> str:
-    """A tool name the stacks accept (`^[a-zA-Z0-9_-]{1,64}$`): dots become `__`."""
+    """A tool name the stacks accept (`^[a-zA-Z0-9_-]{1,64}$`): dots become
+    `__`; an id too long for that is shortened with a hash of it."""
     name = action_id.replace(".", "__")
     if not _NAME_OK.match(name):
-        raise ValueError(f"{action_id!r} cannot be a tool name (at most 64 characters)")
+        digest = hashlib.sha256(action_id.encode("utf-8")).hexdigest()[:8]
+        name = f"{name[:55]}_{digest}"
     return name
+
+
+def _tool_names(resolution: CARPResolution) -> Dict[str, str]:
+    """Action id -> tool name for a resolution, unique within it (a name two
+    ids would share, like `a.b__c` and `a__b.c`, gets a hash suffix)."""
+    names: Dict[str, str] = {}
+    taken: Dict[str, str] = {}
+    for a in resolution.allowed_actions:
+        name = tool_name(a.action_id)
+        if name in taken:
+            digest = hashlib.sha256(a.action_id.encode("utf-8")).hexdigest()[:8]
+            name = f"{name[:55]}_{digest}"
+        taken[name] = a.action_id
+        names[a.action_id] = name
+    return names
 
 
 def action_for_tool(resolution: CARPResolution, name: str) -> Optional[str]:
     """The action id behind a tool name, if the resolution allows it."""
-    for a in resolution.allowed_actions:
-        if name in (a.action_id, tool_name(a.action_id)):
-            return a.action_id
+    for action_id, tool in _tool_names(resolution).items():
+        if name in (action_id, tool):
+            return action_id
     return None
 
 
@@ -121,11 +139,12 @@ def _description(a: AllowedAction) -> str:
 
 def to_openai_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
     """Function tools in the OpenAI format."""
+    names = _tool_names(resolution)
     return [
         {
             "type": "function",
             "function": {
-                "name": tool_name(a.action_id),
+                "name": names[a.action_id],
                 "description": _description(a),
                 "parameters": _schema(a),
             },
@@ -136,8 +155,9 @@ def to_openai_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
 
 def to_anthropic_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
     """Tools in the Anthropic Messages API format."""
+    names = _tool_names(resolution)
     return [
-        {"name": tool_name(a.action_id), "description": _description(a), "input_schema": _schema(a)}
+        {"name": names[a.action_id], "description": _description(a), "input_schema": _schema(a)}
         for a in resolution.allowed_actions
     ]
 

@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--json", action="store_true", help="print the JSON report only")
     conf.add_argument("--cases", default=None, help="directory of case files")
     conf.set_defaults(func=_lazy("conformance", "run"))
+
+    from .server.config import add_serve_command
+
+    add_serve_command(sub, _lazy)
     return p
 
 

@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _core
 from .errors import NotFoundError
@@ -37,6 +37,32 @@ def _as_json(e: Union[TRACEEvent, Dict[str, Any], str]) -> str:
     if isinstance(e, str):
         return e
     return json.dumps(e)
+
+
+#: Event types that change more of a session row than its counters (`Store._apply`).
+_ROW_EVENTS = frozenset({"session.started", "session.ended"})
+
+#: One event as the stores index it: session id, sequence, event type,
+#: timestamp, JSON text, and where the rest is read from (the core event of
+#: a `TRACEEvent`, else the decoded dict).
+_Scanned = Tuple[str, int, str, str, str, Any]
+
+
+def _scan(events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> List[_Scanned]:
+    """The indexed fields of each event. A `TRACEEvent` (what the flush
+    thread hands a sink) is read through its core object without parsing its
+    JSON; dicts and JSON text are decoded."""
+    out: List[_Scanned] = []
+    append = out.append
+    for e in events:
+        if isinstance(e, TRACEEvent):
+            c = e._e
+            append((c.session_id, c.sequence, c.event_type, c.timestamp, c.to_json(), c))
+        else:
+            text = _as_json(e)
+            d = json.loads(text)
+            append((d["session_id"], d["sequence"], d["event_type"], d["timestamp"], text, d))
+    return out
 
 
 def _age_cutoff(max_age_seconds: float) -> str:
@@ -142,6 +168,35 @@ class Store:
         }
 
     @staticmethod
+    def _new_row_for(session_id: str, source: Any) -> Dict[str, Any]:
+        """`_new_row` for a scanned event (see `_scan`)."""
+        if isinstance(source, dict):
+            return Store._new_row(source)
+        return Store._new_row({"session_id": session_id, "trace_id": source.trace_id})
+
+    @staticmethod
+    def _apply_scanned(
+        scanned: List[_Scanned], row_of: Callable[[str, Any], Dict[str, Any]]
+    ) -> None:
+        """`_apply` for each scanned event, in order, to the row `row_of(session
+        id, source)` gives. Only the events that change more than the counters
+        (a session's first, `session.started`, `session.ended`) are decoded;
+        each session's last hash is read once, from its last event."""
+        last: Dict[str, Tuple[Dict[str, Any], Any]] = {}
+        for sid, sequence, event_type, _, text, source in scanned:
+            row = row_of(sid, source)
+            if event_type in _ROW_EVENTS or row["started_at"] is None:
+                Store._apply(row, source if isinstance(source, dict) else json.loads(text))
+            else:
+                row["event_count"] += 1
+                row["last_sequence"] = sequence
+            last[sid] = (row, source)
+        for row, source in last.values():
+            row["last_hash"] = (
+                source["event_hash"] if isinstance(source, dict) else source.event_hash
+            )
+
+    @staticmethod
     def _apply(row: Dict[str, Any], e: Dict[str, Any]) -> None:
         row["event_count"] += 1
         row["last_sequence"] = e["sequence"]
@@ -167,14 +222,17 @@ class MemoryStore(Store):
         self._rows: Dict[str, Dict[str, Any]] = {}
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
+        scanned = _scan(events)
         with self._lock:
-            for e in events:
-                text = _as_json(e)
-                d = json.loads(text)
-                sid = d["session_id"]
-                row = self._rows.setdefault(sid, self._new_row(d))
-                self._events.setdefault(sid, []).append(text)
-                self._apply(row, d)
+            self._apply_scanned(scanned, self._row_of)
+            for s in scanned:
+                self._events.setdefault(s[0], []).append(s[4])
+
+    def _row_of(self, session_id: str, source: Any) -> Dict[str, Any]:
+        row = self._rows.get(session_id)
+        if row is None:
+            row = self._rows[session_id] = self._new_row_for(session_id, source)
+        return row
 
     def _session_rows(self) -> Dict[str, Dict[str, Any]]:
         with self._lock:
@@ -277,18 +335,22 @@ class JSONLStore(Store):
         return f
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
+        scanned = _scan(events)
         by_session: Dict[str, List[str]] = {}
         with self._lock:
-            for e in events:
-                text = _as_json(e)
-                d = json.loads(text)
-                row = self._rows.setdefault(d["session_id"], self._new_row(d))
-                self._apply(row, d)
-                by_session.setdefault(d["session_id"], []).append(text)
+            self._apply_scanned(scanned, self._row_of)
+            for s in scanned:
+                by_session.setdefault(s[0], []).append(s[4])
             for sid, texts in by_session.items():
                 f = self._handle(sid)
                 f.write("\n".join(texts) + "\n")
                 f.flush()
+
+    def _row_of(self, session_id: str, source: Any) -> Dict[str, Any]:
+        row = self._rows.get(session_id)
+        if row is None:
+            row = self._rows[session_id] = self._new_row_for(session_id, source)
+        return row
 
     def flush(self) -> None:
         with self._lock:
@@ -410,17 +472,20 @@ class SQLiteStore(Store):
         self._db.executescript(_SCHEMA)
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        rows: List[Tuple[str, int, str, str, str]] = []
+        scanned = _scan(events)
+        # (session_id, sequence, event_type, timestamp, event): the events table.
+        rows = [s[:5] for s in scanned]
         touched: Dict[str, Dict[str, Any]] = {}
+
+        def row_of(session_id: str, source: Any) -> Dict[str, Any]:
+            row = touched.get(session_id)
+            if row is None:
+                row = self._row(session_id) or self._new_row_for(session_id, source)
+                touched[session_id] = row
+            return row
+
         with self._lock:
-            for e in events:
-                text = _as_json(e)
-                d = json.loads(text)
-                sid = d["session_id"]
-                rows.append((sid, d["sequence"], d["event_type"], d["timestamp"], text))
-                row = touched.get(sid) or self._row(sid) or self._new_row(d)
-                self._apply(row, d)
-                touched[sid] = row
+            self._apply_scanned(scanned, row_of)
             db = self._db
             db.execute("BEGIN")
             try:

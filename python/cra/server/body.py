@@ -4,7 +4,7 @@ writing JSON answers in the media type the client asked for."""
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Mapping, NoReturn, Optional
+from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence
 
 from fastapi import Request
 from starlette.responses import Response
@@ -23,6 +23,7 @@ __all__ = [
     "json_response",
     "negotiate",
     "read_object",
+    "string_fields",
 ]
 
 JSON = "application/json"
@@ -85,7 +86,33 @@ async def read_object(request: Request, limit: int) -> Dict[str, Any]:
     return value
 
 
+def string_fields(
+    body: Mapping[str, Any], required: Sequence[str], optional: Sequence[str] = ()
+) -> Dict[str, Optional[str]]:
+    """The body's fields, all strings: required ones present, no unknown keys."""
+    allowed = set(required) | set(optional)
+    for key in body:
+        if key not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise invalid(f"unknown key (allowed: {names})", "/" + _escape(key))
+    out: Dict[str, Optional[str]] = {}
+    for key in (*required, *optional):
+        value = body.get(key)
+        if value is None and key in required:
+            raise invalid("is required (a string)", f"/{key}")
+        if value is not None and not isinstance(value, str):
+            raise invalid(f"must be a string, not {_kind(value)}", f"/{key}")
+        out[key] = value
+    return out
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
 def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, str):

@@ -132,7 +132,9 @@ def add_serve_command(
     p.add_argument("--api-keys", help="comma-separated API keys (CRA_API_KEYS)")
     p.add_argument("--max-body-bytes", type=int, help="body limit (CRA_MAX_BODY_BYTES, 1 MiB)")
     p.add_argument("--hash", dest="hash_algorithm", help="sha256 or blake3 (CRA_HASH)")
-    p.add_argument("--clock-skew", dest="clock_skew_seconds", help="seconds or off (CRA_CLOCK_SKEW)")
+    p.add_argument(
+        "--clock-skew", dest="clock_skew_seconds", help="seconds or off (CRA_CLOCK_SKEW)"
+    )
     p.add_argument("--memory-limit", type=int, help="events kept in memory (CRA_MEMORY_LIMIT)")
     p.add_argument("--executors", help="module:attribute of executors (CRA_EXECUTORS)")
     p.add_argument("--shutdown-timeout", type=float, help="seconds (CRA_SHUTDOWN_TIMEOUT, 30)")

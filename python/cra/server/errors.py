@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -118,7 +118,9 @@ async def _input_error(request: Request, exc: Exception) -> Response:
     """Python's refusals of a value that came from the request (a lone
     surrogate, nesting too deep, a number too large) are the client's fault."""
     kind = type(exc).__name__
-    return error_response(invalid(f"the request holds a value that cannot be used ({kind})"), request)
+    return error_response(
+        invalid(f"the request holds a value that cannot be used ({kind})"), request
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -59,9 +59,13 @@ class ServerState:
     def require_session(self, session_id: str, caller: Optional[str], path: str = "") -> None:
         """404 unless the caller's key created the session (no keys: anyone)."""
         if caller is not None and self.owners.owner(session_id) != caller:
-            raise NotFoundError(
-                f"session {session_id} not found", code="SESSION_NOT_FOUND", path=path or None
-            )
+            raise self.not_found(session_id, path)
+
+    @staticmethod
+    def not_found(session_id: str, path: str = "") -> NotFoundError:
+        return NotFoundError(
+            f"session {session_id} not found", code="SESSION_NOT_FOUND", path=path or None
+        )
 
     def session_exists(self, session_id: str) -> bool:
         """True if the runtime or the store knows the session."""

@@ -1,0 +1,111 @@
+"""Traces, read from the durable store after a flush (so every event
+recorded before the request is there): a session's events, filtered, as a
+JSON array or NDJSON, and the verification of its chain."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from .body import NDJSON, TRACE, TRACE_JSONL, accepted, json_response
+from .common import Caller, responses, state_of
+from .state import ServerState
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_MAX_SEQUENCE = 1 << 62
+
+
+def _settled(st: ServerState, session_id: str) -> None:
+    """Waits until what was recorded is in the store; 404 for an unknown session."""
+    st.runtime.flush(st.config.shutdown_timeout)
+    if not st.store.events(session_id, limit=1):
+        raise st.not_found(session_id)
+
+
+def _events(
+    st: ServerState,
+    session_id: str,
+    event_type: Optional[str],
+    since: Optional[int],
+    limit: Optional[int],
+) -> List[Dict[str, Any]]:
+    _settled(st, session_id)
+    return st.store.events(session_id, event_type, since, limit)
+
+
+@router.get(
+    "/v1/traces/{session_id}",
+    responses=responses(200, 400, 401, 404),
+    response_class=Response,
+)
+async def trace(
+    request: Request,
+    session_id: str,
+    event_type: Optional[str] = Query(None, min_length=1, max_length=200),
+    since_sequence: Optional[int] = Query(None, ge=0, le=_MAX_SEQUENCE),
+    limit: Optional[int] = Query(None, ge=0, le=_MAX_SEQUENCE),
+    caller: Optional[str] = Caller,
+) -> Response:
+    """A session's events in sequence order: a JSON array, or one event per
+    line with `Accept: application/x-ndjson` (or the TRACE JSON Lines type)."""
+    st = state_of(request)
+    st.require_session(session_id, caller)
+    events = await run_in_threadpool(_events, st, session_id, event_type, since_sequence, limit)
+    lines = _lines_type(request)
+    if lines is not None:
+        text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events)
+        return Response(text, 200, media_type=lines)
+    media = TRACE if TRACE in accepted(request) else "application/json"
+    return json_response(events, media_type=media)
+
+
+def _lines_type(request: Request) -> Optional[str]:
+    for media in accepted(request):
+        if media in (NDJSON, TRACE_JSONL):
+            return media
+        if media in ("application/json", TRACE):
+            return None
+    return None
+
+
+def _verify(st: ServerState, session_id: str) -> Dict[str, Any]:
+    _settled(st, session_id)
+    v = st.store.verify(session_id)
+    return {
+        "session_id": session_id,
+        "valid": v.valid,
+        "error": v.error,
+        "index": v.index,
+        "message": v.message,
+        "event_count": v.event_count,
+        "algorithm": v.algorithm,
+        "source": "store",
+    }
+
+
+async def _verify_route(request: Request, session_id: str, caller: Optional[str]) -> Response:
+    st = state_of(request)
+    st.require_session(session_id, caller)
+    return json_response(await run_in_threadpool(_verify, st, session_id))
+
+
+@router.get("/v1/traces/{session_id}/verify", responses=responses(200, 400, 401, 404))
+async def verify(request: Request, session_id: str, caller: Optional[str] = Caller) -> Response:
+    """Verifies the session's stored chain; a broken chain is a result
+    (`valid: false` with the first fault), not an error."""
+    return await _verify_route(request, session_id, caller)
+
+
+@router.post("/v1/traces/{session_id}/verify", responses=responses(200, 400, 401, 404))
+async def verify_post(
+    request: Request, session_id: str, caller: Optional[str] = Caller
+) -> Response:
+    """The same as GET, for clients that treat verification as an action."""
+    return await _verify_route(request, session_id, caller)
