@@ -441,8 +441,8 @@ def test_tool_names_are_unique_within_a_resolution() -> None:
     for tools, key in ((res.to_openai_tools(), "function"), (res.to_anthropic_tools(), None)):
         names = [t[key]["name"] if key else t["name"] for t in tools]
         assert len(set(names)) == 3
-        for n, action in zip(names, res.allowed_action_ids):
-            assert agents.action_for_tool(res, n) == action
+        for n, action_id in zip(names, res.allowed_action_ids):
+            assert agents.action_for_tool(res, n) == action_id
     rt.close()
 
 
