@@ -43,6 +43,9 @@ struct Ctx<'a> {
     echo: ExecEcho,
     execution_id: uuid::Uuid,
     key: Option<String>,
+    /// When the execution was admitted: all its events carry this time, so
+    /// a replay counts it toward limits when the live runtime did.
+    started: crate::time::Micros,
 }
 
 impl Ctx<'_> {
@@ -80,8 +83,14 @@ impl Ctx<'_> {
                 self.session.drop_key(key);
             }
         }
-        self.rt
-            .push_execution(&self.session, self.echo, self.execution_id, happened, wait)?;
+        self.rt.push_execution(
+            &self.session,
+            self.echo,
+            self.execution_id,
+            happened,
+            self.started,
+            wait,
+        )?;
         Ok(resp)
     }
 
@@ -134,9 +143,9 @@ impl Runtime {
         echo: ExecEcho,
         execution_id: uuid::Uuid,
         happened: Happened,
+        now: crate::time::Micros,
         wait: &impl Wait,
     ) -> Result<()> {
-        let now = self.now();
         let trace = ExecuteTrace {
             echo,
             execution_id: execution_id.to_string(),
@@ -219,6 +228,7 @@ impl Runtime {
             echo,
             execution_id: new_v7(now),
             key: None,
+            started: now,
         };
         let action_id = exec.action_id.as_str();
 
@@ -451,6 +461,7 @@ impl Runtime {
                         ctx.echo,
                         first.execution_id,
                         Happened::Replayed,
+                        now,
                         wait,
                     )?;
                     return Ok(Begin::Answer(first));
@@ -550,6 +561,7 @@ impl Runtime {
             echo: t.echo,
             execution_id: t.execution_id,
             key: t.idempotency_key,
+            started: t.started,
         };
         let resp = ctx.response(status, error, result);
         ctx.answer(

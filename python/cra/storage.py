@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _core
-from .errors import NotFoundError
+from .errors import ExpiredError, NotFoundError
 from .trace import ChainVerification, TRACEEvent
 
 __all__ = ["JSONLStore", "MemoryStore", "SQLiteStore", "Store"]
@@ -133,7 +133,7 @@ class Store:
         gets the next sequence and links to the last stored hash."""
         row = self.session(session_id)
         if row["status"] != "active":
-            raise NotFoundError(
+            raise ExpiredError(
                 f"session {session_id} has ended; it cannot be resumed", code="SESSION_ENDED"
             )
         core = getattr(runtime, "_core", runtime)
