@@ -63,7 +63,21 @@ impl Faults {
                 self.add(at(base, key), "is required");
                 None
             }
-            Some(v) => self.as_str(v, &at(base, key)),
+            Some(v) => self.str_at(v, || at(base, key)),
+        }
+    }
+
+    /// A string, or a fault at the path `path()` builds (only then).
+    fn str_at<'v>(&mut self, v: &'v Value, path: impl FnOnce() -> String) -> Option<&'v str> {
+        match v {
+            Value::String(s) => Some(s),
+            other => {
+                self.add(
+                    path(),
+                    format!("must be a string, not {}", type_name(other)),
+                );
+                None
+            }
         }
     }
 
@@ -76,7 +90,7 @@ impl Faults {
     ) -> Option<&'v str> {
         match m.get(key) {
             None | Some(Value::Null) => None,
-            Some(v) => self.as_str(v, &at(base, key)),
+            Some(v) => self.str_at(v, || at(base, key)),
         }
     }
 
@@ -167,13 +181,12 @@ impl Faults {
         key: &str,
         base: &str,
     ) -> Option<Vec<&'v str>> {
-        let path = at(base, key);
         match m.get(key)? {
             Value::Null => None,
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    if let Some(s) = self.as_str(item, &at_index(&path, i)) {
+                    if let Some(s) = self.str_at(item, || at_index(&at(base, key), i)) {
                         out.push(s);
                     }
                 }
@@ -181,7 +194,7 @@ impl Faults {
             }
             other => {
                 self.add(
-                    path,
+                    at(base, key),
                     format!("must be an array of strings, not {}", type_name(other)),
                 );
                 None
