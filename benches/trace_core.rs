@@ -37,11 +37,13 @@ fn records(n: usize) -> Vec<Record> {
             span: SpanRef::Fresh,
             micros: T0 + i as i64,
             body: Body::One("x.tool.call".into(), PAYLOAD.into()),
-            start: (i == 0).then(|| ChainStart {
-                trace_id: new_v7(T0),
-                root_span: new_v7(T0),
-                next_sequence: 0,
-                previous_hash: [0; 32],
+            start: (i == 0).then(|| {
+                Box::new(ChainStart {
+                    trace_id: new_v7(T0),
+                    root_span: new_v7(T0),
+                    next_sequence: 0,
+                    previous_hash: [0; 32],
+                })
             }),
             ends_chain: false,
         })

@@ -27,6 +27,42 @@ impl ScopeKey {
     }
 }
 
+impl Counter {
+    /// Where one more execution of `action_id` stands (prunes the window).
+    fn standing(&mut self, policy: &Policy, action_id: &str, now: Micros) -> Standing {
+        match &policy.limit {
+            Limit::Rate {
+                max_calls,
+                window_micros,
+                ..
+            } => {
+                while self
+                    .calls
+                    .front()
+                    .is_some_and(|&t| t <= now - window_micros)
+                {
+                    self.calls.pop_front();
+                }
+                if self.calls.len() as u64 >= *max_calls {
+                    let oldest = self.calls.front().copied().unwrap_or(now);
+                    Standing::RateExceeded {
+                        retry_after: (oldest + window_micros - now).max(0),
+                    }
+                } else {
+                    Standing::Ok
+                }
+            }
+            Limit::Budget { limit, .. } if self.spent + policy.cost_of(action_id) > *limit => {
+                Standing::BudgetExceeded {
+                    spent: self.spent,
+                    limit: *limit,
+                }
+            }
+            _ => Standing::Ok,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counter {
     /// Execution times inside the current window, oldest first.
@@ -82,36 +118,7 @@ impl Limits {
                 _ => Standing::Ok,
             };
         };
-        match &policy.limit {
-            Limit::Rate {
-                max_calls,
-                window_micros,
-                ..
-            } => {
-                while c.calls.front().is_some_and(|&t| t <= now - window_micros) {
-                    c.calls.pop_front();
-                }
-                if c.calls.len() as u64 >= *max_calls {
-                    let oldest = c.calls.front().copied().unwrap_or(now);
-                    Standing::RateExceeded {
-                        retry_after: (oldest + window_micros - now).max(0),
-                    }
-                } else {
-                    Standing::Ok
-                }
-            }
-            Limit::Budget { limit, .. } => {
-                if c.spent + policy.cost_of(action_id) > *limit {
-                    Standing::BudgetExceeded {
-                        spent: c.spent,
-                        limit: *limit,
-                    }
-                } else {
-                    Standing::Ok
-                }
-            }
-            Limit::None => Standing::Ok,
-        }
+        c.standing(policy, action_id, now)
     }
 
     /// Counts one execution of `action_id` against `policy`.
@@ -141,36 +148,7 @@ impl Limits {
             let c = counters
                 .entry((Arc::clone(&p.key), key.clone()))
                 .or_default();
-            let standing = match &p.limit {
-                Limit::Rate {
-                    max_calls,
-                    window_micros,
-                    ..
-                } => {
-                    while c.calls.front().is_some_and(|&t| t <= now - window_micros) {
-                        c.calls.pop_front();
-                    }
-                    if c.calls.len() as u64 >= *max_calls {
-                        let oldest = c.calls.front().copied().unwrap_or(now);
-                        Standing::RateExceeded {
-                            retry_after: (oldest + window_micros - now).max(0),
-                        }
-                    } else {
-                        Standing::Ok
-                    }
-                }
-                Limit::Budget { limit, .. } => {
-                    if c.spent + p.cost_of(action_id) > *limit {
-                        Standing::BudgetExceeded {
-                            spent: c.spent,
-                            limit: *limit,
-                        }
-                    } else {
-                        Standing::Ok
-                    }
-                }
-                Limit::None => Standing::Ok,
-            };
+            let standing = c.standing(p, action_id, now);
             if standing != Standing::Ok {
                 return Err((i, standing));
             }
