@@ -27,6 +27,7 @@ from . import (
 )
 from .config import ServerConfig
 from .errors import install_handlers
+from .fastpath import FastResolve
 from .state import ServerState
 
 __all__ = ["create_app"]
@@ -66,6 +67,8 @@ def create_app(
     )
     app.state.cra = state
     install_handlers(app)
+    if state.config.fast_resolve:
+        app.add_middleware(FastResolve, state=state)
     for module in (
         routes_health,
         routes_sessions,

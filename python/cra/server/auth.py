@@ -19,8 +19,8 @@ from ..errors import AuthenticationError
 
 __all__ = ["KeyRing", "caller", "key_id"]
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
-_bearer = HTTPBearer(auto_error=False)
+_API_KEY = Security(APIKeyHeader(name="X-API-Key", auto_error=False))
+_BEARER = Security(HTTPBearer(auto_error=False))
 
 
 def key_id(key: str) -> str:
@@ -67,8 +67,8 @@ class KeyRing:
 
 def caller(
     request: Request,
-    api_key: Optional[str] = Security(_api_key_header),
-    bearer: Optional[HTTPAuthorizationCredentials] = Security(_bearer),
+    api_key: Optional[str] = _API_KEY,
+    bearer: Optional[HTTPAuthorizationCredentials] = _BEARER,
 ) -> Optional[str]:
     """FastAPI dependency: the calling key's id (None without keys)."""
     ring: KeyRing = request.app.state.cra.keys

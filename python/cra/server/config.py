@@ -43,6 +43,8 @@ class ServerConfig:
     shutdown_timeout: float = 30.0
     access_log: bool = False
     log_level: str = "info"
+    #: Serve `POST /v1/resolve` by the lean ASGI path (same checks and answers).
+    fast_resolve: bool = True
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> ServerConfig:
@@ -58,7 +60,7 @@ class ServerConfig:
     def with_args(self, args: argparse.Namespace) -> ServerConfig:
         """This configuration with every flag that was given applied."""
         values: Dict[str, Any] = {}
-        for name, (var, parse) in _ENV.items():
+        for name, (_var, parse) in _ENV.items():
             given = getattr(args, name, None)
             if given is not None:
                 values[name] = _parse(f"--{name.replace('_', '-')}", str(given), parse)
@@ -105,6 +107,7 @@ _ENV: Dict[str, Tuple[str, Callable[[str], Any]]] = {
     "shutdown_timeout": ("CRA_SHUTDOWN_TIMEOUT", float),
     "access_log": ("CRA_ACCESS_LOG", _flag),
     "log_level": ("CRA_LOG_LEVEL", str),
+    "fast_resolve": ("CRA_FAST_RESOLVE", _flag),
 }
 
 

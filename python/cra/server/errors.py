@@ -11,21 +11,26 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from ..errors import CraError, InternalError, NotFoundError, ValidationError
 
 __all__ = [
+    "INPUT_ERRORS",
     "PayloadTooLarge",
     "UnsupportedMediaType",
     "error_response",
+    "input_error",
     "install_handlers",
     "invalid",
+    "render",
+    "request_id_of",
 ]
 
 log = logging.getLogger("cra.server")
@@ -52,15 +57,16 @@ def invalid(message: str, path: str = "", code: str = "INVALID_REQUEST") -> Vali
     return ValidationError(message, code=code, path=path or None)
 
 
-def _request_id(request: Request) -> Optional[str]:
-    rid = request.headers.get("x-request-id")
+def request_id_of(headers: Mapping[str, str]) -> Optional[str]:
+    """The client's X-Request-ID, named in error bodies that have no CARP id."""
+    rid = headers.get("x-request-id")
     return rid if rid and len(rid) <= 200 else None
 
 
-def error_response(error: CraError, request: Optional[Request] = None) -> Response:
-    """The §8 body of an error, with its status and headers."""
-    if error.request_id is None and request is not None:
-        error.request_id = _request_id(request)
+def render(error: CraError, request_id: Optional[str] = None) -> Tuple[int, Dict[str, str], str]:
+    """Status, headers and JSON body of an error (§8)."""
+    if error.request_id is None:
+        error.request_id = request_id
     headers: Dict[str, str] = {}
     if error.http_status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="cra", ApiKey header="X-API-Key"'
@@ -70,8 +76,24 @@ def error_response(error: CraError, request: Optional[Request] = None) -> Respon
     allow = error.details.get("allow")
     if error.http_status == 405 and isinstance(allow, str):
         headers["Allow"] = allow
-    body = json.dumps(error.to_dict(), separators=(",", ":"))
-    return Response(body, error.http_status, headers, media_type="application/json")
+    return error.http_status, headers, json.dumps(error.to_dict(), separators=(",", ":"))
+
+
+def error_response(error: CraError, request: Optional[Request] = None) -> Response:
+    """The §8 answer of an error, with its status and headers."""
+    rid = request_id_of(request.headers) if request is not None else None
+    status, headers, body = render(error, rid)
+    return Response(body, status, headers, media_type="application/json")
+
+
+def input_error(exc: BaseException) -> ValidationError:
+    """Python's refusal of a value that came from the request (a lone
+    surrogate, nesting too deep, a number too large): the client's fault."""
+    return invalid(f"the request holds a value that cannot be used ({type(exc).__name__})")
+
+
+#: Exceptions that only a value from the request can cause.
+INPUT_ERRORS = (UnicodeError, RecursionError, OverflowError)
 
 
 async def _cra_error(request: Request, exc: Exception) -> Response:
@@ -115,12 +137,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _input_error(request: Request, exc: Exception) -> Response:
-    """Python's refusals of a value that came from the request (a lone
-    surrogate, nesting too deep, a number too large) are the client's fault."""
-    kind = type(exc).__name__
-    return error_response(
-        invalid(f"the request holds a value that cannot be used ({kind})"), request
-    )
+    return error_response(input_error(exc), request)
+
+
+async def _disconnected(request: Request, exc: Exception) -> Response:
+    # The client went away mid-body: nobody will read this answer.
+    return error_response(invalid("the client disconnected before sending the body"), request)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -138,6 +160,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CraError, _cra_error)
     app.add_exception_handler(RequestValidationError, _query_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for cls in (UnicodeError, RecursionError, OverflowError):
+    for cls in INPUT_ERRORS:
         app.add_exception_handler(cls, _input_error)
+    app.add_exception_handler(ClientDisconnect, _disconnected)
     app.add_exception_handler(Exception, _unexpected)

@@ -66,7 +66,9 @@ async def replace_atlas(
 async def get_atlas(request: Request, atlas_id: str, caller: Optional[str] = Caller) -> Response:
     """The merged manifest of a loaded atlas."""
     st = state_of(request)
-    return json_response(st.runtime.atlas_manifest(atlas_id), media_type=negotiate(request, ATLAS))
+    return json_response(
+        st.runtime.atlas_manifest(atlas_id), media_type=negotiate(request.headers, ATLAS)
+    )
 
 
 @router.delete("/v1/atlases/{atlas_id}", status_code=204, responses=responses(204, 401, 404))

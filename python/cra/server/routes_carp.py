@@ -46,13 +46,20 @@ async def resolve(request: Request, caller: Optional[str] = Caller) -> Response:
     """Resolves a CARP request: the allowed and denied actions, context, constraints."""
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
+    return json_response(
+        resolve_answer(st, body, caller), media_type=negotiate(request.headers, CARP)
+    )
+
+
+def resolve_answer(st: ServerState, body: Dict[str, Any], caller: Optional[str]) -> str:
+    """The resolution of a request body, as JSON text (shared with the fast path)."""
     _check_owner(st, body, caller)
     res = st.runtime.resolve(body)
     if caller is not None:
         approval_id = res.decision.approval_id
         if approval_id is not None:
             st.owners.note_approval(approval_id, res.session_id)
-    return json_response(res.to_json(), media_type=negotiate(request, CARP))
+    return res.to_json()
 
 
 @router.post(
@@ -73,7 +80,7 @@ async def execute(request: Request, caller: Optional[str] = Caller) -> Response:
     if answer.http_status == 429 and retry is not None and math.isfinite(retry):
         headers["Retry-After"] = str(max(1, math.ceil(retry)))
     return json_response(
-        answer.to_dict(), answer.http_status, negotiate(request, CARP), headers=headers
+        answer.to_dict(), answer.http_status, negotiate(request.headers, CARP), headers=headers
     )
 
 
@@ -87,4 +94,4 @@ async def validate(request: Request, caller: Optional[str] = Caller) -> Response
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
     _check_owner(st, body, caller)
-    return json_response(st.runtime.validate(body), media_type=negotiate(request, CARP))
+    return json_response(st.runtime.validate(body), media_type=negotiate(request.headers, CARP))

@@ -62,12 +62,12 @@ async def trace(
     if lines is not None:
         text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events)
         return Response(text, 200, media_type=lines)
-    media = TRACE if TRACE in accepted(request) else "application/json"
+    media = TRACE if TRACE in accepted(request.headers) else "application/json"
     return json_response(events, media_type=media)
 
 
 def _lines_type(request: Request) -> Optional[str]:
-    for media in accepted(request):
+    for media in accepted(request.headers):
         if media in (NDJSON, TRACE_JSONL):
             return media
         if media in ("application/json", TRACE):

@@ -1,0 +1,67 @@
+"""`POST /v1/resolve` without the framework's per-request machinery.
+
+Resolve is the call agents make in a loop, and FastAPI's routing,
+dependency solving and exception middleware cost about as much CPU as the
+resolve itself (about 100 µs a request on the 2-core bench machine, see
+docs/bench-results-issue6.md). This ASGI middleware answers that one
+operation directly, with the same functions as the FastAPI route (the
+API-key check, `read_json`, `resolve_answer`, `render` for errors), so the
+two cannot drift; the route stays the documented one and serves when the
+fast path is off (`ServerConfig.fast_resolve = False`). An exception it does
+not expect goes on to the app's catch-all, like any route's.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..errors import CraError
+from .body import CARP, negotiate, read_json
+from .errors import INPUT_ERRORS, input_error, render, request_id_of
+from .routes_carp import resolve_answer
+from .state import ServerState
+
+__all__ = ["FastResolve"]
+
+PATH = "/v1/resolve"
+
+
+class FastResolve:
+    """ASGI middleware: serves `POST /v1/resolve`, passes everything else on."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        st = self.state
+        headers = Headers(scope=scope)
+        try:
+            caller = st.keys.identify_headers(headers)
+            body = await read_json(headers, receive, st.config.max_body_bytes)
+            text = resolve_answer(st, body, caller)
+            status, media = 200, negotiate(headers, CARP)
+            extra: Dict[str, str] = {}
+        except CraError as e:
+            status, extra, text = render(e, request_id_of(headers))
+            media = "application/json"
+        except INPUT_ERRORS as e:
+            status, extra, text = render(input_error(e), request_id_of(headers))
+            media = "application/json"
+        except ClientDisconnect:
+            return
+        data = text.encode()
+        raw: List[Tuple[bytes, bytes]] = [
+            (b"content-type", media.encode()),
+            (b"content-length", str(len(data)).encode()),
+        ]
+        raw.extend((k.lower().encode(), v.encode("latin-1")) for k, v in extra.items())
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": data})
