@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,14 +71,16 @@ def _age_cutoff(max_age_seconds: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class Store:
+class Store(ABC):
     """What every store shares: session bookkeeping and verification."""
 
+    @abstractmethod
     def _session_rows(self) -> Dict[str, Dict[str, Any]]:
-        raise NotImplementedError
+        """Every session's row, by id."""
 
+    @abstractmethod
     def _event_texts(self, session_id: str) -> List[str]:
-        raise NotImplementedError
+        """A session's stored events as JSON texts, in sequence order."""
 
     def events(
         self,
