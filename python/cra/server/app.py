@@ -30,7 +30,18 @@ from .errors import install_handlers
 from .fastpath import FastResolve
 from .state import ServerState
 
-__all__ = ["create_app"]
+__all__ = ["ROUTERS", "create_app"]
+
+#: Every route the app serves, by resource.
+ROUTERS = (
+    routes_health.router,
+    routes_sessions.router,
+    routes_carp.router,
+    routes_approvals.router,
+    routes_traces.router,
+    routes_atlases.router,
+    stream.router,
+)
 
 DESCRIPTION = (
     "The CRA runtime over HTTP: sessions, CARP resolve/execute/validate, "
@@ -69,16 +80,8 @@ def create_app(
     install_handlers(app)
     if state.config.fast_resolve:
         app.add_middleware(FastResolve, state=state)
-    for module in (
-        routes_health,
-        routes_sessions,
-        routes_carp,
-        routes_approvals,
-        routes_traces,
-        routes_atlases,
-        stream,
-    ):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -65,12 +65,13 @@ class KeyRing:
         return self.identify(key)
 
 
-def caller(
+async def caller(
     request: Request,
     api_key: Optional[str] = _API_KEY,
     bearer: Optional[HTTPAuthorizationCredentials] = _BEARER,
 ) -> Optional[str]:
-    """FastAPI dependency: the calling key's id (None without keys)."""
+    """FastAPI dependency: the calling key's id (None without keys). Async so
+    that FastAPI runs it on the event loop, not in its thread pool."""
     ring: KeyRing = request.app.state.cra.keys
     if not ring.enabled:
         return None

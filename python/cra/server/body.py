@@ -4,6 +4,7 @@ writing JSON answers in the media type the client asked for."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence
 
 from fastapi import Request
@@ -41,6 +42,13 @@ NDJSON = "application/x-ndjson"
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
 
 
 def _is_json_type(content_type: str) -> bool:
@@ -87,7 +95,7 @@ def parse_object(raw: bytes) -> Dict[str, Any]:
     if not raw.strip():
         raise invalid("the request body is empty; a JSON object is expected")
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as e:
         raise invalid(f"the request body is not valid JSON: {str(e)[:200]}") from None
     if not isinstance(value, dict):

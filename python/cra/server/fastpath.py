@@ -1,14 +1,15 @@
 """`POST /v1/resolve` without the framework's per-request machinery.
 
-Resolve is the call agents make in a loop, and FastAPI's routing,
-dependency solving and exception middleware cost about as much CPU as the
-resolve itself (about 100 µs a request on the 2-core bench machine, see
-docs/bench-results-issue6.md). This ASGI middleware answers that one
-operation directly, with the same functions as the FastAPI route (the
-API-key check, `read_json`, `resolve_answer`, `render` for errors), so the
-two cannot drift; the route stays the documented one and serves when the
-fast path is off (`ServerConfig.fast_resolve = False`). An exception it does
-not expect goes on to the app's catch-all, like any route's.
+Resolve is the call agents make in a loop, and FastAPI's routing and
+dependency solving cost more CPU than the resolve itself: on the 2-core
+bench machine the server spends about 150 µs per resolve on this path and
+about 300 µs on the FastAPI route (docs/bench-results-issue6.md). This ASGI
+middleware answers that one operation directly, with the same functions as
+the route (the API-key check, `read_json`, `resolve_answer`, `render` for
+errors), so the two cannot drift, and a test holds their answers equal; the
+route stays the documented one and serves when the fast path is off
+(`ServerConfig.fast_resolve = False`, `CRA_FAST_RESOLVE=0`). An exception it
+does not expect goes on to the app's catch-all, like any route's.
 """
 
 from __future__ import annotations

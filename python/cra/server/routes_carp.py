@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ..errors import CraError
 from .body import CARP, json_response, negotiate, read_object
 from .common import BODY_ERRORS, Caller, json_body, responses, state_of
 from .state import ServerState
@@ -34,7 +35,12 @@ def _check_owner(st: ServerState, request: Dict[str, Any], caller: Optional[str]
     requester = request.get("requester")
     sid = requester.get("session_id") if isinstance(requester, dict) else None
     if isinstance(sid, str):
-        st.require_session(sid, caller, "/requester/session_id")
+        try:
+            st.require_session(sid, caller, "/requester/session_id")
+        except CraError as e:
+            rid = request.get("request_id")
+            e.request_id = rid if isinstance(rid, str) else None
+            raise
 
 
 @router.post(

@@ -1,0 +1,425 @@
+"""Load bench of `cra serve` on loopback: resolve latency and throughput,
+then proof that nothing was lost (every chain verifies, every answered
+resolve has its events in the store).
+
+    .venv/bin/python benches/http_load.py                # 100,000 resolves
+    CRA_BENCH_QUICK=1 .venv/bin/python benches/http_load.py   # a few seconds
+
+What it does, all against 127.0.0.1 only:
+
+1. starts `python -m cra serve` on a free port with a temporary SQLite store
+   and the bundled example atlas, and waits for `/v1/health`;
+2. creates `--sessions` sessions;
+3. sends resolves over keep-alive HTTP/1.1 connections from one asyncio
+   client with raw sockets (the cheapest client Python has, so that the
+   client takes as little as possible of the 2 CPUs it shares with the
+   server): first one connection (latency), then more at once (throughput);
+4. asks the server to verify every chain and counts each session's
+   `carp.resolution.completed` events against the 200 answers it got;
+5. stops the server with SIGTERM, reopens the store file, and checks again:
+   every chain verifies, no sequence is missing, and the counts match.
+
+Bounded in count (`--requests`) and time (`--max-seconds`): a phase stops at
+whichever comes first. Exit status 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_ATLAS = ROOT / "python" / "cra" / "examples" / "support"
+HOST = "127.0.0.1"
+QUICK = os.environ.get("CRA_BENCH_QUICK") == "1"
+
+
+# -- the server ----------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    atlases = workdir / "atlases"
+    shutil.copytree(EXAMPLE_ATLAS, atlases / "support")
+    env = dict(os.environ)
+    env.update(
+        CRA_HOST=HOST,
+        CRA_PORT=str(port),
+        CRA_STORE=str(workdir / "cra.db"),
+        CRA_ATLAS_DIR=str(atlases),
+        CRA_LOG_LEVEL="warning",
+    )
+    env.pop("CRA_API_KEYS", None)
+    log = open(workdir / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cra", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {(workdir / 'server.log').read_text()}")
+        try:
+            status, _ = http_call(port, "GET", "/v1/health")
+            if status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("server did not answer /v1/health within 30 s")
+
+
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 60) -> Tuple[int, float]:
+    """SIGTERM, then wait; returns the exit code and the seconds it took."""
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    return code, time.monotonic() - t0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def http_call(port: int, method: str, path: str, body: Any = None) -> Tuple[int, Any]:
+    """One blocking request on a fresh connection (setup and checks)."""
+    data = b"" if body is None else json.dumps(body).encode()
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((HOST, port), timeout=60) as s:
+        s.sendall(head + data)
+        chunks = []
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    header, _, payload = raw.partition(b"\r\n\r\n")
+    status = int(header.split(b" ", 2)[1])
+    return status, (json.loads(payload) if payload else None)
+
+
+# -- the client ------------------------------------------------------------------
+_RESOLVE = (
+    '{{"carp_version":"1.0","request_id":"{rid}","timestamp":"{ts}","operation":"resolve",'
+    '"requester":{{"agent_id":"bench-agent","session_id":"{sid}"}},'
+    '"task":{{"goal":"Look up ticket T-42 and reply to the customer"{caps}}}}}'
+)
+
+
+def resolve_template(capabilities: str) -> str:
+    """The request text with `{rid}`, `{ts}`, `{sid}` left to fill in."""
+    caps = ""
+    if capabilities:
+        names = ",".join(json.dumps(c) for c in capabilities.split(","))
+        caps = ',"required_capabilities":[' + names.replace("{", "{{").replace("}", "}}") + "]"
+    return _RESOLVE.replace("{caps}", caps)
+
+
+def _timestamp() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+@dataclass
+class Phase:
+    name: str
+    concurrency: int
+    requests: int = 0
+    ok: int = 0
+    errors: Dict[int, int] = field(default_factory=dict)
+    latencies_ns: List[int] = field(default_factory=list)
+    seconds: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection sending resolves."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: Optional[asyncio.StreamReader] = None
+        self.writer: Optional[asyncio.StreamWriter] = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def post(self, path: str, body: bytes) -> int:
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(
+            b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+                break
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def run_phase(
+    port: int,
+    template: str,
+    phase: Phase,
+    sessions: List[str],
+    answered: Dict[str, int],
+    deadline: float,
+    server_pid: int,
+) -> None:
+    """Sends `phase.requests` resolves over `phase.concurrency` connections."""
+    conns = [Connection(port) for _ in range(phase.concurrency)]
+    await asyncio.gather(*(c.open() for c in conns))
+    remaining = [phase.requests]
+    stamp = [_timestamp(), time.monotonic()]
+
+    async def worker(conn: Connection, wid: int) -> None:
+        i = wid
+        while remaining[0] > 0 and time.monotonic() < deadline:
+            remaining[0] -= 1
+            now = time.monotonic()
+            if now - stamp[1] > 0.1:
+                stamp[0], stamp[1] = _timestamp(), now
+            sid = sessions[i % len(sessions)]
+            i += phase.concurrency
+            body = template.format(rid=uuid.uuid4(), ts=stamp[0], sid=sid).encode()
+            t0 = time.perf_counter_ns()
+            status = await conn.post("/v1/resolve", body)
+            phase.latencies_ns.append(time.perf_counter_ns() - t0)
+            if status == 200:
+                phase.ok += 1
+                answered[sid] = answered.get(sid, 0) + 1
+            else:
+                phase.errors[status] = phase.errors.get(status, 0) + 1
+
+    cpu0, ccpu0 = cpu_seconds(server_pid), time.process_time()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(c, w) for w, c in enumerate(conns)))
+    phase.seconds = time.perf_counter() - t0
+    phase.server_cpu = cpu_seconds(server_pid) - cpu0
+    phase.client_cpu = time.process_time() - ccpu0
+    phase.requests = len(phase.latencies_ns)
+    for c in conns:
+        c.close()
+
+
+def percentile(values: List[int], p: float) -> float:
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    rank = max(1, -(-len(s) * p // 100))
+    return s[int(rank) - 1] / 1e6
+
+
+# -- the checks ------------------------------------------------------------------
+def check_over_http(port: int, answered: Dict[str, int]) -> List[str]:
+    faults = []
+    for sid, n in answered.items():
+        status, v = http_call(port, "GET", f"/v1/traces/{sid}/verify")
+        if status != 200 or not v["valid"]:
+            faults.append(f"{sid}: verify answered {status} {v}")
+        path = f"/v1/traces/{sid}?event_type=carp.resolution.completed"
+        status, events = http_call(port, "GET", path)
+        if status != 200 or len(events) != n:
+            faults.append(f"{sid}: {len(events)} resolutions in the trace, {n} answered")
+    return faults
+
+
+def check_store(path: Path, answered: Dict[str, int], sessions: List[str]) -> Dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "python"))
+    from cra.storage import SQLiteStore
+
+    store = SQLiteStore(path)
+    faults = []
+    events = 0
+    for sid in sessions:
+        row = store.session(sid)
+        v = store.verify(sid)
+        if not v.valid:
+            faults.append(f"{sid}: {v.error} at {v.index}: {v.message}")
+        if row["event_count"] != row["last_sequence"] + 1 or v.event_count != row["event_count"]:
+            faults.append(
+                f"{sid}: {row['event_count']} events, last sequence {row['last_sequence']}"
+            )
+        done = len(store.events(sid, event_type="carp.resolution.completed"))
+        if done != answered.get(sid, 0):
+            faults.append(f"{sid}: {done} resolutions stored, {answered.get(sid, 0)} answered")
+        events += row["event_count"]
+    store.close()
+    return {"faults": faults, "events": events}
+
+
+# -- main ------------------------------------------------------------------------
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--requests", type=int, default=3_000 if QUICK else 100_000)
+    p.add_argument("--latency-requests", type=int, default=500 if QUICK else 10_000)
+    p.add_argument("--concurrency", default="4,16" if QUICK else "2,4,8,16,32")
+    p.add_argument("--sessions", type=int, default=8 if QUICK else 100)
+    p.add_argument("--max-seconds", type=float, default=20 if QUICK else 300)
+    p.add_argument(
+        "--capabilities",
+        default="",
+        help="required_capabilities of every request, comma-separated (default: none, "
+        "so every action of the atlas is a candidate)",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = p.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    template = resolve_template(args.capabilities)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    workdir = Path(tempfile.mkdtemp(prefix="cra-http-bench-"))
+    port = free_port()
+    proc = start_server(workdir, port)
+    deadline = time.monotonic() + args.max_seconds
+    answered: Dict[str, int] = {}
+    phases: List[Phase] = []
+    try:
+        sessions = []
+        for i in range(args.sessions):
+            status, s = http_call(
+                port, "POST", "/v1/sessions", {"agent_id": "bench-agent", "goal": f"bench {i}"}
+            )
+            assert status == 201, (status, s)
+            sessions.append(s["session_id"])
+        warm = Phase("warm-up", 4, min(1_000, args.requests // 10))
+        asyncio.run(run_phase(port, template, warm, sessions, answered, deadline, proc.pid))
+        left = args.requests - warm.requests
+        lat = Phase("latency (1 connection)", 1, min(args.latency_requests, left))
+        asyncio.run(run_phase(port, template, lat, sessions, answered, deadline, proc.pid))
+        phases.append(lat)
+        left -= lat.requests
+        for i, c in enumerate(levels):
+            share = left // (len(levels) - i)
+            ph = Phase(f"{c} connections", c, share)
+            asyncio.run(run_phase(port, template, ph, sessions, answered, deadline, proc.pid))
+            phases.append(ph)
+            left -= ph.requests
+        sent = warm.requests + sum(ph.requests for ph in phases)
+        http_faults = check_over_http(port, answered)
+    finally:
+        code, stop_seconds = stop_server(proc)
+    stored = check_store(workdir / "cra.db", answered, sessions)
+    ok = sum(answered.values())
+    report(phases, sent, ok, http_faults, stored, code, stop_seconds, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures(phases, sent, ok, stored), indent=2))
+    # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
+    clean = code in (0, -signal.SIGTERM)
+    faults = http_faults + stored["faults"] + ([] if clean else [f"server exit code {code}"])
+    if not faults:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"kept {workdir} for inspection")
+    return 1 if faults else 0
+
+
+def figures(phases: List[Phase], sent: int, ok: int, stored: Dict[str, Any]) -> Dict[str, Any]:
+    return {
+        "requests": sent,
+        "answered_200": ok,
+        "stored_events": stored["events"],
+        "phases": [
+            {
+                "phase": ph.name,
+                "concurrency": ph.concurrency,
+                "requests": ph.requests,
+                "ok": ph.ok,
+                "errors": ph.errors,
+                "seconds": round(ph.seconds, 3),
+                "requests_per_second": round(ph.requests / ph.seconds, 1) if ph.seconds else 0,
+                "p50_ms": percentile(ph.latencies_ns, 50),
+                "p90_ms": percentile(ph.latencies_ns, 90),
+                "p99_ms": percentile(ph.latencies_ns, 99),
+                "server_cpu_us_per_request": round(1e6 * ph.server_cpu / max(ph.requests, 1), 1),
+                "client_cpu_us_per_request": round(1e6 * ph.client_cpu / max(ph.requests, 1), 1),
+            }
+            for ph in phases
+        ],
+    }
+
+
+def report(
+    phases: List[Phase],
+    sent: int,
+    ok: int,
+    http_faults: List[str],
+    stored: Dict[str, Any],
+    code: int,
+    stop_seconds: float,
+    args: argparse.Namespace,
+) -> None:
+    mode = "QUICK (smoke test, not a measurement)" if QUICK else "full"
+    load = "load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    print(f"cra HTTP load bench: {mode}; {os.cpu_count()} CPUs, {load}")
+    caps = f", required_capabilities [{args.capabilities}]" if args.capabilities else ""
+    print(f"POST /v1/resolve on 127.0.0.1, {args.sessions} sessions, example support atlas{caps}")
+    print()
+    cols = f"{'phase':<24}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
+    print(cols + f"{'srv µs/req':>12}{'cli µs/req':>12}  errors")
+    for f in figures(phases, sent, ok, stored)["phases"]:
+        print(
+            f"{f['phase']:<24}{f['requests']:>9}{f['requests_per_second']:>9.0f}"
+            f"{f['p50_ms']:>9.3f}{f['p90_ms']:>9.3f}{f['p99_ms']:>9.3f}"
+            f"{f['server_cpu_us_per_request']:>12.0f}{f['client_cpu_us_per_request']:>12.0f}"
+            f"  {f['errors'] or '-'}"
+        )
+    print()
+    print(f"requests sent {sent}, answered 200: {ok}")
+    print(f"server stopped by SIGTERM in {stop_seconds:.2f} s, exit code {code}")
+    print(f"store: {stored['events']} events in {args.sessions} chains")
+    faults = http_faults + stored["faults"]
+    if faults:
+        print(f"FAILED: {len(faults)} faults")
+        for f in faults[:20]:
+            print("  " + f)
+    else:
+        print("every chain verifies (over HTTP and in the store file); no event is missing")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
