@@ -144,8 +144,17 @@ impl Runtime {
 
     /// Resolves a CARP request given as JSON.
     pub fn resolve_value(&self, v: &Value, wait: &impl Wait) -> Result<Arc<Resolution>> {
-        self.with_error_event(session_hint(v), wait, || {
-            let req = parse_request(v)?;
+        match parse_request(v) {
+            Ok(req) => self.resolve_parsed(&req, wait),
+            Err(e) => self.with_error_event(session_hint(v), wait, || Err(e)),
+        }
+    }
+
+    /// Resolves a request parsed and checked against the schema: the
+    /// operation must be `resolve`; a failure is an `error.occurred` in the
+    /// request's session.
+    pub fn resolve_parsed(&self, req: &CarpRequest, wait: &impl Wait) -> Result<Arc<Resolution>> {
+        self.with_error_event(Some(req.session_id), wait, || {
             if req.operation != Operation::Resolve {
                 return Err(CoreError::InvalidRequest(vec![Fault::new(
                     "/operation",
@@ -155,7 +164,7 @@ impl Runtime {
                     ),
                 )]));
             }
-            self.resolve_request(&req, wait)
+            self.resolve_request(req, wait)
         })
     }
 

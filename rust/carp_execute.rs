@@ -182,8 +182,16 @@ impl Runtime {
 
     /// Checks an execute request; answers it, or returns a ticket to run.
     pub fn execute_begin(&self, v: &Value, wait: &impl Wait) -> Result<Begin> {
-        self.with_error_event(session_hint(v), wait, || {
-            let req = parse_request(v)?;
+        match parse_request(v) {
+            Ok(req) => self.execute_parsed(req, wait),
+            Err(e) => self.with_error_event(session_hint(v), wait, || Err(e)),
+        }
+    }
+
+    /// As `execute_begin`, for a request already parsed and checked
+    /// against the schema.
+    pub fn execute_parsed(&self, mut req: CarpRequest, wait: &impl Wait) -> Result<Begin> {
+        self.with_error_event(Some(req.session_id), wait, || {
             if req.operation != Operation::Execute {
                 return Err(CoreError::InvalidRequest(vec![Fault::new(
                     "/operation",
@@ -193,7 +201,7 @@ impl Runtime {
                     ),
                 )]));
             }
-            let exec = req.execution.clone().ok_or_else(|| {
+            let exec = req.execution.take().ok_or_else(|| {
                 CoreError::InvalidRequest(vec![Fault::new(
                     "/execution",
                     "is required when operation is \"execute\"",

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::canonical::push_key;
 use crate::error::Fault;
+use crate::json_view::{Node, Obj};
 
 #[derive(Default)]
 pub struct Faults(pub Vec<Fault>);
@@ -21,14 +22,7 @@ pub fn at_index(base: &str, i: usize) -> String {
 }
 
 pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    v.kind().described()
 }
 
 impl Faults {
@@ -41,56 +35,56 @@ impl Faults {
     }
 
     /// The object at `path`, or a fault.
-    pub fn object<'v>(&mut self, v: &'v Value, path: &str) -> Option<&'v Map<String, Value>> {
-        match v {
-            Value::Object(m) => Some(m),
-            other => {
-                self.add(path, format!("must be an object, not {}", type_name(other)));
-                None
-            }
+    pub fn object<N: Node>(&mut self, v: N, path: &str) -> Option<N::Obj> {
+        let m = v.object();
+        if m.is_none() {
+            self.add(
+                path,
+                format!("must be an object, not {}", v.kind().described()),
+            );
         }
+        m
     }
 
     /// A required string field.
-    pub fn req_str<'v>(
+    pub fn req_str<O: Obj>(
         &mut self,
-        m: &'v Map<String, Value>,
+        m: O,
         key: &str,
         base: &str,
-    ) -> Option<&'v str> {
+    ) -> Option<<O::Node as Node>::Str> {
         match m.get(key) {
             None => {
                 self.add(at(base, key), "is required");
                 None
             }
-            Some(v) => self.str_at(v, || at(base, key)),
+            Some(v) => self.str_at(&v, || at(base, key)),
         }
     }
 
     /// A string, or a fault at the path `path()` builds (only then).
-    fn str_at<'v>(&mut self, v: &'v Value, path: impl FnOnce() -> String) -> Option<&'v str> {
-        match v {
-            Value::String(s) => Some(s),
-            other => {
-                self.add(
-                    path(),
-                    format!("must be a string, not {}", type_name(other)),
-                );
-                None
-            }
+    fn str_at<N: Node>(&mut self, v: &N, path: impl FnOnce() -> String) -> Option<N::Str> {
+        let s = v.string();
+        if s.is_none() {
+            self.add(
+                path(),
+                format!("must be a string, not {}", v.kind().described()),
+            );
         }
+        s
     }
 
     /// An optional string field.
-    pub fn opt_str<'v>(
+    pub fn opt_str<O: Obj>(
         &mut self,
-        m: &'v Map<String, Value>,
+        m: O,
         key: &str,
         base: &str,
-    ) -> Option<&'v str> {
+    ) -> Option<<O::Node as Node>::Str> {
         match m.get(key) {
-            None | Some(Value::Null) => None,
-            Some(v) => self.str_at(v, || at(base, key)),
+            None => None,
+            Some(v) if v.is_null() => None,
+            Some(v) => self.str_at(&v, || at(base, key)),
         }
     }
 
@@ -175,42 +169,39 @@ impl Faults {
     }
 
     /// An optional array of strings.
-    pub fn opt_str_list<'v>(
+    pub fn opt_str_list<O: Obj>(
         &mut self,
-        m: &'v Map<String, Value>,
+        m: O,
         key: &str,
         base: &str,
-    ) -> Option<Vec<&'v str>> {
-        match m.get(key)? {
-            Value::Null => None,
-            Value::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    if let Some(s) = self.str_at(item, || at_index(&at(base, key), i)) {
-                        out.push(s);
-                    }
-                }
-                Some(out)
-            }
-            other => {
-                self.add(
-                    at(base, key),
-                    format!("must be an array of strings, not {}", type_name(other)),
-                );
-                None
+    ) -> Option<Vec<<O::Node as Node>::Str>> {
+        let v = m.get(key)?;
+        if v.is_null() {
+            return None;
+        }
+        let Some(items) = v.items() else {
+            self.add(
+                at(base, key),
+                format!("must be an array of strings, not {}", v.kind().described()),
+            );
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if let Some(s) = self.str_at(item, || at_index(&at(base, key), i)) {
+                out.push(s);
             }
         }
+        Some(out)
     }
 
     /// Faults for keys not in `allowed`.
-    pub fn no_other_keys(&mut self, m: &Map<String, Value>, allowed: &[&str], base: &str) {
-        for key in m.keys() {
-            if !allowed.contains(&key.as_str()) {
-                self.add(
-                    at(base, key),
-                    format!("unknown key {key:?} (allowed: {})", allowed.join(", ")),
-                );
-            }
-        }
+    pub fn no_other_keys<O: Obj>(&mut self, m: O, allowed: &[&str], base: &str) {
+        m.other_keys(allowed, |key| {
+            self.add(
+                at(base, key),
+                format!("unknown key {key:?} (allowed: {})", allowed.join(", ")),
+            );
+        });
     }
 }

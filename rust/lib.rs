@@ -21,6 +21,7 @@ pub mod fields;
 pub mod hash;
 pub mod ids;
 pub mod ids_check;
+pub mod json_view;
 pub mod jsonl;
 pub mod lifetime;
 pub mod limits;

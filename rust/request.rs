@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
 use crate::fields::{at, at_index, Faults};
+use crate::json_view::{Node, Obj};
 use crate::policy::RiskTier;
 use crate::runtime::{MAX_AGENT_ID, MAX_GOAL};
 use crate::time::{parse_timestamp, Micros};
@@ -59,7 +60,7 @@ impl CarpRequest {
     }
 }
 
-const TOP: &[&str] = &[
+static TOP: &[&str] = &[
     "carp_version",
     "request_id",
     "timestamp",
@@ -70,44 +71,42 @@ const TOP: &[&str] = &[
     "context",
     "execution",
 ];
-const REQUESTER: &[&str] = &["agent_id", "session_id", "parent_session_id"];
-const TASK: &[&str] = &[
+static REQUESTER: &[&str] = &["agent_id", "session_id", "parent_session_id"];
+static TASK: &[&str] = &[
     "goal",
     "risk_tier",
     "context_hints",
     "required_capabilities",
 ];
-const EXECUTION: &[&str] = &[
+static EXECUTION: &[&str] = &[
     "resolution_id",
     "action_id",
     "parameters",
     "idempotency_key",
 ];
 
-fn uuid(
-    f: &mut Faults,
-    m: &Map<String, Value>,
-    key: &str,
-    base: &str,
-    required: bool,
-) -> Option<Uuid> {
+/// Every key name a request can hold, by object. These are statics, so a
+/// name handed to `Obj::other_keys` is the very `&str` listed here.
+pub static KEY_NAMES: [&[&str]; 4] = [TOP, REQUESTER, TASK, EXECUTION];
+
+fn uuid<O: Obj>(f: &mut Faults, m: O, key: &str, base: &str, required: bool) -> Option<Uuid> {
     let s = if required {
         f.req_str(m, key, base)?
     } else {
         f.opt_str(m, key, base)?
     };
-    match Uuid::try_parse(s) {
+    match Uuid::try_parse(&s) {
         Ok(u) => Some(u),
         Err(_) => {
-            f.add(at(base, key), format!("{s:?} is not a UUID"));
+            f.add(at(base, key), format!("{:?} is not a UUID", &*s));
             None
         }
     }
 }
 
-fn strings(f: &mut Faults, m: &Map<String, Value>, key: &str, base: &str) -> Option<Vec<String>> {
+fn strings<O: Obj>(f: &mut Faults, m: O, key: &str, base: &str) -> Option<Vec<String>> {
     f.opt_str_list(m, key, base)
-        .map(|l| l.into_iter().map(str::to_string).collect())
+        .map(|l| l.iter().map(|s| s.to_string()).collect())
 }
 
 /// The session id of a request, if it has a readable one (to know where
@@ -125,6 +124,11 @@ pub fn request_id_hint(v: &Value) -> Option<String> {
 }
 
 pub fn parse_request(v: &Value) -> Result<CarpRequest> {
+    parse_request_from(v)
+}
+
+/// Parses and checks a request read through any JSON-like view.
+pub fn parse_request_from<N: Node>(v: N) -> Result<CarpRequest> {
     let mut f = Faults::default();
     let parsed = parse(v, &mut f);
     match parsed {
@@ -133,25 +137,28 @@ pub fn parse_request(v: &Value) -> Result<CarpRequest> {
     }
 }
 
-fn parse(v: &Value, f: &mut Faults) -> Option<CarpRequest> {
+fn parse<N: Node>(v: N, f: &mut Faults) -> Option<CarpRequest> {
     let m = f.object(v, "")?;
-    f.no_other_keys(m, TOP, "");
+    f.no_other_keys(&m, TOP, "");
     match m.get("carp_version") {
-        Some(Value::String(s)) if s == "1.0" => {}
-        Some(other) => f.add("/carp_version", format!("must be \"1.0\", not {other}")),
+        Some(v) if v.string().is_some_and(|s| &*s == "1.0") => {}
+        Some(other) => f.add(
+            "/carp_version",
+            format!("must be \"1.0\", not {}", shown(&other)),
+        ),
         None => f.add("/carp_version", "is required (\"1.0\")"),
     }
-    let request_id = uuid(f, m, "request_id", "", true);
+    let request_id = uuid(f, &m, "request_id", "", true);
     let timestamp =
-        f.req_str(m, "timestamp", "")
-            .and_then(|t| match parse_timestamp(t, "/timestamp") {
+        f.req_str(&m, "timestamp", "")
+            .and_then(|t| match parse_timestamp(&t, "/timestamp") {
                 Ok(t) => Some(t),
                 Err(e) => {
                     f.add("/timestamp", e.message());
                     None
                 }
             });
-    let operation = f.req_str(m, "operation", "").and_then(|op| match op {
+    let operation = f.req_str(&m, "operation", "").and_then(|op| match &*op {
         "resolve" => Some(Operation::Resolve),
         "execute" => Some(Operation::Execute),
         "validate" => Some(Operation::Validate),
@@ -172,10 +179,10 @@ fn parse(v: &Value, f: &mut Faults) -> Option<CarpRequest> {
         Some(r) => f.object(r, "/requester"),
     };
     let (mut agent_id, mut session_id, mut parent) = (None, None, None);
-    if let Some(r) = requester {
+    if let Some(r) = &requester {
         f.no_other_keys(r, REQUESTER, "/requester");
         agent_id = f.req_str(r, "agent_id", "/requester");
-        if let Some(a) = agent_id {
+        if let Some(a) = &agent_id {
             f.check_len(a, "/requester/agent_id", 1, MAX_AGENT_ID);
         }
         session_id = uuid(f, r, "session_id", "/requester", true);
@@ -190,18 +197,18 @@ fn parse(v: &Value, f: &mut Faults) -> Option<CarpRequest> {
         Some(t) => f.object(t, "/task"),
     };
     let (mut goal, mut risk, mut hints, mut caps) = (None, None, None, None);
-    if let Some(t) = task {
+    if let Some(t) = &task {
         f.no_other_keys(t, TASK, "/task");
         goal = f.req_str(t, "goal", "/task");
-        if let Some(g) = goal {
+        if let Some(g) = &goal {
             f.check_len(g, "/task/goal", 1, MAX_GOAL);
         }
         risk = f.opt_str(t, "risk_tier", "/task").and_then(|r| {
-            let tier = RiskTier::parse(r);
+            let tier = RiskTier::parse(&r);
             if tier.is_none() {
                 f.add(
                     "/task/risk_tier",
-                    format!("{r:?} is not a risk tier (low, medium, high, critical)"),
+                    format!("{:?} is not a risk tier (low, medium, high, critical)", &*r),
                 );
             }
             tier
@@ -209,19 +216,22 @@ fn parse(v: &Value, f: &mut Faults) -> Option<CarpRequest> {
         hints = strings(f, t, "context_hints", "/task");
         caps = strings(f, t, "required_capabilities", "/task");
     }
-    let atlas_ids = strings(f, m, "atlas_ids", "");
+    let atlas_ids = strings(f, &m, "atlas_ids", "");
     let context = match m.get("context") {
-        None | Some(Value::Null) => None,
-        Some(c) => f.object(c, "/context").map(|_| c.clone()),
+        None => None,
+        Some(c) if c.is_null() => None,
+        Some(c) => f
+            .object(c.clone(), "/context")
+            .and_then(|_| json(f, &c, "/context")),
     };
     let execution = match m.get("execution") {
-        None | Some(Value::Null) => {
+        Some(e) if !e.is_null() => f.object(e, "/execution").and_then(|e| execution(&e, f)),
+        _ => {
             if operation == Some(Operation::Execute) {
                 f.add("/execution", "is required when operation is \"execute\"");
             }
             None
         }
-        Some(e) => f.object(e, "/execution").and_then(|e| execution(e, f)),
     };
     Some(CarpRequest {
         request_id: request_id?,
@@ -240,26 +250,44 @@ fn parse(v: &Value, f: &mut Faults) -> Option<CarpRequest> {
     })
 }
 
-fn execution(e: &Map<String, Value>, f: &mut Faults) -> Option<Execution> {
+/// A value as fault messages quote it: JSON text, or what it is.
+fn shown<N: Node>(v: &N) -> String {
+    match v.to_json() {
+        Some(j) => j.to_string(),
+        None => v.kind().described().to_string(),
+    }
+}
+
+/// A subtree as an owned JSON value, or a fault when it is not JSON.
+fn json<N: Node>(f: &mut Faults, v: &N, path: &str) -> Option<Value> {
+    let j = v.to_json();
+    if j.is_none() {
+        f.add(path, "is not JSON");
+    }
+    j
+}
+
+fn execution<O: Obj>(e: &O, f: &mut Faults) -> Option<Execution> {
     f.no_other_keys(e, EXECUTION, "/execution");
     let resolution_id = uuid(f, e, "resolution_id", "/execution", true);
     let action_id = f.req_str(e, "action_id", "/execution");
     let parameters = match e.get("parameters") {
-        None | Some(Value::Null) => Value::Object(Map::new()),
+        None => Value::Object(Map::new()),
+        Some(p) if p.is_null() => Value::Object(Map::new()),
         Some(p) => {
-            f.object(p, "/execution/parameters");
-            p.clone()
+            f.object(p.clone(), "/execution/parameters");
+            json(f, &p, "/execution/parameters").unwrap_or(Value::Null)
         }
     };
     let key = f.opt_str(e, "idempotency_key", "/execution");
-    if let Some(k) = key {
+    if let Some(k) = &key {
         f.check_len(k, "/execution/idempotency_key", 1, 255);
     }
     Some(Execution {
         resolution_id: resolution_id?,
         action_id: action_id?.to_string(),
         parameters,
-        idempotency_key: key.map(str::to_string),
+        idempotency_key: key.map(|k| k.to_string()),
     })
 }
 

@@ -14,6 +14,7 @@ use crate::runtime::Runtime as CoreRuntime;
 use crate::session::Session;
 
 use super::errors::{to_py, IntoPyResult};
+use super::request_view::parse_direct;
 use super::resolution::Resolution;
 use super::runtime::{Detached, Runtime};
 use super::value::to_value;
@@ -63,6 +64,9 @@ fn atlas_info<'py>(py: Python<'py>, a: &Atlas) -> PyResult<Bound<'py, PyDict>> {
 
 /// Parses and checks a CARP request given as a dict.
 fn parse_dict(obj: &Bound<'_, PyAny>) -> Result<CarpRequest, CoreError> {
+    if let Some(req) = parse_direct(obj) {
+        return Ok(req);
+    }
     let v = to_value(obj, "INVALID_REQUEST")?;
     parse_request(&v)
 }
@@ -126,6 +130,9 @@ impl Runtime {
     /// Resolves a CARP request (a dict) into a resolution.
     fn resolve(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Resolution> {
         let wait = Detached(py);
+        if let Some(req) = parse_direct(request) {
+            return self.0.resolve_parsed(&req, &wait).map(Resolution).py();
+        }
         let v = match to_value(request, "INVALID_REQUEST") {
             Ok(v) => v,
             // Not JSON at all (NaN, too deep, ...): still an `error.occurred`

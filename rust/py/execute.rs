@@ -127,17 +127,19 @@ fn pending_dict<'py>(py: Python<'py>, p: &Pending) -> PyResult<Bound<'py, PyDict
 impl Runtime {
     /// Checks an execute request: an `ExecuteResponse` now, or a ticket to run.
     fn execute_begin(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let v = match to_value(request, "INVALID_REQUEST") {
-            Ok(v) => v,
-            // Not JSON at all: still an `error.occurred` in an open session.
-            Err(e) => {
-                let hint = super::carp::session_hint_py(request);
-                let out: crate::error::Result<Py<PyAny>> =
-                    self.0.with_error_event(hint, &Detached(py), || Err(e));
-                return out.py();
-            }
+        let wait = Detached(py);
+        let begun = match super::request_view::parse_direct(request) {
+            Some(req) => self.0.execute_parsed(req, &wait),
+            None => match to_value(request, "INVALID_REQUEST") {
+                Ok(v) => self.0.execute_begin(&v, &wait),
+                // Not JSON at all: still an `error.occurred` in an open session.
+                Err(e) => {
+                    let hint = super::carp::session_hint_py(request);
+                    self.0.with_error_event(hint, &wait, || Err(e))
+                }
+            },
         };
-        match self.0.execute_begin(&v, &Detached(py)).py()? {
+        match begun.py()? {
             Begin::Answer(resp) => Ok(Bound::new(py, ExecuteResponse(resp))?.into_any().unbind()),
             Begin::Run(t) => {
                 let ticket = ExecuteTicket {

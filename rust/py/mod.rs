@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod event;
 mod execute;
+mod request_view;
 mod resolution;
 mod runtime;
 mod sink;

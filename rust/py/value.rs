@@ -16,6 +16,12 @@ pub fn to_value(obj: &Bound<'_, PyAny>, code: &'static str) -> Result<Value> {
     convert(obj, &mut String::new(), 0, code)
 }
 
+/// As `to_value`, for a subtree that sits `depth` levels below its
+/// document's root (so the depth limit counts from the root).
+pub fn to_value_at(obj: &Bound<'_, PyAny>, code: &'static str, depth: usize) -> Result<Value> {
+    convert(obj, &mut String::new(), depth, code)
+}
+
 fn convert(
     obj: &Bound<'_, PyAny>,
     path: &mut String,

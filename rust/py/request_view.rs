@@ -1,0 +1,151 @@
+//! CARP requests read straight from Python dicts: the core's request rules
+//! (`request::parse_request_from`) run on the objects through a JSON view,
+//! so a valid request is checked without first copying it into a
+//! `serde_json` tree. Only the free-form subtrees (`context`, execution
+//! `parameters`) are converted.
+
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::Value;
+use smallvec::SmallVec;
+
+use crate::json_view::{Kind, Node, Obj};
+use crate::request::{parse_request_from, CarpRequest, KEY_NAMES};
+
+use super::value::to_value_at;
+
+/// Depth of the deepest free-form subtree of a request (execution
+/// parameters); subtrees are converted as if that deep, so the direct path
+/// never accepts what the general path would refuse as too deep.
+const SUBTREE_DEPTH: usize = 2;
+
+/// Each request key name with its interned Python string: a key written
+/// as a literal in Python source is that very object.
+static NAMES: PyOnceLock<Vec<(&'static str, Py<PyString>)>> = PyOnceLock::new();
+
+fn names(py: Python<'_>) -> &[(&'static str, Py<PyString>)] {
+    NAMES.get_or_init(py, || {
+        KEY_NAMES
+            .iter()
+            .flat_map(|group| group.iter())
+            .map(|k| (*k, PyString::intern(py, k).unbind()))
+            .collect()
+    })
+}
+
+/// The request name a dict key stands for, if any.
+fn name_of(py: Python<'_>, key: &Bound<'_, PyAny>) -> Result<&'static str, Option<String>> {
+    let names = names(py);
+    if let Some((n, _)) = names.iter().find(|(_, s)| s.is(key)) {
+        return Ok(n);
+    }
+    let text = key
+        .cast::<PyString>()
+        .ok()
+        .and_then(|k| k.to_cow().ok())
+        .ok_or(None)?;
+    match names.iter().find(|(n, _)| *n == text) {
+        Some((n, _)) => Ok(n),
+        None => Err(Some(text.into_owned())),
+    }
+}
+
+/// A dict read once: its request keys with their values, and the keys
+/// that are not request keys at all.
+pub struct PyObj<'py> {
+    entries: SmallVec<[(&'static str, Bound<'py, PyAny>); 9]>,
+    strangers: Vec<Option<String>>,
+}
+
+impl<'py> Node for Bound<'py, PyAny> {
+    type Obj = PyObj<'py>;
+    type Str = PyBackedStr;
+
+    fn kind(&self) -> Kind {
+        if self.is_instance_of::<PyString>() {
+            Kind::String
+        } else if self.is_none() {
+            Kind::Null
+        } else if self.is_instance_of::<PyBool>() {
+            Kind::Bool
+        } else if self.is_instance_of::<PyInt>() || self.is_instance_of::<PyFloat>() {
+            Kind::Number
+        } else if self.is_instance_of::<PyDict>() {
+            Kind::Object
+        } else if self.is_instance_of::<PyList>() || self.is_instance_of::<PyTuple>() {
+            Kind::Array
+        } else {
+            Kind::Other
+        }
+    }
+
+    fn object(&self) -> Option<PyObj<'py>> {
+        let dict = self.cast::<PyDict>().ok()?;
+        let py = self.py();
+        let mut obj = PyObj {
+            entries: SmallVec::new(),
+            strangers: Vec::new(),
+        };
+        for (k, v) in dict.iter() {
+            match name_of(py, &k) {
+                Ok(name) => obj.entries.push((name, v)),
+                Err(text) => obj.strangers.push(text),
+            }
+        }
+        Some(obj)
+    }
+
+    fn string(&self) -> Option<PyBackedStr> {
+        let s = self.cast::<PyString>().ok()?;
+        PyBackedStr::try_from(s.clone()).ok()
+    }
+
+    fn items(&self) -> Option<Vec<Self>> {
+        if let Ok(l) = self.cast::<PyList>() {
+            return Some(l.iter().collect());
+        }
+        self.cast::<PyTuple>().ok().map(|t| t.iter().collect())
+    }
+
+    fn to_json(&self) -> Option<Value> {
+        to_value_at(self, "INVALID_REQUEST", SUBTREE_DEPTH).ok()
+    }
+}
+
+impl<'py> Obj for PyObj<'py> {
+    type Node = Bound<'py, PyAny>;
+
+    fn get(&self, key: &str) -> Option<Bound<'py, PyAny>> {
+        let first = key.as_bytes().first();
+        self.entries
+            .iter()
+            .find(|(n, _)| n.len() == key.len() && n.as_bytes().first() == first && *n == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn other_keys(&self, allowed: &[&str], mut f: impl FnMut(&str)) {
+        // `allowed` is one of the request's static name lists, and entry
+        // names come from the same lists: comparing addresses is enough,
+        // with the text as the fallback.
+        for (name, _) in &self.entries {
+            let listed = allowed
+                .iter()
+                .any(|a| std::ptr::eq(a.as_ptr(), name.as_ptr()) || a == name);
+            if !listed {
+                f(name);
+            }
+        }
+        for text in &self.strangers {
+            f(text.as_deref().unwrap_or("(a key that is not a string)"));
+        }
+    }
+}
+
+/// The request parsed straight from the objects, or `None` when it is not
+/// a valid request: the caller then takes the general path (convert, then
+/// parse), which reports every fault exactly as for JSON input.
+pub(super) fn parse_direct(request: &Bound<'_, PyAny>) -> Option<CarpRequest> {
+    parse_request_from(request.clone()).ok()
+}
