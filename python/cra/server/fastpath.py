@@ -3,7 +3,7 @@
 Resolve is the call agents make in a loop, and FastAPI's routing and
 dependency solving cost more CPU than the resolve itself: on the 2-core
 bench machine the server spends about 150 µs per resolve on this path and
-about 300 µs on the FastAPI route (docs/bench-results-issue6.md). This ASGI
+about 300 µs on the FastAPI route (docs/DEV_LOG.md, 2026-11-22). This ASGI
 middleware answers that one operation directly, with the same functions as
 the route (the API-key check, `read_json`, `resolve_answer`, `render` for
 errors), so the two cannot drift, and a test holds their answers equal; the
