@@ -3,7 +3,7 @@
 //! human saw, once; the approver may instead grant the action for the rest
 //! of the resolution's life. Approvals expire with their resolution.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -94,14 +94,36 @@ pub enum Gate {
     Waiting,
 }
 
-#[derive(Default)]
+/// Approvals by id, with their ids in the order they were opened. They
+/// are opened with their resolution, so that order is close to expiry
+/// order: opening one drops expired approvals from the front, and the
+/// oldest beyond `max` (one per kept resolution is enough).
 pub struct Approvals {
-    by_id: Mutex<HashMap<Uuid, Approval>>,
+    max: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<Uuid, Approval>,
+    order: VecDeque<(Micros, Uuid)>,
 }
 
 impl Approvals {
-    pub fn new() -> Self {
-        Approvals::default()
+    pub fn new(max: usize) -> Self {
+        Approvals {
+            max: max.max(1),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// Approvals held (live, expired but not yet dropped, decided).
+    pub fn len(&self) -> usize {
+        self.inner.lock().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Opens an approval for a resolution that needs one.
@@ -113,8 +135,16 @@ impl Approvals {
         expires_at: Micros,
         now: Micros,
     ) {
-        let mut map = self.by_id.lock();
-        map.retain(|_, a| a.expires_at > now);
+        let mut inner = self.inner.lock();
+        let Inner { by_id: map, order } = &mut *inner;
+        while let Some(&(expires, id)) = order.front() {
+            if expires > now && order.len() < self.max {
+                break;
+            }
+            order.pop_front();
+            map.remove(&id);
+        }
+        order.push_back((expires_at, approval_id));
         map.insert(
             approval_id,
             Approval {
@@ -131,7 +161,8 @@ impl Approvals {
     /// Checks (and, if granted once, uses up) the grant for an execution;
     /// a waiting execution is listed as pending.
     pub fn gate(&self, pending: Pending, now: Micros) -> Gate {
-        let mut map = self.by_id.lock();
+        let mut inner = self.inner.lock();
+        let map = &mut inner.by_id;
         let Some(a) = map
             .get_mut(&pending.approval_id)
             .filter(|a| a.expires_at > now)
@@ -170,7 +201,8 @@ impl Approvals {
     /// Gives back a once-grant that was taken for an execution that then
     /// did not run (a limit or the parameters stopped it).
     pub fn restore(&self, approval_id: &Uuid, action_id: &str, parameters_hash: &str) {
-        let mut map = self.by_id.lock();
+        let mut inner = self.inner.lock();
+        let map = &mut inner.by_id;
         if let Some(a) = map.get_mut(approval_id) {
             if let Some(g) = a.grants.iter_mut().find(|g| {
                 g.used
@@ -195,8 +227,9 @@ impl Approvals {
         scope: GrantScope,
         now: Micros,
     ) -> Result<Decision> {
-        let mut map = self.by_id.lock();
-        let a = live(&mut map, approval_id, now)?;
+        let mut inner = self.inner.lock();
+        let map = &mut inner.by_id;
+        let a = live(map, approval_id, now)?;
         if a.rejected.is_some() {
             return Err(CoreError::invalid(
                 "APPROVAL_REJECTED",
@@ -262,8 +295,9 @@ impl Approvals {
         note: Option<&str>,
         now: Micros,
     ) -> Result<(Decision, Vec<Pending>)> {
-        let mut map = self.by_id.lock();
-        let a = live(&mut map, approval_id, now)?;
+        let mut inner = self.inner.lock();
+        let map = &mut inner.by_id;
+        let a = live(map, approval_id, now)?;
         a.rejected = Some(approver.to_string());
         let waiting = std::mem::take(&mut a.pending);
         let first = waiting.first();
@@ -285,7 +319,8 @@ impl Approvals {
 
     /// Executions waiting for a decision, oldest first (one session, or all).
     pub fn pending(&self, session: Option<&Uuid>, now: Micros) -> Vec<Pending> {
-        let map = self.by_id.lock();
+        let inner = self.inner.lock();
+        let map = &inner.by_id;
         let mut out: Vec<Pending> = map
             .values()
             .filter(|a| a.expires_at > now && a.rejected.is_none())
@@ -298,7 +333,11 @@ impl Approvals {
 
     /// The session an approval belongs to.
     pub fn session_of(&self, approval_id: &Uuid) -> Option<Uuid> {
-        self.by_id.lock().get(approval_id).map(|a| a.session_id)
+        self.inner
+            .lock()
+            .by_id
+            .get(approval_id)
+            .map(|a| a.session_id)
     }
 }
 
@@ -311,5 +350,52 @@ fn live<'a>(
         None => Err(CoreError::ApprovalNotFound(id.to_string())),
         Some(a) if a.expires_at <= now => Err(CoreError::ApprovalExpired(id.to_string())),
         Some(a) => Ok(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn opening_drops_expired_approvals_from_the_front() {
+        let a = Approvals::new(100);
+        for n in 0..10 {
+            a.open(id(n), id(1000), id(2000 + n), 50, 0);
+        }
+        assert_eq!(a.len(), 10);
+        a.open(id(99), id(1000), id(2099), 500, 60);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a.session_of(&id(99)), Some(id(1000)));
+        assert_eq!(a.session_of(&id(3)), None);
+    }
+
+    #[test]
+    fn held_approvals_are_bounded_oldest_first() {
+        let a = Approvals::new(3);
+        for n in 0..10 {
+            a.open(id(n), id(1000), id(2000 + n), 1_000_000, 0);
+        }
+        assert_eq!(a.len(), 3);
+        for n in 7..10 {
+            assert!(a.session_of(&id(n)).is_some(), "approval {n} kept");
+        }
+        assert!(a.session_of(&id(6)).is_none());
+    }
+
+    #[test]
+    fn an_expired_approval_not_yet_dropped_answers_expired() {
+        let a = Approvals::new(10);
+        a.open(id(1), id(1000), id(2001), 1_000, 0);
+        a.open(id(2), id(1000), id(2002), 100, 0);
+        // The first lives longer, so the second stays behind it in order.
+        a.open(id(3), id(1000), id(2003), 1_000, 200);
+        assert_eq!(a.len(), 3);
+        let err = a.reject(&id(2), "ops", None, 200).unwrap_err();
+        assert!(matches!(err, CoreError::ApprovalExpired(_)), "{err:?}");
     }
 }

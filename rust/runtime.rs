@@ -110,7 +110,7 @@ impl Runtime {
             registry: Registry::new(),
             limits: Limits::new(),
             resolutions: ResolutionStore::new(config.max_resolutions),
-            approvals: Approvals::new(),
+            approvals: Approvals::new(config.max_resolutions),
             config,
         })
     }
