@@ -29,17 +29,15 @@ def _load(path: str) -> List[str]:
     return read_trace(path)
 
 
-def _note(message: str, path: str) -> None:
-    """A progress line on a terminal for files large enough to take a while."""
-    if sys.stderr.isatty() and os.path.getsize(path) > 8 * 1024 * 1024:
-        sys.stderr.write(f"\r{message}…")
-        sys.stderr.flush()
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
-    _note(f"replaying {args.file} ({os.path.getsize(args.file) >> 20} MiB)", args.file)
-    report = replay(args.file, args.atlas)
-    _note(" " * 60 + "\r", args.file)
+    from .cli import Progress
+
+    progress = Progress(f"replaying {args.file}", os.path.getsize(args.file))
+    report = replay(
+        args.file, args.atlas, keep_matching=not args.only_mismatches, progress=progress
+    )
+    progress.finish()
+    total = len(report.requests) if report.request_count is None else report.request_count
     if args.json:
         print(
             json.dumps(
@@ -67,7 +65,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 )
         verdict = "IDENTICAL" if report.identical else "DIVERGENT"
         print(
-            f"replay: {verdict} — {report.matched} of {len(report.requests)} requests match "
+            f"replay: {verdict} — {report.matched} of {total} requests match "
             f"({report.executions_counted} recorded executions counted toward limits)"
         )
     return EXIT_OK if report.identical else EXIT_DIFFERENT
@@ -145,6 +143,11 @@ def add_commands(trace: Any, lazy: Any) -> None:
     r.add_argument("file", metavar="FILE")
     r.add_argument("--atlas", action="append", required=True, metavar="PATH")
     r.add_argument("--json", action="store_true")
+    r.add_argument(
+        "--only-mismatches",
+        action="store_true",
+        help="list only the requests that did not match (memory then stays bounded)",
+    )
     r.set_defaults(func=lazy("cli_trace", "cmd_replay"))
     d = trace.add_parser("diff", help="compare two traces, ignoring ids, timestamps and hashes")
     d.add_argument("a", metavar="A")
