@@ -120,20 +120,37 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .errors import CraError
     from .storage import JSONLStore, SQLiteStore
 
     store = JSONLStore(args.store) if os.path.isdir(args.store) else SQLiteStore(args.store)
-    events = store.events(args.session)
-    if not events:
+    if args.out:
+        try:
+            anchor = store.export(args.session, args.out)
+        except CraError as e:
+            print(f"error: {e.message} ({args.store})", file=sys.stderr)
+            return EXIT_UNREADABLE
+        if anchor is not None:
+            print(
+                f"{args.out}: the session's chain starts at sequence {anchor['first_sequence']} "
+                f"(older events were removed by retention); its anchor is in {args.out}.anchor.json",
+                file=sys.stderr,
+            )
+        return EXIT_OK
+    texts = store._event_texts(args.session)
+    if not texts:
         print(f"error: no events for session {args.session} in {args.store}", file=sys.stderr)
         return EXIT_UNREADABLE
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-    try:
-        for e in events:
-            out.write(json.dumps(e, separators=(",", ":")) + "\n")
-    finally:
-        if args.out:
-            out.close()
+    for text in texts:
+        sys.stdout.write(text + "\n")
+    first = json.loads(texts[0])["sequence"]
+    if first != 0:
+        print(
+            f"note: the session's chain starts at sequence {first} (older events "
+            "were removed by retention); export with --out FILE to get the anchor file "
+            "FILE.anchor.json that verification needs",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
