@@ -1,10 +1,12 @@
 //! Events read back from a trace (a file or memory) for replay, diff and
 //! state reconstruction: the fields those need, parsed once.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{CoreError, Result};
@@ -77,6 +79,11 @@ impl Recorded {
 
     /// Parses one event given as JSON text, `i` its index in the trace.
     pub fn parse(text: &[u8], i: usize, keep_raw: bool) -> Result<Recorded> {
+        if !keep_raw {
+            if let Some(r) = Recorded::parse_lean(text) {
+                return Ok(r);
+            }
+        }
         let v: Value = serde_json::from_slice(text).map_err(|e| {
             CoreError::invalid("TRACE_INVALID", format!("/{i}"), format!("not JSON: {e}"))
         })?;
@@ -90,6 +97,46 @@ impl Recorded {
             .enumerate()
             .map(|(i, t)| Recorded::parse(t.as_bytes(), i, true))
             .collect()
+    }
+
+    /// The fields replay and reconstruction need, read straight into place
+    /// (the other fields skipped, not built); `None` for anything unusual
+    /// (a field missing or of another type, a key twice, a bad timestamp),
+    /// which the general path then reports exactly.
+    fn parse_lean(text: &[u8]) -> Option<Recorded> {
+        #[derive(Deserialize)]
+        struct Lean<'a> {
+            #[serde(borrow)]
+            session_id: Cow<'a, str>,
+            #[serde(borrow)]
+            trace_id: Cow<'a, str>,
+            #[serde(borrow)]
+            span_id: Cow<'a, str>,
+            sequence: u64,
+            #[serde(borrow)]
+            timestamp: Cow<'a, str>,
+            #[serde(borrow)]
+            event_type: Cow<'a, str>,
+            #[serde(default)]
+            payload: Value,
+        }
+        // serde would also take a JSON array, field by field: objects only.
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let v: Lean<'_> = serde_json::from_slice(text).ok()?;
+        let micros = parse_timestamp(&v.timestamp, "/timestamp").ok()?;
+        Some(Recorded {
+            session_id: v.session_id.into_owned(),
+            trace_id: v.trace_id.into_owned(),
+            span_id: v.span_id.into_owned(),
+            sequence: v.sequence,
+            timestamp: v.timestamp.into_owned(),
+            micros,
+            event_type: v.event_type.into_owned(),
+            payload: v.payload,
+            raw: Value::Null,
+        })
     }
 
     pub fn str(&self, key: &str) -> Option<&str> {
@@ -217,6 +264,47 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(kept.raw["payload"]["a"], 1);
+    }
+
+    #[test]
+    fn the_lean_parse_reads_what_the_general_one_does() {
+        let dup = EVENT.replace("\"sequence\":0", "\"sequence\":0,\"sequence\":3");
+        let arr = r#"["s","t","p",0,"2026-01-01T00:00:00.000000Z","x",{"a":1}]"#;
+        for text in [
+            EVENT,
+            dup.as_str(),
+            &EVENT.replace(",\"payload\":{\"a\":1}", ""),
+        ] {
+            let lean = Recorded::parse(text.as_bytes(), 0, false).unwrap();
+            let full = Recorded::parse(text.as_bytes(), 0, true).unwrap();
+            assert_eq!(
+                (
+                    &lean.session_id,
+                    lean.sequence,
+                    &lean.timestamp,
+                    lean.micros,
+                    &lean.payload
+                ),
+                (
+                    &full.session_id,
+                    full.sequence,
+                    &full.timestamp,
+                    full.micros,
+                    &full.payload
+                ),
+            );
+        }
+        assert_eq!(
+            Recorded::parse(dup.as_bytes(), 0, false).unwrap().sequence,
+            3
+        );
+        let e = Recorded::parse(arr.as_bytes(), 7, false).unwrap_err();
+        assert!(
+            e.to_string().contains("event 7 has no string timestamp"),
+            "{e}"
+        );
+        let bad_time = EVENT.replace("2026-01-01T00:00:00.000000Z", "yesterday");
+        assert!(Recorded::parse(bad_time.as_bytes(), 0, false).is_err());
     }
 
     #[test]
