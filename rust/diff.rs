@@ -1,6 +1,9 @@
 //! Comparing two traces, ignoring ids, timestamps and hashes: what changed,
 //! where (a JSON pointer into the event list), and whether it matters.
 
+use std::borrow::Borrow;
+use std::convert::Infallible;
+
 use serde_json::Value;
 
 use crate::canonical::push_key;
@@ -73,6 +76,33 @@ struct Differ {
 }
 
 impl Differ {
+    /// Compares the `i`-th event of each trace (either may have ended).
+    fn event(&mut self, i: usize, a: Option<&Recorded>, b: Option<&Recorded>) {
+        let base = format!("/{i}");
+        match (a, b) {
+            (Some(x), Some(y)) => {
+                if x.event_type != y.event_type {
+                    let (ta, tb) = (
+                        Value::from(x.event_type.clone()),
+                        Value::from(y.event_type.clone()),
+                    );
+                    self.push(
+                        &format!("{base}/event_type"),
+                        Change::ValueChanged,
+                        "event_type",
+                        Some(&ta),
+                        Some(&tb),
+                    );
+                }
+                let mut path = format!("{base}/payload");
+                self.value(&mut path, "payload", &x.payload, &y.payload);
+            }
+            (Some(x), None) => self.push(&base, Change::Removed, "event", Some(&x.raw), None),
+            (None, Some(y)) => self.push(&base, Change::Added, "event", None, Some(&y.raw)),
+            (None, None) => {}
+        }
+    }
+
     fn push(
         &mut self,
         path: &str,
@@ -141,31 +171,36 @@ fn numbers_equal(a: &Value, b: &Value) -> bool {
 
 /// Compares two traces event by event (in the order given).
 pub fn diff(a: &[Recorded], b: &[Recorded]) -> TraceDiff {
+    let ok = Ok::<&Recorded, Infallible>;
+    match diff_streams(a.iter().map(ok), b.iter().map(ok)) {
+        Ok(d) => d,
+        Err(never) => match never {},
+    }
+}
+
+/// Compares two traces read in step, one event of each at a time (e.g. two
+/// files streamed by `TraceReader`): memory holds the differences, not the events.
+pub fn diff_streams<A, B, E>(
+    a: impl IntoIterator<Item = Result<A, E>>,
+    b: impl IntoIterator<Item = Result<B, E>>,
+) -> Result<TraceDiff, E>
+where
+    A: Borrow<Recorded>,
+    B: Borrow<Recorded>,
+{
     let mut d = Differ { out: Vec::new() };
-    for i in 0..a.len().max(b.len()) {
-        let base = format!("/{i}");
-        match (a.get(i), b.get(i)) {
-            (Some(x), Some(y)) => {
-                if x.event_type != y.event_type {
-                    let (ta, tb) = (
-                        Value::from(x.event_type.clone()),
-                        Value::from(y.event_type.clone()),
-                    );
-                    d.push(
-                        &format!("{base}/event_type"),
-                        Change::ValueChanged,
-                        "event_type",
-                        Some(&ta),
-                        Some(&tb),
-                    );
-                }
-                let mut path = format!("{base}/payload");
-                d.value(&mut path, "payload", &x.payload, &y.payload);
-            }
-            (Some(x), None) => d.push(&base, Change::Removed, "event", Some(&x.raw), None),
-            (None, Some(y)) => d.push(&base, Change::Added, "event", None, Some(&y.raw)),
-            (None, None) => {}
+    let (mut a, mut b) = (a.into_iter(), b.into_iter());
+    for i in 0.. {
+        let x = a.next().transpose()?;
+        let y = b.next().transpose()?;
+        if x.is_none() && y.is_none() {
+            break;
         }
+        d.event(
+            i,
+            x.as_ref().map(Borrow::borrow),
+            y.as_ref().map(Borrow::borrow),
+        );
     }
     let compatibility = if d.out.is_empty() {
         Compatibility::Identical
@@ -174,8 +209,8 @@ pub fn diff(a: &[Recorded], b: &[Recorded]) -> TraceDiff {
     } else {
         Compatibility::Divergent
     };
-    TraceDiff {
+    Ok(TraceDiff {
         compatibility,
         differences: d.out,
-    }
+    })
 }

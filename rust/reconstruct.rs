@@ -10,20 +10,50 @@ use crate::recorded::Recorded;
 
 /// Rebuilds the state of every session in `events`, in order of appearance.
 pub fn reconstruct(events: &[Recorded]) -> Vec<Value> {
-    let mut order: Vec<String> = Vec::new();
-    let mut states: BTreeMap<String, State> = BTreeMap::new();
+    let mut r = Reconstructor::default();
     for e in events {
-        let s = states.entry(e.session_id.clone()).or_insert_with(|| {
-            order.push(e.session_id.clone());
-            State::new(e)
-        });
-        s.apply(e);
+        r.push(e);
     }
-    order
-        .into_iter()
-        .filter_map(|id| states.remove(&id))
-        .map(State::into_value)
-        .collect()
+    r.finish()
+}
+
+/// Rebuilds state from a `.trace.jsonl` file as it is read, one event at a time.
+pub fn reconstruct_file(path: &std::path::Path) -> crate::error::Result<Vec<Value>> {
+    let mut reader = crate::recorded::TraceReader::open(path, false)?;
+    let mut r = Reconstructor::default();
+    while let Some(e) = reader.next_event()? {
+        r.push(&e);
+    }
+    Ok(r.finish())
+}
+
+/// State reconstruction fed one event at a time.
+#[derive(Default)]
+pub struct Reconstructor {
+    order: Vec<String>,
+    states: BTreeMap<String, State>,
+}
+
+impl Reconstructor {
+    pub fn push(&mut self, e: &Recorded) {
+        if let Some(s) = self.states.get_mut(e.session_id.as_str()) {
+            s.apply(e);
+            return;
+        }
+        self.order.push(e.session_id.clone());
+        let mut s = State::new(e);
+        s.apply(e);
+        self.states.insert(e.session_id.clone(), s);
+    }
+
+    /// Every session's state, in order of first appearance.
+    pub fn finish(mut self) -> Vec<Value> {
+        self.order
+            .into_iter()
+            .filter_map(|id| self.states.remove(&id))
+            .map(State::into_value)
+            .collect()
+    }
 }
 
 struct State {

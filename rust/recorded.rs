@@ -1,6 +1,12 @@
 //! Events read back from a trace (a file or memory) for replay, diff and
 //! state reconstruction: the fields those need, parsed once.
 
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{CoreError, Result};
@@ -32,6 +38,16 @@ fn field<'a>(v: &'a Value, key: &str, i: usize) -> Result<&'a str> {
 
 impl Recorded {
     pub fn from_value(v: Value, i: usize) -> Result<Recorded> {
+        Recorded::build(v, i, true)
+    }
+
+    /// `from_value` without the whole event kept (`raw` is null): the
+    /// payload is moved out, not copied. For replay and reconstruction.
+    pub fn from_value_lean(v: Value, i: usize) -> Result<Recorded> {
+        Recorded::build(v, i, false)
+    }
+
+    fn build(mut v: Value, i: usize, keep_raw: bool) -> Result<Recorded> {
         let timestamp = field(&v, "timestamp", i)?.to_string();
         let micros = parse_timestamp(&timestamp, &format!("/{i}/timestamp")).map_err(|e| {
             CoreError::invalid("TRACE_INVALID", format!("/{i}/timestamp"), e.message())
@@ -48,11 +64,30 @@ impl Recorded {
                 )
             })?,
             event_type: field(&v, "event_type", i)?.to_string(),
-            payload: v.get("payload").cloned().unwrap_or(Value::Null),
+            payload: if keep_raw {
+                v.get("payload").cloned().unwrap_or(Value::Null)
+            } else {
+                v.as_object_mut()
+                    .and_then(|m| m.remove("payload"))
+                    .unwrap_or(Value::Null)
+            },
             timestamp,
             micros,
-            raw: v,
+            raw: if keep_raw { v } else { Value::Null },
         })
+    }
+
+    /// Parses one event given as JSON text, `i` its index in the trace.
+    pub fn parse(text: &[u8], i: usize, keep_raw: bool) -> Result<Recorded> {
+        if !keep_raw {
+            if let Some(r) = Recorded::parse_lean(text) {
+                return Ok(r);
+            }
+        }
+        let v: Value = serde_json::from_slice(text).map_err(|e| {
+            CoreError::invalid("TRACE_INVALID", format!("/{i}"), format!("not JSON: {e}"))
+        })?;
+        Recorded::build(v, i, keep_raw)
     }
 
     /// Parses events given as JSON texts (one event each).
@@ -60,13 +95,48 @@ impl Recorded {
         texts
             .into_iter()
             .enumerate()
-            .map(|(i, t)| {
-                let v: Value = serde_json::from_str(t).map_err(|e| {
-                    CoreError::invalid("TRACE_INVALID", format!("/{i}"), format!("not JSON: {e}"))
-                })?;
-                Recorded::from_value(v, i)
-            })
+            .map(|(i, t)| Recorded::parse(t.as_bytes(), i, true))
             .collect()
+    }
+
+    /// The fields replay and reconstruction need, read straight into place
+    /// (the other fields skipped, not built); `None` for anything unusual
+    /// (a field missing or of another type, a key twice, a bad timestamp),
+    /// which the general path then reports exactly.
+    fn parse_lean(text: &[u8]) -> Option<Recorded> {
+        #[derive(Deserialize)]
+        struct Lean<'a> {
+            #[serde(borrow)]
+            session_id: Cow<'a, str>,
+            #[serde(borrow)]
+            trace_id: Cow<'a, str>,
+            #[serde(borrow)]
+            span_id: Cow<'a, str>,
+            sequence: u64,
+            #[serde(borrow)]
+            timestamp: Cow<'a, str>,
+            #[serde(borrow)]
+            event_type: Cow<'a, str>,
+            #[serde(default)]
+            payload: Value,
+        }
+        // serde would also take a JSON array, field by field: objects only.
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let v: Lean<'_> = serde_json::from_slice(text).ok()?;
+        let micros = parse_timestamp(&v.timestamp, "/timestamp").ok()?;
+        Some(Recorded {
+            session_id: v.session_id.into_owned(),
+            trace_id: v.trace_id.into_owned(),
+            span_id: v.span_id.into_owned(),
+            sequence: v.sequence,
+            timestamp: v.timestamp.into_owned(),
+            micros,
+            event_type: v.event_type.into_owned(),
+            payload: v.payload,
+            raw: Value::Null,
+        })
     }
 
     pub fn str(&self, key: &str) -> Option<&str> {
@@ -79,5 +149,184 @@ impl Recorded {
                 .filter_map(|x| x.as_str().map(str::to_string))
                 .collect()
         })
+    }
+}
+
+/// Reads a `.trace.jsonl` file one line at a time, parsing each event once:
+/// what replay, diff and reconstruction stream through, in constant memory.
+/// A file whose last line is torn is refused before anything is read.
+pub struct TraceReader {
+    reader: BufReader<File>,
+    line: Vec<u8>,
+    keep_raw: bool,
+    /// Events returned so far (blank lines are skipped, not counted).
+    events: usize,
+    bytes: u64,
+    path: String,
+}
+
+impl TraceReader {
+    /// Opens `path`; with `keep_raw` each event keeps its whole JSON (diff).
+    pub fn open(path: &Path, keep_raw: bool) -> Result<TraceReader> {
+        let shown = path.display().to_string();
+        let io = |e: std::io::Error| CoreError::io(&shown, e);
+        let mut file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1)).map_err(io)?;
+            file.read_exact(&mut last).map_err(io)?;
+            if last[0] != b'\n' {
+                return Err(CoreError::invalid(
+                    "TRACE_TORN",
+                    shown.clone(),
+                    format!("{shown} ends in a torn line; run `cra trace verify` on it first"),
+                ));
+            }
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+        }
+        Ok(TraceReader {
+            reader: BufReader::with_capacity(1 << 16, file),
+            line: Vec::with_capacity(4096),
+            keep_raw,
+            events: 0,
+            bytes: 0,
+            path: shown,
+        })
+    }
+
+    /// The next event, `None` at the end of the file.
+    pub fn next_event(&mut self) -> Result<Option<Recorded>> {
+        loop {
+            self.line.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| CoreError::io(&self.path, e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.bytes += n as u64;
+            if self.line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let i = self.events;
+            self.events += 1;
+            return Recorded::parse(&self.line, i, self.keep_raw).map(Some);
+        }
+    }
+
+    /// Bytes read so far (for progress displays).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn events_read(&self) -> usize {
+        self.events
+    }
+}
+
+impl Iterator for TraceReader {
+    type Item = Result<Recorded>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_event().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const EVENT: &str = r#"{"session_id":"s","trace_id":"t","span_id":"p","sequence":0,"timestamp":"2026-01-01T00:00:00.000000Z","event_type":"x","payload":{"a":1}}"#;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn reads_events_one_at_a_time_skipping_blank_lines() {
+        let f = file(&format!("{EVENT}\n\n  \r\n{EVENT}\r\n"));
+        let mut r = TraceReader::open(f.path(), false).unwrap();
+        let e = r.next_event().unwrap().unwrap();
+        assert_eq!((e.event_type.as_str(), e.raw.is_null()), ("x", true));
+        assert_eq!(e.payload["a"], 1);
+        assert!(r.next_event().unwrap().is_some());
+        assert!(r.next_event().unwrap().is_none());
+        assert_eq!(r.events_read(), 2);
+        assert_eq!(r.bytes_read(), f.as_file().metadata().unwrap().len());
+        let kept = TraceReader::open(f.path(), true)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.raw["payload"]["a"], 1);
+    }
+
+    #[test]
+    fn the_lean_parse_reads_what_the_general_one_does() {
+        let dup = EVENT.replace("\"sequence\":0", "\"sequence\":0,\"sequence\":3");
+        let arr = r#"["s","t","p",0,"2026-01-01T00:00:00.000000Z","x",{"a":1}]"#;
+        for text in [
+            EVENT,
+            dup.as_str(),
+            &EVENT.replace(",\"payload\":{\"a\":1}", ""),
+        ] {
+            let lean = Recorded::parse(text.as_bytes(), 0, false).unwrap();
+            let full = Recorded::parse(text.as_bytes(), 0, true).unwrap();
+            assert_eq!(
+                (
+                    &lean.session_id,
+                    lean.sequence,
+                    &lean.timestamp,
+                    lean.micros,
+                    &lean.payload
+                ),
+                (
+                    &full.session_id,
+                    full.sequence,
+                    &full.timestamp,
+                    full.micros,
+                    &full.payload
+                ),
+            );
+        }
+        assert_eq!(
+            Recorded::parse(dup.as_bytes(), 0, false).unwrap().sequence,
+            3
+        );
+        let e = Recorded::parse(arr.as_bytes(), 7, false).unwrap_err();
+        assert!(
+            e.to_string().contains("event 7 has no string timestamp"),
+            "{e}"
+        );
+        let bad_time = EVENT.replace("2026-01-01T00:00:00.000000Z", "yesterday");
+        assert!(Recorded::parse(bad_time.as_bytes(), 0, false).is_err());
+    }
+
+    #[test]
+    fn a_torn_file_is_refused_before_reading() {
+        let f = file(&format!("{EVENT}\n{{\"trace_ver"));
+        let e = TraceReader::open(f.path(), false).err().unwrap();
+        assert_eq!(e.code(), "TRACE_TORN");
+    }
+
+    #[test]
+    fn a_bad_event_is_named_by_its_index() {
+        let f = file(&format!(
+            "{EVENT}\n\n{}\n",
+            EVENT.replace("\"span_id\":\"p\",", "")
+        ));
+        let mut r = TraceReader::open(f.path(), false).unwrap();
+        assert!(r.next_event().unwrap().is_some());
+        let e = r.next_event().unwrap_err();
+        assert_eq!(e.code(), "TRACE_INVALID");
+        assert!(
+            e.to_string().contains("event 1 has no string span_id"),
+            "{e}"
+        );
     }
 }

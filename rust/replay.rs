@@ -39,16 +39,43 @@ impl ReplayReport {
     }
 }
 
+/// What a replay held and counted, to show that its memory does not grow
+/// with the trace: events are consumed one at a time, and only the request
+/// event of a resolve whose completion has not been read yet is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    /// Events read.
+    pub events: u64,
+    /// Resolves replayed (one result each).
+    pub requests: u64,
+    /// Of which matched.
+    pub matched: u64,
+    pub executions_counted: u64,
+    /// The most recorded events the engine held at once (the one being read
+    /// included): open resolve spans, plus any events the caller kept.
+    pub peak_events_held: u64,
+    /// The most execute spans awaiting their outcome at once.
+    pub peak_open_executes: u64,
+}
+
 struct SessionInfo {
     agent_id: String,
     uuid: Uuid,
+    /// Execute spans of this session awaiting their outcome: span id and the
+    /// request's risk tier (what the limits that applied were chosen by).
+    open_executes: Vec<(String, Option<RiskTier>)>,
 }
 
-/// The recorded outcome of one resolve span.
-struct RecordedResolve<'a> {
-    request: &'a Recorded,
+/// An execute span whose outcome never came (e.g. an idempotent replay
+/// records no outcome) is forgotten once a session has this many open.
+const MAX_OPEN_EXECUTES: usize = 64;
+
+/// The recorded outcome of one resolve span, while its events are read.
+struct RecordedResolve {
+    request: Recorded,
     evaluations: Vec<(String, String, String)>,
-    completed: Option<&'a Recorded>,
+    /// Order in which the request was read (for resolves never completed).
+    opened: u64,
 }
 
 fn risk_of(r: &Recorded) -> Option<RiskTier> {
@@ -57,75 +84,181 @@ fn risk_of(r: &Recorded) -> Option<RiskTier> {
 
 /// Replays `events` (one or more sessions, each in sequence order).
 pub fn replay(events: &[Recorded], snapshot: Arc<Snapshot>) -> ReplayReport {
-    let limits = Limits::new();
     let mut report = ReplayReport::default();
-    let mut sessions: HashMap<&str, SessionInfo> = HashMap::new();
-    let mut spans: HashMap<&str, RecordedResolve<'_>> = HashMap::new();
-    let mut order: Vec<&str> = Vec::new();
-    let mut exec_risk: HashMap<&str, Option<RiskTier>> = HashMap::new();
-
+    let mut replayer = Replayer::new(snapshot, |r| report.requests.push(r));
     for e in events {
+        replayer.push(e.clone());
+    }
+    report.executions_counted = replayer.finish().executions_counted;
+    report
+}
+
+/// The replay engine, fed one event at a time; each resolve's result is
+/// handed to `sink` as soon as its completion is read (resolves never
+/// completed, when the trace ends). Memory: the sessions, the limit
+/// counters, and the resolves and executes still open.
+pub struct Replayer<F: FnMut(ReplayedRequest)> {
+    snapshot: Arc<Snapshot>,
+    limits: Limits,
+    sessions: HashMap<String, SessionInfo>,
+    spans: HashMap<String, RecordedResolve>,
+    opened: u64,
+    open_executes: u64,
+    stats: ReplayStats,
+    sink: F,
+}
+
+impl<F: FnMut(ReplayedRequest)> Replayer<F> {
+    pub fn new(snapshot: Arc<Snapshot>, sink: F) -> Self {
+        Replayer {
+            snapshot,
+            limits: Limits::new(),
+            sessions: HashMap::new(),
+            spans: HashMap::new(),
+            opened: 0,
+            open_executes: 0,
+            stats: ReplayStats::default(),
+            sink,
+        }
+    }
+
+    /// Counts `n` events held by the caller as well (e.g. a whole trace
+    /// given as a list), for `ReplayStats::peak_events_held`.
+    pub fn note_held(&mut self, n: u64) {
+        self.stats.peak_events_held = self.stats.peak_events_held.max(n);
+    }
+
+    fn emit(&mut self, r: ReplayedRequest) {
+        self.stats.requests += 1;
+        self.stats.matched += u64::from(r.matches);
+        (self.sink)(r);
+    }
+
+    /// Reads the next event of the trace.
+    pub fn push(&mut self, e: Recorded) {
+        self.stats.events += 1;
+        let held = self.spans.len() as u64 + 1;
+        self.stats.peak_events_held = self.stats.peak_events_held.max(held);
         match e.event_type.as_str() {
             "session.started" => {
                 let uuid = Uuid::try_parse(&e.session_id).unwrap_or_else(|_| Uuid::nil());
                 let agent_id = e.str("agent_id").unwrap_or_default().to_string();
-                sessions.insert(&e.session_id, SessionInfo { agent_id, uuid });
+                let info = SessionInfo {
+                    agent_id,
+                    uuid,
+                    open_executes: Vec::new(),
+                };
+                if let Some(old) = self.sessions.insert(e.session_id, info) {
+                    self.open_executes -= old.open_executes.len() as u64;
+                }
+            }
+            "session.ended" => {
+                if let Some(info) = self.sessions.get_mut(e.session_id.as_str()) {
+                    self.open_executes -= info.open_executes.len() as u64;
+                    info.open_executes = Vec::new();
+                }
             }
             "carp.request.received" if e.str("operation") == Some("resolve") => {
-                spans.insert(
-                    &e.span_id,
-                    RecordedResolve {
-                        request: e,
-                        evaluations: Vec::new(),
-                        completed: None,
-                    },
-                );
-                order.push(&e.span_id);
+                self.opened += 1;
+                let span = e.span_id.clone();
+                let open = RecordedResolve {
+                    request: e,
+                    evaluations: Vec::new(),
+                    opened: self.opened,
+                };
+                self.spans.insert(span, open);
             }
             "carp.request.received" if e.str("operation") == Some("execute") => {
-                exec_risk.insert(&e.span_id, risk_of(e));
+                let risk = risk_of(&e);
+                if let Some(info) = self.sessions.get_mut(e.session_id.as_str()) {
+                    if info.open_executes.len() >= MAX_OPEN_EXECUTES {
+                        info.open_executes.remove(0);
+                        self.open_executes -= 1;
+                    }
+                    info.open_executes.push((e.span_id, risk));
+                    self.open_executes += 1;
+                    self.stats.peak_open_executes =
+                        self.stats.peak_open_executes.max(self.open_executes);
+                }
             }
             "policy.evaluated" => {
-                if let Some(s) = spans.get_mut(e.span_id.as_str()) {
+                if let Some(s) = self.spans.get_mut(e.span_id.as_str()) {
                     let get = |k| e.str(k).unwrap_or_default().to_string();
                     s.evaluations
                         .push((get("action_id"), get("policy_id"), get("result")));
+                } else {
+                    // An execute waiting for approval: its outcome is this.
+                    self.close_execute(&e);
                 }
             }
             "carp.resolution.completed" => {
-                let span = e.span_id.as_str();
-                if let Some(s) = spans.get_mut(span) {
-                    s.completed = Some(e);
-                }
-                if let Some(s) = spans.remove(span) {
-                    report
-                        .requests
-                        .push(replay_one(&s, &sessions, &snapshot, &limits));
-                    order.retain(|x| *x != span);
+                if let Some(s) = self.spans.remove(e.span_id.as_str()) {
+                    let r = replay_one(&s, Some(&e), &self.sessions, &self.snapshot, &self.limits);
+                    self.emit(r);
                 }
             }
-            "action.failed" if e.str("error_code") == Some("NO_EXECUTOR") => {}
+            "action.denied" => {
+                self.close_execute(&e);
+            }
+            "action.failed" if e.str("error_code") == Some("NO_EXECUTOR") => {
+                self.close_execute(&e);
+            }
             "action.executed" | "action.failed" => {
-                let risk = exec_risk.get(e.span_id.as_str()).copied().flatten();
+                let risk = self.close_execute(&e).flatten();
                 if let (Some(info), Some(action)) =
-                    (sessions.get(e.session_id.as_str()), e.str("action_id"))
+                    (self.sessions.get(e.session_id.as_str()), e.str("action_id"))
                 {
-                    count_execution(&snapshot, &limits, info, action, risk, e.micros);
-                    report.executions_counted += 1;
+                    count_execution(&self.snapshot, &self.limits, info, action, risk, e.micros);
+                    self.stats.executions_counted += 1;
                 }
             }
             _ => {}
         }
     }
-    // Resolves whose completion was never recorded (a trace cut short).
-    for span in order {
-        if let Some(s) = spans.remove(span) {
-            report
-                .requests
-                .push(replay_one(&s, &sessions, &snapshot, &limits));
+
+    /// Forgets an execute span that recorded its outcome; its risk tier.
+    fn close_execute(&mut self, e: &Recorded) -> Option<Option<RiskTier>> {
+        let info = self.sessions.get_mut(e.session_id.as_str())?;
+        let i = info
+            .open_executes
+            .iter()
+            .position(|(span, _)| *span == e.span_id)?;
+        self.open_executes -= 1;
+        Some(info.open_executes.remove(i).1)
+    }
+
+    /// Replays the resolves whose completion was never recorded (a trace
+    /// cut short), in the order they were read; what was counted.
+    pub fn finish(mut self) -> ReplayStats {
+        let mut open: Vec<RecordedResolve> =
+            std::mem::take(&mut self.spans).into_values().collect();
+        open.sort_by_key(|s| s.opened);
+        for s in open {
+            let r = replay_one(&s, None, &self.sessions, &self.snapshot, &self.limits);
+            self.emit(r);
+        }
+        self.stats
+    }
+}
+
+/// Replays a `.trace.jsonl` file as it is read (one event in memory at a
+/// time besides the open resolves); `progress` gets the bytes read now and then.
+pub fn replay_file(
+    path: &std::path::Path,
+    snapshot: Arc<Snapshot>,
+    sink: impl FnMut(ReplayedRequest),
+    progress: &mut dyn FnMut(u64),
+) -> crate::error::Result<ReplayStats> {
+    let mut reader = crate::recorded::TraceReader::open(path, false)?;
+    let mut replayer = Replayer::new(snapshot, sink);
+    while let Some(e) = reader.next_event()? {
+        replayer.push(e);
+        if reader.events_read() % 65_536 == 0 {
+            progress(reader.bytes_read());
         }
     }
-    report
+    progress(reader.bytes_read());
+    Ok(replayer.finish())
 }
 
 fn count_execution(
@@ -164,12 +297,13 @@ fn count_execution(
 }
 
 fn replay_one(
-    s: &RecordedResolve<'_>,
-    sessions: &HashMap<&str, SessionInfo>,
+    s: &RecordedResolve,
+    completed: Option<&Recorded>,
+    sessions: &HashMap<String, SessionInfo>,
     snapshot: &Arc<Snapshot>,
     limits: &Limits,
 ) -> ReplayedRequest {
-    let r = s.request;
+    let r = &s.request;
     let mut out = ReplayedRequest {
         session_id: r.session_id.clone(),
         request_id: r.str("request_id").unwrap_or_default().to_string(),
@@ -228,7 +362,7 @@ fn replay_one(
             mism.push(json!({"field": field, "recorded": recorded, "replayed": now}));
         }
     };
-    match s.completed {
+    match completed {
         Some(c) => {
             let p = &c.payload;
             check(

@@ -42,6 +42,9 @@ pub struct ChainVerification {
     /// Detected from event 0; `None` for an empty chain or when neither matched.
     pub algorithm: Option<HashAlgorithm>,
     pub fault: Option<Fault>,
+    /// The sequence of the anchor the chain was verified from (its older
+    /// events removed by retention); `None` when verified from genesis.
+    pub anchored_at: Option<u64>,
 }
 
 impl ChainVerification {
@@ -188,6 +191,7 @@ impl ChainVerifier {
             event_count: self.count,
             algorithm: self.algorithm,
             fault: self.fault,
+            anchored_at: self.anchor.map(|(sequence, _)| sequence),
         }
     }
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import _core
 from .errors import IntegrityError, NotFoundError
@@ -25,6 +25,14 @@ __all__ = [
 ]
 
 Trace = Union[str, "os.PathLike[str]", Sequence[Union[TRACEEvent, Mapping[str, Any], str]]]
+
+
+def _source(trace: Trace) -> Union[str, List[str]]:
+    """What the core reads: a file path (streamed there, line by line) or
+    the events as JSON texts."""
+    if isinstance(trace, (str, os.PathLike)):
+        return os.fspath(trace)
+    return read_trace(trace)
 
 
 def read_trace(trace: Trace) -> List[str]:
@@ -88,7 +96,7 @@ class TraceDiff:
 
 def diff(trace_a: Trace, trace_b: Trace) -> TraceDiff:
     """Compares two traces event by event, ignoring ids, timestamps and hashes."""
-    doc = json.loads(_core.diff_traces(read_trace(trace_a), read_trace(trace_b)))
+    doc = json.loads(_core.diff_traces(_source(trace_a), _source(trace_b)))
     return TraceDiff(doc["compatibility"], [Difference(**d) for d in doc["differences"]])
 
 
@@ -105,30 +113,58 @@ class ReplayedRequest:
 @dataclass(frozen=True)
 class ReplayReport:
     """Per recorded resolve: whether the decision type, the allowed and
-    denied counts and every `policy.evaluated` outcome came out the same."""
+    denied counts and every `policy.evaluated` outcome came out the same.
+
+    `requests` lists every resolve replayed, or only those that did not
+    match when the replay was asked not to keep matching ones;
+    `request_count` is how many were replayed either way. `stats` says what
+    the replay engine read and held (`events`, `peak_events_held`,
+    `peak_open_executes`); it is not part of the result (not compared)."""
 
     identical: bool
     executions_counted: int
     requests: List[ReplayedRequest]
-
-    @property
-    def matched(self) -> int:
-        return sum(r.matches for r in self.requests)
+    request_count: Optional[int] = None
+    stats: Dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def mismatched(self) -> int:
-        return len(self.requests) - self.matched
+        return sum(not r.matches for r in self.requests)
+
+    @property
+    def matched(self) -> int:
+        total = len(self.requests) if self.request_count is None else self.request_count
+        return total - self.mismatched
 
 
-def replay(trace: Trace, atlases: Iterable[Any]) -> ReplayReport:
+def replay(
+    trace: Trace,
+    atlases: Iterable[Any],
+    *,
+    keep_matching: bool = True,
+    progress: Optional[Callable[[int], None]] = None,
+) -> ReplayReport:
     """Re-runs every recorded resolve against `atlases` (paths or dicts) at
-    the recorded clock readings, with limits rebuilt from recorded executions."""
+    the recorded clock readings, with limits rebuilt from recorded executions.
+
+    A `.trace.jsonl` path is streamed by the core, one event at a time, so
+    memory does not grow with the trace; with `keep_matching=False` only the
+    requests that did not match are kept in the report. `progress(bytes_read)`
+    is called now and then while a file is read."""
     from .runtime import Runtime
 
     with Runtime(atlases=list(atlases), clock_skew_seconds=None) as rt:
-        doc = json.loads(rt._core.replay_trace(read_trace(trace)))
+        source = _source(trace)
+        if isinstance(source, str):
+            text = rt._core.replay_file(source, keep_matching, progress)
+        else:
+            text = rt._core.replay_trace(source)
+        doc = json.loads(text)
+    requests = [ReplayedRequest(**r) for r in doc["requests"]]
+    if not keep_matching:
+        requests = [r for r in requests if not r.matches]
     return ReplayReport(
-        doc["identical"], doc["executions_counted"], [ReplayedRequest(**r) for r in doc["requests"]]
+        doc["identical"], doc["executions_counted"], requests, doc["request_count"], doc["stats"]
     )
 
 
@@ -147,5 +183,5 @@ class SessionState:
 
 def reconstruct(trace: Trace) -> Union[SessionState, List[SessionState]]:
     """The state of the trace's session (a list when it holds several)."""
-    states = [SessionState(**s) for s in json.loads(_core.reconstruct_trace(read_trace(trace)))]
+    states = [SessionState(**s) for s in json.loads(_core.reconstruct_trace(_source(trace)))]
     return states[0] if len(states) == 1 else states

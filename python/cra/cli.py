@@ -49,6 +49,8 @@ def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
         ),
         "bad_lines": [{"line": n, "message": m} for n, m in r.bad_lines],
         "bad_line_count": r.bad_line_count,
+        "anchor_file": r.anchor_file,
+        "anchor_faults": r.anchor_faults,
         "sessions": [
             {
                 "session_id": sid,
@@ -59,6 +61,7 @@ def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
                 "message": v.message,
                 "event_count": v.event_count,
                 "algorithm": v.algorithm,
+                "anchored_at": v.anchored_at,
             }
             for sid, v in r.sessions.items()
         ],
@@ -68,13 +71,22 @@ def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
 def _print_verification(path: str, r: FileVerification) -> None:
     verdict = "VALID" if r.valid else "INVALID"
     print(f"{path}: {verdict} — {len(r.sessions)} session(s), {r.event_count} event(s)")
+    if r.anchor_file is not None:
+        print(f"  anchor file {r.anchor_file}")
     for sid, v in r.sessions.items():
         alg = v.algorithm or "unknown hash"
+        start = (
+            ""
+            if v.anchored_at is None
+            else f", verified from the anchor at sequence {v.anchored_at}, not from genesis"
+        )
         if v.valid:
-            print(f"  ok    {sid}  {v.event_count} events ({alg})")
+            print(f"  ok    {sid}  {v.event_count} events ({alg}){start}")
         else:
             where = f"event {v.index}" + (f", line {v.line}" if v.line else "")
             print(f"  FAIL  {sid}  {v.error} at {where}: {v.message}")
+    for message in r.anchor_faults:
+        print(f"  FAIL  {message}")
     for line, message in r.bad_lines:
         print(f"  FAIL  line {line}: {message}")
     if r.bad_line_count > len(r.bad_lines):
@@ -88,13 +100,16 @@ def _print_verification(path: str, r: FileVerification) -> None:
 
 
 def _cmd_trace_verify(args: argparse.Namespace) -> int:
+    if args.anchor is not None and len(args.files) != 1:
+        print("error: --anchor goes with exactly one FILE", file=sys.stderr)
+        return EXIT_UNREADABLE
     worst = EXIT_OK
     reports = []
     for path in args.files:
         try:
             size = os.path.getsize(path)
             progress = Progress(f"verifying {path}", size)
-            r = verify_jsonl(path, progress)
+            r = verify_jsonl(path, progress, anchor=args.anchor)
             progress.finish()
         except (OSError, CraError) as e:
             msg = e.message if isinstance(e, CraError) else str(e)
@@ -138,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     v = trace.add_parser("verify", help="verify the hash chains of .trace.jsonl files")
     v.add_argument("files", nargs="+", metavar="FILE")
     v.add_argument("--json", action="store_true", help="machine-readable report")
+    v.add_argument(
+        "--anchor",
+        default=None,
+        metavar="FILE",
+        help="verify chains from this anchor file (default: FILE.anchor.json beside FILE, if any)",
+    )
     v.set_defaults(func=_cmd_trace_verify)
     from .cli_trace import add_commands
 

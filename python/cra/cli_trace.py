@@ -29,17 +29,15 @@ def _load(path: str) -> List[str]:
     return read_trace(path)
 
 
-def _note(message: str, path: str) -> None:
-    """A progress line on a terminal for files large enough to take a while."""
-    if sys.stderr.isatty() and os.path.getsize(path) > 8 * 1024 * 1024:
-        sys.stderr.write(f"\r{message}…")
-        sys.stderr.flush()
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
-    _note(f"replaying {args.file} ({os.path.getsize(args.file) >> 20} MiB)", args.file)
-    report = replay(args.file, args.atlas)
-    _note(" " * 60 + "\r", args.file)
+    from .cli import Progress
+
+    progress = Progress(f"replaying {args.file}", os.path.getsize(args.file))
+    report = replay(
+        args.file, args.atlas, keep_matching=not args.only_mismatches, progress=progress
+    )
+    progress.finish()
+    total = len(report.requests) if report.request_count is None else report.request_count
     if args.json:
         print(
             json.dumps(
@@ -67,7 +65,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 )
         verdict = "IDENTICAL" if report.identical else "DIVERGENT"
         print(
-            f"replay: {verdict} — {report.matched} of {len(report.requests)} requests match "
+            f"replay: {verdict} — {report.matched} of {total} requests match "
             f"({report.executions_counted} recorded executions counted toward limits)"
         )
     return EXIT_OK if report.identical else EXIT_DIFFERENT
@@ -122,20 +120,37 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .errors import CraError
     from .storage import JSONLStore, SQLiteStore
 
     store = JSONLStore(args.store) if os.path.isdir(args.store) else SQLiteStore(args.store)
-    events = store.events(args.session)
-    if not events:
+    if args.out:
+        try:
+            anchor = store.export(args.session, args.out)
+        except CraError as e:
+            print(f"error: {e.message} ({args.store})", file=sys.stderr)
+            return EXIT_UNREADABLE
+        if anchor is not None:
+            print(
+                f"{args.out}: the session's chain starts at sequence {anchor['first_sequence']} "
+                f"(older events were removed by retention); its anchor is in {args.out}.anchor.json",
+                file=sys.stderr,
+            )
+        return EXIT_OK
+    texts = store._event_texts(args.session)
+    if not texts:
         print(f"error: no events for session {args.session} in {args.store}", file=sys.stderr)
         return EXIT_UNREADABLE
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-    try:
-        for e in events:
-            out.write(json.dumps(e, separators=(",", ":")) + "\n")
-    finally:
-        if args.out:
-            out.close()
+    for text in texts:
+        sys.stdout.write(text + "\n")
+    first = json.loads(texts[0])["sequence"]
+    if first != 0:
+        print(
+            f"note: the session's chain starts at sequence {first} (older events "
+            "were removed by retention); export with --out FILE to get the anchor file "
+            "FILE.anchor.json that verification needs",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -145,6 +160,11 @@ def add_commands(trace: Any, lazy: Any) -> None:
     r.add_argument("file", metavar="FILE")
     r.add_argument("--atlas", action="append", required=True, metavar="PATH")
     r.add_argument("--json", action="store_true")
+    r.add_argument(
+        "--only-mismatches",
+        action="store_true",
+        help="list only the requests that did not match (memory then stays bounded)",
+    )
     r.set_defaults(func=lazy("cli_trace", "cmd_replay"))
     d = trace.add_parser("diff", help="compare two traces, ignoring ids, timestamps and hashes")
     d.add_argument("a", metavar="A")

@@ -131,6 +131,39 @@ class Store(ABC):
         report = _core.verify_chain_json(self._event_texts(session_id), anchor)
         return ChainVerification._from_core(report)
 
+    def export(self, session_id: str, path: PathLike) -> Optional[Dict[str, Any]]:
+        """Writes a session's stored events to `path` as JSON Lines (pure
+        events, one a line; written atomically) and returns its anchor, or None.
+
+        When retention removed the session's oldest events, the file starts
+        mid-chain; where it starts (the *anchor*: first sequence, the hash it
+        links to, the hash algorithm) is then written beside it as
+        `<path>.anchor.json`, which `cra trace verify` and `cra.verify_jsonl`
+        pick up. A stale anchor file from an earlier export is removed."""
+        texts = self._event_texts(session_id)
+        if not texts:
+            raise NotFoundError(
+                f"no events for session {session_id} in this store", code="SESSION_NOT_FOUND"
+            )
+        target = Path(path)
+        sidecar = Path(os.fspath(target) + ".anchor.json")
+        row = self.session(session_id)
+        anchor: Optional[Dict[str, Any]] = None
+        if row["first_sequence"]:
+            anchor = {
+                "session_id": session_id,
+                "first_sequence": row["first_sequence"],
+                "previous_event_hash": row["anchor_hash"],
+                "hash_algorithm": self.verify(session_id).algorithm,
+            }
+        _atomic_write(target, "".join(t + "\n" for t in texts))
+        if anchor is not None:
+            doc = {"anchor_version": 1, "anchors": [anchor]}
+            _atomic_write(sidecar, json.dumps(doc, indent=2) + "\n")
+        elif sidecar.exists():
+            sidecar.unlink()
+        return anchor
+
     def resume(self, runtime: Any, session_id: str) -> str:
         """Continues an open session in a (restarted) runtime: the next event
         gets the next sequence and links to the last stored hash."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _core
@@ -117,6 +117,9 @@ class ChainVerification:
     message: Optional[str] = None
     session_id: Optional[str] = None
     line: Optional[int] = None
+    #: The sequence of the anchor the chain was verified from (its older
+    #: events removed by retention); None when verified from genesis.
+    anchored_at: Optional[int] = None
 
     @classmethod
     def _from_core(cls, r: _core.ChainReport) -> ChainVerification:
@@ -129,6 +132,7 @@ class ChainVerification:
             message=r.message,
             session_id=r.session_id,
             line=r.line,
+            anchored_at=r.anchored_at,
         )
 
     def __bool__(self) -> bool:
@@ -147,12 +151,18 @@ class FileVerification(Mapping[str, ChainVerification]):
     bad_line_count: int
     lines: int
     event_count: int
+    #: The anchor file the chains were verified with (`FILE.anchor.json`
+    #: beside the file, or the one given), if any.
+    anchor_file: Optional[str] = None
+    #: Anchors naming a session the file does not contain.
+    anchor_faults: List[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
         return (
             self.torn_tail is None
             and self.bad_line_count == 0
+            and not self.anchor_faults
             and all(v.valid for v in self.sessions.values())
         )
 
@@ -170,10 +180,21 @@ class FileVerification(Mapping[str, ChainVerification]):
 
 
 def verify_jsonl(
-    path: Union[str, os.PathLike[str]], progress: Optional[Callable[[int], None]] = None
+    path: Union[str, os.PathLike[str]],
+    progress: Optional[Callable[[int], None]] = None,
+    anchor: Optional[Union[str, os.PathLike[str]]] = None,
+    use_sidecar: bool = True,
 ) -> FileVerification:
-    """Verifies every session chain in a `.trace.jsonl` file, streaming."""
-    r = _core.verify_jsonl(os.fspath(path), progress)
+    """Verifies every session chain in a `.trace.jsonl` file, streaming.
+
+    A chain whose older events were removed (an export of a session trimmed
+    by retention) is verified from its anchor: the anchor file `anchor`, or
+    else `FILE.anchor.json` beside the file when there is one (and
+    `use_sidecar`). Such a chain reports `anchored_at`, the sequence it was
+    verified from."""
+    r = _core.verify_jsonl(
+        os.fspath(path), progress, None if anchor is None else os.fspath(anchor), use_sidecar
+    )
     sessions = {}
     for s in r.sessions:
         v = ChainVerification._from_core(s)
@@ -185,6 +206,8 @@ def verify_jsonl(
         bad_line_count=r.bad_line_count,
         lines=r.lines,
         event_count=r.event_count,
+        anchor_file=None if r.anchor_file is None else os.fspath(r.anchor_file),
+        anchor_faults=r.anchor_faults,
     )
 
 

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::verify::ChainVerification;
-use crate::verify_file::{verify_file, FileVerification};
+use crate::verify_file::{verify_file_with, AnchorSource, FileVerification};
 
 use super::errors::IntoPyResult;
 use super::event::Event;
@@ -47,6 +47,11 @@ impl ChainReport {
     #[getter]
     fn session_id(&self) -> Option<String> {
         self.0.session_id.clone()
+    }
+    /// The sequence of the anchor the chain was verified from, if not genesis.
+    #[getter]
+    fn anchored_at(&self) -> Option<u64> {
+        self.0.anchored_at
     }
 }
 
@@ -96,16 +101,38 @@ impl FileReport {
     fn event_count(&self) -> u64 {
         self.0.event_count()
     }
+    /// The anchor file the chains were verified with, if any.
+    #[getter]
+    fn anchor_file(&self) -> Option<String> {
+        self.0
+            .anchor_file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+    /// Anchors that name a session the file does not contain.
+    #[getter]
+    fn anchor_faults(&self) -> Vec<String> {
+        self.0.anchor_faults.clone()
+    }
 }
 
-/// Verifies a `.trace.jsonl` file, streaming; `progress(bytes_read)` is called now and then.
+/// Verifies a `.trace.jsonl` file, streaming; `progress(bytes_read)` is
+/// called now and then. Chains start at the anchors of `anchor` (an anchor
+/// file), else of `FILE.anchor.json` beside the file when `use_sidecar`.
 #[pyfunction]
-#[pyo3(signature = (path, progress=None))]
+#[pyo3(signature = (path, progress=None, anchor=None, use_sidecar=true))]
 pub fn verify_jsonl(
     py: Python<'_>,
     path: PathBuf,
     progress: Option<Py<PyAny>>,
+    anchor: Option<PathBuf>,
+    use_sidecar: bool,
 ) -> PyResult<FileReport> {
+    let source = match (&anchor, use_sidecar) {
+        (Some(file), _) => AnchorSource::File(file),
+        (None, true) => AnchorSource::Beside,
+        (None, false) => AnchorSource::Nothing,
+    };
     let report = py.detach(|| {
         let mut tick = |n: u64| {
             if let Some(cb) = &progress {
@@ -116,7 +143,7 @@ pub fn verify_jsonl(
                 });
             }
         };
-        verify_file(&path, &mut tick)
+        verify_file_with(&path, source, &mut tick)
     });
     report.map(FileReport).py()
 }
