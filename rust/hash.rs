@@ -118,7 +118,9 @@ impl HashInput<'_> {
 
 /// Lower-case hex of a digest.
 pub fn to_hex(digest: &[u8; 32]) -> String {
-    hex::encode(digest)
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(digest, &mut out).expect("64 bytes hold 32 in hex");
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
 }
 
 /// Parses 64 hex digits (either case) into a digest.

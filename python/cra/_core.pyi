@@ -8,7 +8,6 @@ __all__ = [
     "ChainReport",
     "Event",
     "ExecuteResponse",
-    "ExecuteTicket",
     "ManualClock",
     "SlidingWindowRateLimiter",
     "FileReport",
@@ -165,15 +164,6 @@ class ExecuteResponse:
     def to_json(self) -> str: ...
 
 @final
-class ExecuteTicket:
-    @property
-    def action_id(self) -> str: ...
-    @property
-    def executor(self) -> Optional[str]: ...
-    @property
-    def parameters_json(self) -> str: ...
-
-@final
 class ManualClock:
     def __new__(cls, start: Optional[float] = None) -> ManualClock: ...
     def now(self) -> float: ...
@@ -258,14 +248,11 @@ class Runtime:
     def atlas_manifest(self, atlas_id: str) -> str: ...
     def resolve(self, request: Any) -> Resolution: ...
     def prepare(self, session_id: str) -> PreparedResolver: ...
-    def execute_begin(self, request: Any) -> ExecuteResponse | ExecuteTicket: ...
-    def execute_finish(
+    def execute(
         self,
-        ticket: ExecuteTicket,
-        result: Any = None,
-        error: Optional[Tuple[str, str, Any]] = None,
-        duration_ms: float = 0.0,
-        no_executor: bool = False,
+        request: Any,
+        executors: Dict[str, Callable[..., Any]],
+        settle: Callable[[Any], Any],
     ) -> ExecuteResponse: ...
     def validate(self, request: Any) -> Dict[str, Any]: ...
     def approve(

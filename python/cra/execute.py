@@ -7,9 +7,8 @@ import asyncio
 import inspect
 import json
 import threading
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional
 
 from . import _core
 
@@ -108,6 +107,12 @@ class ExecuteResponse:
         return f"ExecuteResponse({self.status}{err}, execution_id={self.execution_id})"
 
 
+def settle(value: Any) -> Any:
+    """An executor's return value, awaited first if it is awaitable (the
+    core calls this for values that are not plain JSON)."""
+    return _run_awaitable(value) if inspect.isawaitable(value) else value
+
+
 def _run_awaitable(value: Any) -> Any:
     """Runs a coroutine to completion, also from inside a running loop."""
     try:
@@ -131,54 +136,19 @@ def _run_awaitable(value: Any) -> Any:
 
 
 class Executors:
-    """Callables by action id (or by the atlas's `executor` name)."""
+    """Callables by action id (or by the atlas's `executor` name); the core
+    looks them up in `by_key` and calls them with the request's parameters."""
 
     def __init__(self) -> None:
-        self._by_key: Dict[str, Executor] = {}
+        self.by_key: Dict[str, Executor] = {}
 
     def register(self, key: str, fn: Executor) -> None:
         if not callable(fn):
             raise TypeError(f"executor for {key!r} is not callable")
-        self._by_key[key] = fn
+        self.by_key[key] = fn
 
     def find(self, action_id: str, executor_name: Optional[str]) -> Optional[Executor]:
-        fn = self._by_key.get(action_id)
+        fn = self.by_key.get(action_id)
         if fn is None and executor_name:
-            fn = self._by_key.get(executor_name)
+            fn = self.by_key.get(executor_name)
         return fn
-
-    def run(
-        self, core: _core.Runtime, begun: Union[_core.ExecuteResponse, _core.ExecuteTicket]
-    ) -> ExecuteResponse:
-        """Runs the executor of a checked execution and records the outcome."""
-        if isinstance(begun, _core.ExecuteResponse):
-            return ExecuteResponse(begun)
-        fn = self.find(begun.action_id, begun.executor)
-        if fn is None:
-            return ExecuteResponse(core.execute_finish(begun, no_executor=True))
-        params = json.loads(begun.parameters_json)
-        t0 = time.perf_counter()
-        try:
-            result = fn(**params)
-            if inspect.isawaitable(result):
-                result = _run_awaitable(result)
-        except Exception as e:
-            ms = (time.perf_counter() - t0) * 1000.0
-            details = {"exception": type(e).__name__}
-            return ExecuteResponse(
-                core.execute_finish(
-                    begun,
-                    error=("EXECUTION_FAILED", str(e) or type(e).__name__, details),
-                    duration_ms=ms,
-                )
-            )
-        except BaseException as e:
-            ms = (time.perf_counter() - t0) * 1000.0
-            core.execute_finish(
-                begun,
-                error=("EXECUTION_FAILED", f"interrupted: {type(e).__name__}", None),
-                duration_ms=ms,
-            )
-            raise
-        ms = (time.perf_counter() - t0) * 1000.0
-        return ExecuteResponse(core.execute_finish(begun, result=result, duration_ms=ms))

@@ -24,7 +24,7 @@ from typing import (
 from . import _core
 from .carp import AtlasInfo, CARPResolution
 from .errors import CraError
-from .execute import ExecuteResponse, Executors
+from .execute import ExecuteResponse, Executors, settle
 from .timing import HeartbeatConfig, SessionTTLConfig
 from .trace import ChainVerification, TRACEEvent
 
@@ -142,10 +142,9 @@ class Runtime:
         """Executes an action of a resolution through its registered executor,
         after every check of the protocol; governance outcomes are answers."""
         try:
-            begun = self._core.execute_begin(request)
+            return ExecuteResponse(self._core.execute(request, self._executors.by_key, settle))
         except CraError as e:
             raise _with_request_id(e, request) from None
-        return self._executors.run(self._core, begun)
 
     def validate(self, request: Mapping[str, Any]) -> Dict[str, Any]:
         """Checks a request (and an execution's parameters) without acting:

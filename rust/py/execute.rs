@@ -1,23 +1,18 @@
-//! Execute, validate and approvals on `cra._core.Runtime`. The executor
-//! itself is Python: `execute_begin` checks and returns a ticket, the
-//! Python layer runs the callable, `execute_finish` records the outcome.
+//! The execute answer, validate and approvals on `cra._core.Runtime`
+//! (execute itself is in `execute_run.rs`).
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::Value;
 
 use crate::approvals::{GrantScope, Pending};
-use crate::carp_execute::Begin;
-use crate::error::CoreError;
-use crate::execute::{ExecuteResponse as CoreResponse, RunResult, Ticket};
+use crate::execute::ExecuteResponse as CoreResponse;
 use crate::ids::parse_uuid;
 use crate::time::format_timestamp;
 
-use super::convert::value_to_canonical;
-use super::errors::{to_py, IntoPyResult};
+use super::errors::IntoPyResult;
 use super::runtime::{Detached, Runtime};
 use super::value::to_value;
 
@@ -81,32 +76,6 @@ impl ExecuteResponse {
     }
 }
 
-#[pyclass(frozen, module = "cra._core", name = "ExecuteTicket")]
-pub struct ExecuteTicket {
-    ticket: Mutex<Option<Ticket>>,
-    action_id: String,
-    executor: Option<String>,
-    parameters: String,
-}
-
-#[pymethods]
-impl ExecuteTicket {
-    #[getter]
-    fn action_id(&self) -> &str {
-        &self.action_id
-    }
-    /// The atlas's executor name for this action, if it names one.
-    #[getter]
-    fn executor(&self) -> Option<&str> {
-        self.executor.as_deref()
-    }
-    /// The checked parameters as JSON text.
-    #[getter]
-    fn parameters_json(&self) -> &str {
-        &self.parameters
-    }
-}
-
 fn pending_dict<'py>(py: Python<'py>, p: &Pending) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("approval_id", p.approval_id.to_string())?;
@@ -125,91 +94,6 @@ fn pending_dict<'py>(py: Python<'py>, p: &Pending) -> PyResult<Bound<'py, PyDict
 
 #[pymethods]
 impl Runtime {
-    /// Checks an execute request: an `ExecuteResponse` now, or a ticket to run.
-    fn execute_begin(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let wait = Detached(py);
-        let begun = match super::request_view::parse_direct(request) {
-            Some(req) => self.0.execute_parsed(req, &wait),
-            None => match to_value(request, "INVALID_REQUEST") {
-                Ok(v) => self.0.execute_begin(&v, &wait),
-                // Not JSON at all: still an `error.occurred` in an open session.
-                Err(e) => {
-                    let hint = super::carp::session_hint_py(request);
-                    self.0.with_error_event(hint, &wait, || Err(e))
-                }
-            },
-        };
-        match begun.py()? {
-            Begin::Answer(resp) => Ok(Bound::new(py, ExecuteResponse(resp))?.into_any().unbind()),
-            Begin::Run(t) => {
-                let ticket = ExecuteTicket {
-                    action_id: t.echo.action_id.to_string(),
-                    executor: t.executor.as_deref().map(str::to_string),
-                    parameters: t.parameters.to_string(),
-                    ticket: Mutex::new(Some(*t)),
-                };
-                Ok(Bound::new(py, ticket)?.into_any().unbind())
-            }
-        }
-    }
-
-    /// Records what the executor did: `result` (JSON-like), or `error` as
-    /// `(code, message, details)`, or `no_executor`.
-    #[pyo3(signature = (ticket, result=None, error=None, duration_ms=0.0, no_executor=false))]
-    fn execute_finish(
-        &self,
-        py: Python<'_>,
-        ticket: &Bound<'_, ExecuteTicket>,
-        result: Option<&Bound<'_, PyAny>>,
-        error: Option<(String, String, Option<Bound<'_, PyAny>>)>,
-        duration_ms: f64,
-        no_executor: bool,
-    ) -> PyResult<ExecuteResponse> {
-        let t = ticket.get().ticket.lock().take().ok_or_else(|| {
-            to_py(CoreError::invalid(
-                "TICKET_USED",
-                "",
-                "this execution has already finished",
-            ))
-        })?;
-        let outcome = if no_executor {
-            RunResult::NoExecutor
-        } else if let Some((code, message, details)) = error {
-            let details = details
-                .map(|d| to_value(&d, "INVALID_RESULT"))
-                .transpose()
-                .ok()
-                .flatten();
-            // Executor failures have one code; the exception's name is in details.
-            let _ = code;
-            let code: &'static str = "EXECUTION_FAILED";
-            RunResult::Failed {
-                code,
-                message,
-                details: details.unwrap_or(Value::Object(Default::default())),
-            }
-        } else {
-            let none = py.None().into_bound(py);
-            match value_to_canonical(result.unwrap_or(&none)) {
-                Ok(text) => RunResult::Returned(text),
-                Err(e) => RunResult::Failed {
-                    code: "INVALID_RESULT",
-                    message: format!("the executor's result is not JSON: {}", e.message()),
-                    details: serde_json::json!({"path": e.path()}),
-                },
-            }
-        };
-        let duration = if duration_ms.is_finite() && duration_ms >= 0.0 {
-            duration_ms
-        } else {
-            0.0
-        };
-        self.0
-            .execute_finish(t, outcome, duration, &Detached(py))
-            .map(ExecuteResponse)
-            .py()
-    }
-
     /// Validates a request (§6): `{"valid": bool, "errors": [{"path", "message"}]}`.
     fn validate<'py>(
         &self,

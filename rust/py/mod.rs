@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod event;
 mod execute;
+mod execute_run;
 mod request_view;
 mod resolution;
 mod runtime;
@@ -29,7 +30,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<resolution::Resolution>()?;
     m.add_class::<carp::PreparedResolver>()?;
     m.add_class::<execute::ExecuteResponse>()?;
-    m.add_class::<execute::ExecuteTicket>()?;
     m.add_class::<timing::ManualClock>()?;
     m.add_class::<timing::SlidingWindowRateLimiter>()?;
     m.add_function(wrap_pyfunction!(carp::check_request, m)?)?;

@@ -1,0 +1,207 @@
+//! `Runtime.execute`: the checks of §5, the executor call and the record of
+//! its outcome in one call from Python. The executor is a Python callable
+//! found in the Python layer's registry (a dict by action id or executor
+//! name) and called as `fn(**parameters)`.
+
+use std::time::Instant;
+
+use pyo3::exceptions::PyException;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use serde_json::{json, Value};
+
+use crate::carp_execute::Begin;
+use crate::execute::{RunResult, Ticket};
+
+use super::convert::value_to_canonical;
+use super::errors::IntoPyResult;
+use super::execute::ExecuteResponse;
+use super::request_view::parse_direct;
+use super::runtime::{Detached, Runtime};
+use super::value::to_value;
+
+/// The executor of a ticket: by action id, else by the atlas's executor name.
+fn find<'py>(executors: &Bound<'py, PyDict>, t: &Ticket) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Some(f) = executors.get_item(&*t.echo.action_id)? {
+        return Ok(Some(f));
+    }
+    match &t.executor {
+        Some(name) => executors.get_item(&**name),
+        None => Ok(None),
+    }
+}
+
+/// The request's own parameters dict (a dict request that passed the
+/// checks), or `None` when they must be rebuilt from the checked JSON.
+fn request_parameters<'py>(request: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
+    let py = request.py();
+    let execution = request
+        .cast::<PyDict>()
+        .ok()?
+        .get_item(intern!(py, "execution"))
+        .ok()??;
+    match execution
+        .cast::<PyDict>()
+        .ok()?
+        .get_item(intern!(py, "parameters"))
+        .ok()?
+    {
+        None => Some(PyDict::new(py)),
+        Some(p) if p.is_none() => Some(PyDict::new(py)),
+        Some(p) => p.cast_into::<PyDict>().ok(),
+    }
+}
+
+/// The checked parameters as a new dict, from their JSON.
+fn parameters_from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyDict>> {
+    let loaded = py
+        .import(intern!(py, "json"))?
+        .call_method1(intern!(py, "loads"), (v.to_string(),))?;
+    Ok(loaded.cast_into::<PyDict>()?)
+}
+
+/// Plain JSON values are never awaitable; anything else goes through the
+/// Python layer's `settle`, which awaits an awaitable and returns the rest.
+fn settled<'py>(
+    value: Bound<'py, PyAny>,
+    settle: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let plain = value.is_none()
+        || value.is_instance_of::<PyDict>()
+        || value.is_instance_of::<PyString>()
+        || value.is_instance_of::<PyList>()
+        || value.is_instance_of::<PyBool>()
+        || value.is_instance_of::<PyInt>()
+        || value.is_instance_of::<PyFloat>();
+    if plain {
+        Ok(value)
+    } else {
+        settle.call1((value,))
+    }
+}
+
+fn returned(result: &Bound<'_, PyAny>) -> RunResult {
+    match value_to_canonical(result) {
+        Ok(text) => RunResult::Returned(text),
+        Err(e) => RunResult::Failed {
+            code: "INVALID_RESULT",
+            message: format!("the executor's result is not JSON: {}", e.message()),
+            details: json!({"path": e.path()}),
+        },
+    }
+}
+
+fn failed(py: Python<'_>, err: &PyErr) -> RunResult {
+    let name = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    let text = err
+        .value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    RunResult::Failed {
+        code: "EXECUTION_FAILED",
+        message: if text.is_empty() { name.clone() } else { text },
+        details: json!({ "exception": name }),
+    }
+}
+
+impl Runtime {
+    fn record_outcome(
+        &self,
+        py: Python<'_>,
+        t: Ticket,
+        outcome: RunResult,
+        ms: f64,
+    ) -> PyResult<ExecuteResponse> {
+        self.0
+            .execute_finish(t, outcome, ms, &Detached(py))
+            .map(ExecuteResponse)
+            .py()
+    }
+}
+
+#[pymethods]
+impl Runtime {
+    /// Executes a request: an answer without running anything (denied,
+    /// pending approval, rate-limited, ...), or the executor's outcome.
+    /// `settle(value)` awaits what an executor returned if it is awaitable.
+    fn execute(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        executors: &Bound<'_, PyDict>,
+        settle: &Bound<'_, PyAny>,
+    ) -> PyResult<ExecuteResponse> {
+        let wait = Detached(py);
+        let direct = parse_direct(request);
+        let is_direct = direct.is_some();
+        let begun = match direct {
+            Some(req) => self.0.execute_parsed(req, &wait),
+            None => match to_value(request, "INVALID_REQUEST") {
+                Ok(v) => self.0.execute_begin(&v, &wait),
+                // Not JSON at all: still an `error.occurred` in an open session.
+                Err(e) => {
+                    let hint = super::carp::session_hint_py(request);
+                    self.0.with_error_event(hint, &wait, || Err(e))
+                }
+            },
+        };
+        let t = match begun.py()? {
+            Begin::Answer(resp) => return Ok(ExecuteResponse(resp)),
+            Begin::Run(t) => *t,
+        };
+        let executor = match find(executors, &t) {
+            Ok(Some(f)) => f,
+            Ok(None) => return self.record_outcome(py, t, RunResult::NoExecutor, 0.0),
+            Err(e) => {
+                let outcome = failed(py, &e);
+                return self.record_outcome(py, t, outcome, 0.0);
+            }
+        };
+        let kwargs = match is_direct.then(|| request_parameters(request)).flatten() {
+            Some(d) => d,
+            None => match parameters_from_json(py, &t.parameters) {
+                Ok(d) => d,
+                Err(e) => {
+                    let outcome = failed(py, &e);
+                    return self.record_outcome(py, t, outcome, 0.0);
+                }
+            },
+        };
+        let started = Instant::now();
+        let called = executor
+            .call((), Some(&kwargs))
+            .and_then(|r| settled(r, settle));
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match called {
+            Ok(result) => {
+                let outcome = returned(&result);
+                self.record_outcome(py, t, outcome, ms)
+            }
+            Err(err) if err.is_instance_of::<PyException>(py) => {
+                let outcome = failed(py, &err);
+                self.record_outcome(py, t, outcome, ms)
+            }
+            // KeyboardInterrupt, SystemExit, ...: recorded, then raised on.
+            Err(err) => {
+                let name = err
+                    .get_type(py)
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default();
+                let outcome = RunResult::Failed {
+                    code: "EXECUTION_FAILED",
+                    message: format!("interrupted: {name}"),
+                    details: Value::Object(Default::default()),
+                };
+                self.record_outcome(py, t, outcome, ms)?;
+                Err(err)
+            }
+        }
+    }
+}
