@@ -107,6 +107,51 @@ def test_write_batch_takes_events_dicts_and_json_text(opener: StoreOpener) -> No
     assert store.verify(h.sid).valid
 
 
+class Capture:
+    """A sink that keeps every sealed event, in the order written."""
+
+    def __init__(self) -> None:
+        self.events: list[cra.TRACEEvent] = []
+
+    def write_batch(self, events: list[cra.TRACEEvent]) -> None:
+        self.events.extend(events)
+
+
+def test_one_batch_of_many_sessions_gives_the_rows_of_one_event_per_batch(
+    opener: StoreOpener,
+) -> None:
+    # Sessions start, interleave and end within what becomes a single batch,
+    # once as TRACEEvent objects and once as dicts: each session's row must be
+    # what writing the same events one at a time gives.
+    capture = Capture()
+    with cra.Runtime(sinks=[capture], clock=ManualClock(start=START)) as rt:
+        a = rt.create_session("agent-a", "First")
+        b = rt.create_session("agent-b", "Second")
+        for i in range(5):
+            rt.record(a, "x.tick", {"i": i})
+            rt.record(b, "x.tick", {"i": i})
+        rt.end_session(a, "completed")
+        c = rt.create_session("agent-c", "Third")
+        rt.record(b, "x.tick", {"i": 5})
+        rt.record(c, "x.tick", {"i": 0})
+        rt.flush()
+    events = capture.events
+    assert len({e.session_id for e in events}) == 3
+    reference = cra.storage.MemoryStore()
+    for e in events:
+        reference.write_batch([e])
+    store = opener.store
+    assert store is not None
+    half = len(events) // 2
+    store.write_batch(events[:half])  # type: ignore[attr-defined]
+    store.write_batch([e.to_dict() for e in events[half:]])  # type: ignore[attr-defined]
+    assert store.sessions() == reference.sessions()
+    assert [store.session(sid)["status"] for sid in (a, b, c)] == ["ended", "active", "active"]
+    assert store.session(c)["agent_id"] == "agent-c"
+    for sid in (a, b, c):
+        assert store.verify(sid).valid
+
+
 # -- queries --------------------------------------------------------------------------------
 
 

@@ -43,27 +43,38 @@ def _as_json(e: Union[TRACEEvent, Dict[str, Any], str]) -> str:
 #: Event types that change more of a session row than its counters (`Store._apply`).
 _ROW_EVENTS = frozenset({"session.started", "session.ended"})
 
-#: One event as the stores index it: session id, sequence, event type,
-#: timestamp, JSON text, and where the rest is read from (the core event of
-#: a `TRACEEvent`, else the decoded dict).
-_Scanned = Tuple[str, int, str, str, str, Any]
+#: One event as the stores index it (and the SQLite events table holds it):
+#: session id, sequence, event type, timestamp, JSON text.
+_Row = Tuple[str, int, str, str, str]
 
 
-def _scan(events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> List[_Scanned]:
-    """The indexed fields of each event. A `TRACEEvent` (what the flush
-    thread hands a sink) is read through its core object without parsing its
-    JSON; dicts and JSON text are decoded."""
-    out: List[_Scanned] = []
-    append = out.append
+def _scan(
+    events: Sequence[Union[TRACEEvent, Dict[str, Any], str]],
+) -> Tuple[List[_Row], List[Any]]:
+    """The indexed fields of each event, and where the rest is read from (the
+    core event of a `TRACEEvent`, else the decoded dict). A `TRACEEvent`
+    (what the flush thread hands a sink) is read through its core object
+    without parsing its JSON; dicts and JSON text are decoded."""
+    try:
+        cores = [e._e for e in events]  # type: ignore[union-attr]
+    except AttributeError:
+        cores = None
+    if cores is not None:
+        rows = [(c.session_id, c.sequence, c.event_type, c.timestamp, c.to_json()) for c in cores]
+        return rows, cores
+    rows = []
+    sources: List[Any] = []
     for e in events:
         if isinstance(e, TRACEEvent):
             c = e._e
-            append((c.session_id, c.sequence, c.event_type, c.timestamp, c.to_json(), c))
+            rows.append((c.session_id, c.sequence, c.event_type, c.timestamp, c.to_json()))
+            sources.append(c)
         else:
             text = _as_json(e)
             d = json.loads(text)
-            append((d["session_id"], d["sequence"], d["event_type"], d["timestamp"], text, d))
-    return out
+            rows.append((d["session_id"], d["sequence"], d["event_type"], d["timestamp"], text))
+            sources.append(d)
+    return rows, sources
 
 
 def _age_cutoff(max_age_seconds: float) -> str:
@@ -179,22 +190,41 @@ class Store(ABC):
 
     @staticmethod
     def _apply_scanned(
-        scanned: List[_Scanned], row_of: Callable[[str, Any], Dict[str, Any]]
+        rows: List[_Row], sources: List[Any], row_of: Callable[[str, Any], Dict[str, Any]]
     ) -> None:
-        """`_apply` for each scanned event, in order, to the row `row_of(session
-        id, source)` gives. Only the events that change more than the counters
-        (a session's first, `session.started`, `session.ended`) are decoded;
-        each session's last hash is read once, from its last event."""
-        last: Dict[str, Tuple[Dict[str, Any], Any]] = {}
-        for sid, sequence, event_type, _, text, source in scanned:
-            row = row_of(sid, source)
-            if event_type in _ROW_EVENTS or row["started_at"] is None:
-                Store._apply(row, source if isinstance(source, dict) else json.loads(text))
-            else:
-                row["event_count"] += 1
-                row["last_sequence"] = sequence
-            last[sid] = (row, source)
-        for row, source in last.values():
+        """`_apply` for each scanned event (see `_scan`), in order, to the row
+        `row_of(session id, source)` gives. Only the events that change more
+        than the counters (a session's first, `session.started`,
+        `session.ended`) are decoded; counters and the last hash are set once
+        per session and batch."""
+        if not rows:
+            return
+        sids = [r[0] for r in rows]
+        first = sids[0]
+        positions: Dict[str, Any]
+        if sids.count(first) == len(sids):  # one session: the usual batch
+            positions = {first: range(len(rows))}
+        else:
+            positions = {}
+            for i, sid in enumerate(sids):
+                at = positions.get(sid)
+                if at is None:
+                    positions[sid] = [i]
+                else:
+                    at.append(i)
+        types = [r[2] for r in rows]
+        special = any(t in types for t in _ROW_EVENTS)
+        for sid, at in positions.items():
+            row = row_of(sid, sources[at[0]])
+            for i in at if special else at[:1]:
+                if types[i] in _ROW_EVENTS or (i == at[0] and row["started_at"] is None):
+                    source = sources[i]
+                    Store._apply_fields(
+                        row, source if isinstance(source, dict) else json.loads(rows[i][4])
+                    )
+            row["event_count"] += len(at)
+            row["last_sequence"] = rows[at[-1]][1]
+            source = sources[at[-1]]
             row["last_hash"] = (
                 source["event_hash"] if isinstance(source, dict) else source.event_hash
             )
@@ -204,6 +234,11 @@ class Store(ABC):
         row["event_count"] += 1
         row["last_sequence"] = e["sequence"]
         row["last_hash"] = e["event_hash"]
+        Store._apply_fields(row, e)
+
+    @staticmethod
+    def _apply_fields(row: Dict[str, Any], e: Dict[str, Any]) -> None:
+        """What an event changes in its session's row besides the counters."""
         if e["event_type"] == "session.started":
             row["root_span_id"] = e["span_id"]
             row["agent_id"] = e["payload"].get("agent_id")
@@ -225,11 +260,11 @@ class MemoryStore(Store):
         self._rows: Dict[str, Dict[str, Any]] = {}
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        scanned = _scan(events)
+        rows, sources = _scan(events)
         with self._lock:
-            self._apply_scanned(scanned, self._row_of)
-            for s in scanned:
-                self._events.setdefault(s[0], []).append(s[4])
+            self._apply_scanned(rows, sources, self._row_of)
+            for r in rows:
+                self._events.setdefault(r[0], []).append(r[4])
 
     def _row_of(self, session_id: str, source: Any) -> Dict[str, Any]:
         row = self._rows.get(session_id)
@@ -338,12 +373,12 @@ class JSONLStore(Store):
         return f
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        scanned = _scan(events)
+        rows, sources = _scan(events)
         by_session: Dict[str, List[str]] = {}
         with self._lock:
-            self._apply_scanned(scanned, self._row_of)
-            for s in scanned:
-                by_session.setdefault(s[0], []).append(s[4])
+            self._apply_scanned(rows, sources, self._row_of)
+            for r in rows:
+                by_session.setdefault(r[0], []).append(r[4])
             for sid, texts in by_session.items():
                 f = self._handle(sid)
                 f.write("\n".join(texts) + "\n")
@@ -475,9 +510,7 @@ class SQLiteStore(Store):
         self._db.executescript(_SCHEMA)
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        scanned = _scan(events)
-        # (session_id, sequence, event_type, timestamp, event): the events table.
-        rows = [s[:5] for s in scanned]
+        rows, sources = _scan(events)
         touched: Dict[str, Dict[str, Any]] = {}
 
         def row_of(session_id: str, source: Any) -> Dict[str, Any]:
@@ -488,7 +521,7 @@ class SQLiteStore(Store):
             return row
 
         with self._lock:
-            self._apply_scanned(scanned, row_of)
+            self._apply_scanned(rows, sources, row_of)
             db = self._db
             db.execute("BEGIN")
             try:
