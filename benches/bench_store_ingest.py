@@ -140,11 +140,26 @@ def bench_sqlite_write_batch(benchmark: Any, report: Report, sealed: Any, tmp_pa
     )
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection to a new database set up as the measured SQLiteStore
+    sets up its own (pragmas and schema)."""
+    connect = getattr(STORAGE, "_connect", None)
+    if connect is not None:
+        db: sqlite3.Connection = connect(str(path))
+        return db
+    # A storage module from before `_connect`: WAL, synchronous=NORMAL, _SCHEMA.
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(STORAGE._SCHEMA)
+    return db
+
+
 def bench_sqlite_floor(benchmark: Any, report: Report, sealed: Any, tmp_path: Path) -> None:
     """The SQLite part of write_batch alone: the same rows, built beforehand,
     inserted with sqlite3 into a database set up as SQLiteStore sets up its
-    own (WAL, synchronous=NORMAL, the store's schema), one transaction per
-    batch of BATCH. What no change to the Python side can beat."""
+    own (`_connect`: pragmas and schema), one transaction per batch of
+    BATCH. What no change to the Python side can beat."""
     _, events = sealed
     rows = [(e.session_id, e.sequence, e.event_type, e.timestamp, e.to_json()) for e in events]
     chunks = [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
@@ -153,11 +168,8 @@ def bench_sqlite_floor(benchmark: Any, report: Report, sealed: Any, tmp_path: Pa
     cpus: list[float] = []
 
     def one_round(i: int) -> None:
-        db = sqlite3.connect(tmp_path / f"floor-{i}.db", isolation_level=None)
+        db = _connect(tmp_path / f"floor-{i}.db")
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(STORAGE._SCHEMA)
             c0 = time.thread_time_ns()
             t0 = time.perf_counter_ns()
             for chunk in chunks:

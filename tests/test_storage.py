@@ -6,7 +6,11 @@ chain starts, reopened after a restart and continued by a new runtime."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -499,6 +503,7 @@ def test_sqlite_store_is_in_wal_mode_with_indexes_and_a_sessions_table(tmp_path:
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
         tables = {
             name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
@@ -559,3 +564,68 @@ def test_payloads_survive_the_round_trip(opener: StoreOpener, rec: Recording) ->
     assert e["payload"] == payload
     assert json.dumps(e["payload"]["neg"]) == "-0.0"
     assert store.verify(sid).valid
+
+
+def test_sqlite_store_checkpoints_on_flush_not_on_each_large_commit(tmp_path: Path) -> None:
+    # A batch of about 9 MB: more than SQLite's default auto-checkpoint (1,000
+    # pages), less than the store's. It stays in the WAL until flush().
+    capture = Capture()
+    with cra.Runtime(sinks=[capture]) as rt:
+        sid = rt.create_session("agent-1", "Work")
+        for i in range(2_000):
+            rt.record(sid, "x.big", {"i": i, "text": "x" * 4_000})
+        rt.flush()
+    path = tmp_path / "store.db"
+    store = SQLiteStore(path)
+    try:
+        store.write_batch(capture.events)
+        assert path.stat().st_size < 1_000_000
+        assert Path(f"{path}-wal").stat().st_size > 8_000_000
+        store.flush()
+        assert path.stat().st_size > 8_000_000
+        assert store.session(sid)["event_count"] == 2_001
+    finally:
+        store.close()
+
+
+CRASHING_WRITER = textwrap.dedent(
+    """
+    import json, os, signal, sys, time
+    import cra
+    from cra.storage import SQLiteStore
+
+    store = SQLiteStore(sys.argv[1])
+    rt = cra.Runtime(sinks=[store])
+    sid = rt.create_session("agent-1", "Work")
+    for i in range(3_000):
+        rt.record(sid, "x.tick", {"i": i, "pad": "p" * 1_000})
+    while rt.stats()["written"] < 3_001:  # every batch committed; no flush()
+        time.sleep(0.01)
+    print(json.dumps([sid, store.session(sid)["last_hash"]]), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_sqlite_batches_committed_before_a_process_crash_are_kept(tmp_path: Path) -> None:
+    # The process is killed with no flush() and no close(): the committed
+    # batches are only in the WAL (no checkpoint has run), which survives it.
+    path = tmp_path / "store.db"
+    out = subprocess.run(
+        [sys.executable, "-c", CRASHING_WRITER, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    sid, last_hash = json.loads(out.stdout)
+    assert Path(f"{path}-wal").stat().st_size > path.stat().st_size
+    store = SQLiteStore(path)
+    try:
+        row = store.session(sid)
+        assert (row["event_count"], row["last_hash"]) == (3_001, last_hash)
+        assert len(store.events(sid)) == 3_001
+        assert store.verify(sid).valid
+    finally:
+        store.close()
