@@ -16,7 +16,6 @@ measurements).
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from itertools import repeat
@@ -140,47 +139,55 @@ def bench_sqlite_write_batch(benchmark: Any, report: Report, sealed: Any, tmp_pa
     )
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """A connection to a new database set up as the measured SQLiteStore
-    sets up its own (pragmas and schema)."""
-    connect = getattr(STORAGE, "_connect", None)
-    if connect is not None:
-        db: sqlite3.Connection = connect(str(path))
-        return db
-    # A storage module from before `_connect`: WAL, synchronous=NORMAL, _SCHEMA.
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(STORAGE._SCHEMA)
-    return db
+def _floor_batches(
+    events: list[cra.TRACEEvent],
+) -> tuple[list[Any], Callable[[Any, Any], None]]:
+    """The measured storage module's rows for the events in batches of BATCH
+    (built here, not timed) and how it inserts one batch into its events
+    table within a transaction. A module from before `_insert_events`
+    inserted (session_id, sequence, event_type, timestamp, event) tuples
+    with executemany."""
+    if hasattr(SQLiteStore, "_insert_events"):
+        rows, sources = STORAGE._scan(events)
+        spans = range(0, len(rows), BATCH)
+        return [(rows[i : i + BATCH], sources[i : i + BATCH]) for i in spans], (
+            lambda store, batch: store._insert_events(*batch)
+        )
+    rows = [(e.session_id, e.sequence, e.event_type, e.timestamp, e.to_json()) for e in events]
+
+    def insert(store: Any, batch: Any) -> None:
+        store._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", batch)
+
+    return [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)], insert
 
 
 def bench_sqlite_floor(benchmark: Any, report: Report, sealed: Any, tmp_path: Path) -> None:
-    """The SQLite part of write_batch alone: the same rows, built beforehand,
-    inserted with sqlite3 into a database set up as SQLiteStore sets up its
-    own (`_connect`: pragmas and schema), one transaction per batch of
-    BATCH. What no change to the Python side can beat."""
+    """The SQLite part of write_batch alone: the store's rows for the same
+    events, built beforehand, inserted the way the store inserts them
+    (statements, pragmas and schema of a new SQLiteStore), one transaction
+    per batch of BATCH, without the store's session bookkeeping. What no
+    change to the rest of the Python side can beat."""
     _, events = sealed
-    rows = [(e.session_id, e.sequence, e.event_type, e.timestamp, e.to_json()) for e in events]
-    chunks = [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
-    n = len(rows)
+    chunks, insert = _floor_batches(events)
+    n = len(events)
     walls: list[float] = []
     cpus: list[float] = []
 
     def one_round(i: int) -> None:
-        db = _connect(tmp_path / f"floor-{i}.db")
+        store = SQLiteStore(tmp_path / f"floor-{i}.db")
+        db = store._db
         try:
             c0 = time.thread_time_ns()
             t0 = time.perf_counter_ns()
             for chunk in chunks:
                 db.execute("BEGIN")
-                db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", chunk)
+                insert(store, chunk)
                 db.execute("COMMIT")
             t1 = time.perf_counter_ns()
             c1 = time.thread_time_ns()
             assert db.execute("SELECT count(*) FROM events").fetchone()[0] == n
         finally:
-            db.close()
+            store.close()
         walls.append((t1 - t0) / 1e9)
         cpus.append((c1 - c0) / 1e9)
 

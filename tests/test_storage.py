@@ -492,7 +492,9 @@ def test_jsonl_store_cuts_a_torn_tail_on_open_and_reports_it(tmp_path: Path) -> 
 # -- SQLiteStore ------------------------------------------------------------------------------
 
 
-def test_sqlite_store_is_in_wal_mode_with_indexes_and_a_sessions_table(tmp_path: Path) -> None:
+def test_sqlite_store_is_in_wal_mode_with_a_rowid_events_table_and_a_sessions_table(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "store.db"
     store = SQLiteStore(path)
     with cra.Runtime(sinks=[store]) as rt:
@@ -508,17 +510,26 @@ def test_sqlite_store_is_in_wal_mode_with_indexes_and_a_sessions_table(tmp_path:
             name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         assert {"events", "sessions"} <= tables
-        indexes = {
-            name: tbl
-            for name, tbl in db.execute(
-                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'"
+        # Events in a rowid table (appended in arrival order) with one index,
+        # its primary key's, by session and sequence.
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        (events_sql,) = db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        ).fetchone()
+        assert "WITHOUT ROWID" not in events_sql.upper()
+        indexes = [
+            name
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
             )
-        }
-        assert indexes.get("events_by_type") == "events"
-        columns = [r[2] for r in db.execute("PRAGMA index_info(events_by_type)")]
-        assert columns == ["session_id", "event_type", "sequence"]
+        ]
+        assert len(indexes) == 1, indexes
+        columns = [r[2] for r in db.execute(f"PRAGMA index_info({indexes[0]})")]
+        assert columns == ["session_id", "sequence"]
         pk = sorted((r[5], r[1]) for r in db.execute("PRAGMA table_info(events)") if r[5])
         assert [c for _, c in pk] == ["session_id", "sequence"]
+        columns = [r[1] for r in db.execute("PRAGMA table_info(events)")]
+        assert columns == ["session_id", "sequence", "event_type", "event"]
         session_columns = {r[1] for r in db.execute("PRAGMA table_info(sessions)")}
         assert {
             "session_id",
@@ -545,6 +556,89 @@ def test_sqlite_store_is_in_wal_mode_with_indexes_and_a_sessions_table(tmp_path:
         assert not any("TEMP B-TREE" in p for p in plans), plans
     finally:
         db.close()
+
+
+#: The layout of the stores created before schema version 2, as they made it.
+SCHEMA_V0 = """
+CREATE TABLE IF NOT EXISTS events (
+    session_id TEXT NOT NULL, sequence INTEGER NOT NULL, event_type TEXT NOT NULL,
+    timestamp TEXT NOT NULL, event TEXT NOT NULL, PRIMARY KEY (session_id, sequence)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_type ON events (session_id, event_type, sequence);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY, trace_id TEXT, root_span_id TEXT, agent_id TEXT, goal TEXT,
+    status TEXT NOT NULL, started_at TEXT, ended_at TEXT, event_count INTEGER NOT NULL,
+    first_sequence INTEGER NOT NULL, anchor_hash TEXT NOT NULL,
+    last_sequence INTEGER NOT NULL, last_hash TEXT NOT NULL
+);
+"""
+
+
+def test_a_store_of_the_old_layout_opens_and_keeps_its_layout(tmp_path: Path) -> None:
+    # A file as a store before schema version 2 left it: 4 KiB pages, a
+    # WITHOUT ROWID events table with a timestamp column, an index by type,
+    # one session of a few events.
+    capture = Capture()
+    with cra.Runtime(sinks=[capture], clock=ManualClock(start=START)) as rt:
+        sid = rt.create_session("agent-1", "Work")
+        for i in range(4):
+            rt.record(sid, "x.tick", {"i": i})
+        rt.flush()
+    old, new = capture.events[:3], capture.events[3:]
+    reference = cra.storage.MemoryStore()
+    reference.write_batch(old)
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA_V0)
+        db.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+            [(e.session_id, e.sequence, e.event_type, e.timestamp, e.to_json()) for e in old],
+        )
+        row = reference.session(sid)
+        db.execute(
+            f"INSERT INTO sessions VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+        )
+    finally:
+        db.close()
+
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version == 0
+        assert store.events(sid) == [e.to_dict() for e in old]
+        assert store.session(sid) == reference.session(sid)
+        store.write_batch(new)
+        reference.write_batch(new)
+        assert store.events(sid) == [e.to_dict() for e in capture.events]
+        assert [e["sequence"] for e in store.events(sid, event_type="x.tick")] == [1, 2, 3, 4]
+        assert store.session(sid) == reference.session(sid)
+        assert store.verify(sid).valid
+        assert store.retention(max_events=2) == 3
+        assert [e["sequence"] for e in store.events(sid)] == [3, 4]
+        assert store.verify(sid).valid
+    finally:
+        store.close()
+
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+        assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        (events_sql,) = db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        ).fetchone()
+        assert "WITHOUT ROWID" in events_sql
+        assert db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'events_by_type'"
+        ).fetchone()
+        stored = db.execute("SELECT sequence, timestamp FROM events ORDER BY sequence").fetchall()
+        assert stored == [(e.sequence, e.timestamp) for e in capture.events[3:]]
+    finally:
+        db.close()
+    reopened = SQLiteStore(path)
+    assert reopened.schema_version == 0
+    assert reopened.verify(sid).valid
+    reopened.close()
 
 
 def test_payloads_survive_the_round_trip(opener: StoreOpener, rec: Recording) -> None:

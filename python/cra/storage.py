@@ -19,6 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -44,8 +45,8 @@ def _as_json(e: Union[TRACEEvent, Dict[str, Any], str]) -> str:
 _ROW_EVENTS = frozenset({"session.started", "session.ended"})
 
 #: One event as the stores index it (and the SQLite events table holds it):
-#: session id, sequence, event type, timestamp, JSON text.
-_Row = Tuple[str, int, str, str, str]
+#: session id, sequence, event type, JSON text.
+_Row = Tuple[str, int, str, str]
 
 
 def _scan(
@@ -60,19 +61,19 @@ def _scan(
     except AttributeError:
         cores = None
     if cores is not None:
-        rows = [(c.session_id, c.sequence, c.event_type, c.timestamp, c.to_json()) for c in cores]
+        rows = [(c.session_id, c.sequence, c.event_type, c.to_json()) for c in cores]
         return rows, cores
     rows = []
     sources: List[Any] = []
     for e in events:
         if isinstance(e, TRACEEvent):
             c = e._e
-            rows.append((c.session_id, c.sequence, c.event_type, c.timestamp, c.to_json()))
+            rows.append((c.session_id, c.sequence, c.event_type, c.to_json()))
             sources.append(c)
         else:
             text = _as_json(e)
             d = json.loads(text)
-            rows.append((d["session_id"], d["sequence"], d["event_type"], d["timestamp"], text))
+            rows.append((d["session_id"], d["sequence"], d["event_type"], text))
             sources.append(d)
     return rows, sources
 
@@ -220,7 +221,7 @@ class Store(ABC):
                 if types[i] in _ROW_EVENTS or (i == at[0] and row["started_at"] is None):
                     source = sources[i]
                     Store._apply_fields(
-                        row, source if isinstance(source, dict) else json.loads(rows[i][4])
+                        row, source if isinstance(source, dict) else json.loads(rows[i][3])
                     )
             row["event_count"] += len(at)
             row["last_sequence"] = rows[at[-1]][1]
@@ -264,7 +265,7 @@ class MemoryStore(Store):
         with self._lock:
             self._apply_scanned(rows, sources, self._row_of)
             for r in rows:
-                self._events.setdefault(r[0], []).append(r[4])
+                self._events.setdefault(r[0], []).append(r[3])
 
     def _row_of(self, session_id: str, source: Any) -> Dict[str, Any]:
         row = self._rows.get(session_id)
@@ -378,7 +379,7 @@ class JSONLStore(Store):
         with self._lock:
             self._apply_scanned(rows, sources, self._row_of)
             for r in rows:
-                by_session.setdefault(r[0], []).append(r[4])
+                by_session.setdefault(r[0], []).append(r[3])
             for sid, texts in by_session.items():
                 f = self._handle(sid)
                 f.write("\n".join(texts) + "\n")
@@ -465,12 +466,30 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+#: The events table of a store created by this version (schema version 2):
+#: a rowid table, so that rows (about 0.5-1 KB of JSON each) are appended in
+#: arrival order and found by session and sequence through the primary
+#: key's index, which is small; the event type is a column for filtering,
+#: the timestamp is read from the JSON. Stores created before (schema
+#: version 0) keep their layout: a WITHOUT ROWID table keyed by
+#: (session_id, sequence) with a timestamp column, plus an index by event
+#: type. Both answer the same queries (`SQLiteStore.schema_version` says
+#: which layout a store has; only the INSERT differs).
+_EVENTS_TABLE = """
+CREATE TABLE events (
     session_id TEXT NOT NULL, sequence INTEGER NOT NULL, event_type TEXT NOT NULL,
-    timestamp TEXT NOT NULL, event TEXT NOT NULL, PRIMARY KEY (session_id, sequence)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_type ON events (session_id, event_type, sequence);
+    event TEXT NOT NULL, PRIMARY KEY (session_id, sequence)
+);
+"""
+#: Rows per INSERT statement: one statement of many rows binds and steps
+#: faster through sqlite3 than `executemany` of a one-row statement.
+_INSERT_ROWS = 64
+_INSERT = "INSERT INTO events (session_id, sequence, event_type, event) VALUES "
+#: The layout of schema version 0 has a timestamp column too.
+_INSERT_V0 = (
+    "INSERT INTO events (session_id, sequence, event_type, timestamp, event) VALUES (?, ?, ?, ?, ?)"
+)
+_SESSIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, trace_id TEXT, root_span_id TEXT, agent_id TEXT, goal TEXT,
     status TEXT NOT NULL, started_at TEXT, ended_at TEXT, event_count INTEGER NOT NULL,
@@ -478,6 +497,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_sequence INTEGER NOT NULL, last_hash TEXT NOT NULL
 );
 """
+_SCHEMA_VERSION = 2
 #: How the store sets up its connection. WAL with synchronous=NORMAL: a
 #: commit writes the WAL without fsync, so a committed batch survives a
 #: crash of the process (the WAL is in the OS's page cache) but the last
@@ -514,22 +534,36 @@ _COLUMNS = (
 )
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str) -> Tuple[sqlite3.Connection, int]:
     """A connection set up as `_PRAGMAS` says, to a database with the
-    tables (created if new)."""
+    tables (created if new), and the schema version of its layout."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     for pragma in _PRAGMAS:
         db.execute(pragma)
     page_size = db.execute("PRAGMA page_size").fetchone()[0]
     db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}")
     db.execute(f"PRAGMA journal_size_limit={WAL_CHECKPOINT_BYTES}")
-    db.executescript(_SCHEMA)
-    return db
+    exists = "SELECT 1 FROM sqlite_master WHERE name = 'events'"
+    if db.execute(exists).fetchone() is None:
+        db.execute("BEGIN IMMEDIATE")  # one process creates the tables
+        try:
+            if db.execute(exists).fetchone() is None:
+                db.execute(_EVENTS_TABLE)
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            db.execute(_SESSIONS_TABLE)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    else:
+        db.execute(_SESSIONS_TABLE)
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    return db, version
 
 
 class SQLiteStore(Store):
-    """An SQLite database in WAL mode, indexed by session, sequence and
-    event type, with a sessions table (the default store of `cra serve`).
+    """An SQLite database in WAL mode: events indexed by session and
+    sequence, and a sessions table (the default store of `cra serve`).
     A batch is one transaction; see `_PRAGMAS` for what a commit survives."""
 
     def __init__(self, path: PathLike) -> None:
@@ -537,7 +571,11 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = _connect(self.path)
+        db, version = _connect(self.path)
+        self._db = db
+        #: 2 for the layout of this version, 0 for a store created before it.
+        self.schema_version: int = version
+        self._insert_many = _INSERT + ", ".join(["(?, ?, ?, ?)"] * _INSERT_ROWS)
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
         rows, sources = _scan(events)
@@ -555,7 +593,7 @@ class SQLiteStore(Store):
             db = self._db
             db.execute("BEGIN")
             try:
-                db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+                self._insert_events(rows, sources)
                 db.executemany(
                     f"INSERT OR REPLACE INTO sessions VALUES ({', '.join('?' * len(_COLUMNS))})",
                     [tuple(r[c] for c in _COLUMNS) for r in touched.values()],
@@ -564,6 +602,25 @@ class SQLiteStore(Store):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _insert_events(self, rows: List[_Row], sources: List[Any]) -> None:
+        """Inserts the rows (within the caller's transaction), `_INSERT_ROWS`
+        per statement; into the layout of schema version 0 with timestamps
+        read from their sources."""
+        db = self._db
+        if self.schema_version < 2:
+            timestamps = [s["timestamp"] if isinstance(s, dict) else s.timestamp for s in sources]
+            db.executemany(_INSERT_V0, [(*r[:3], t, r[3]) for r, t in zip(rows, timestamps)])
+            return
+        full = len(rows) - len(rows) % _INSERT_ROWS
+        if full:
+            values = list(chain.from_iterable(rows[:full]))
+            step = 4 * _INSERT_ROWS
+            sql = self._insert_many
+            for i in range(0, len(values), step):
+                db.execute(sql, values[i : i + step])
+        if full < len(rows):
+            db.executemany(_INSERT + "(?, ?, ?, ?)", rows[full:])
 
     def flush(self) -> None:
         with self._lock:
