@@ -11,6 +11,13 @@ measurements).
   separately. "per CPU-second" divides by this thread's CPU time, which
   holds up better than wall time on a shared machine.
 * `bench_sqlite_floor`: the same rows inserted with sqlite3 alone.
+* `bench_sqlite_growing_file`: whether the cost per event grows with the
+  file. GROW_SESSIONS sessions record events of about 1 KB (the size of
+  the HTTP server's resolution events) in turn, GROW_CHUNK at a time; the
+  batches the flush thread hands a capturing sink are then written to one
+  SQLiteStore (timed, write_batch only), until GROW_EVENTS are in the
+  file. Reported: the rate over the whole run, the cost per event in each
+  fifth of it, and the last fifth over the first. One round.
 """
 
 from __future__ import annotations
@@ -39,6 +46,13 @@ from storage_helpers import (
 
 #: Events written by the write_batch benches (per round).
 INGEST_EVENTS = 3 * BATCH if QUICK else 200_000
+#: The growing-file bench: events in the file at the end, sessions, events
+#: recorded (then written) at a time, and the payload that makes an event's
+#: JSON about 1 KB.
+GROW_EVENTS = 20_000 if QUICK else 500_000
+GROW_SESSIONS = 100
+GROW_CHUNK = 10_000 if QUICK else 50_000
+GROW_PAYLOAD = {"k": 1, "text": "x" * 440}
 
 
 # -- sealed events from a real runtime -------------------------------------
@@ -214,3 +228,83 @@ def bench_jsonlstore_write_batch(
         sealed,
         "",
     )
+
+
+# -- SQLite, a growing file ------------------------------------------------------
+
+
+class _Capture:
+    """A sink that keeps the batches the flush thread hands it."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[cra.TRACEEvent]] = []
+
+    def write_batch(self, events: list[cra.TRACEEvent]) -> None:
+        self.batches.append(events)
+
+
+def bench_sqlite_growing_file(benchmark: Any, report: Report, tmp_path: Path) -> None:
+    """SQLiteStore.write_batch of interleaved sessions' ~1 KB events while
+    the file grows to GROW_EVENTS events."""
+    per_batch: list[tuple[int, int]] = []  # (events, ns), in the order written
+    sizes: dict[str, Any] = {}
+
+    def one_round() -> None:
+        capture = _Capture()
+        store = SQLiteStore(tmp_path / "grow.db")
+        rt = cra.Runtime(sinks=[capture], memory_limit=10_000)
+        try:
+            sids = [
+                rt.create_session(agent_id=AGENT, goal="benchmark") for _ in range(GROW_SESSIONS)
+            ]
+            record = rt.record
+            written = 0
+            while written < GROW_EVENTS:
+                for i in range(min(GROW_CHUNK, GROW_EVENTS - written) - len(sids) * (written == 0)):
+                    record(sids[i % GROW_SESSIONS], EVENT_TYPE, GROW_PAYLOAD)
+                assert rt.flush(timeout=600)
+                batches, capture.batches = capture.batches, []
+                write = store.write_batch
+                for batch in batches:
+                    t0 = time.perf_counter_ns()
+                    write(batch)
+                    per_batch.append((len(batch), time.perf_counter_ns() - t0))
+                    written += len(batch)
+            t0 = time.perf_counter_ns()
+            store.flush()
+            sizes["flush_ns"] = time.perf_counter_ns() - t0
+            sizes["event_bytes"] = len(batches[-1][-1].to_json())
+            assert sum(store.session(sid)["event_count"] for sid in sids) == written
+        finally:
+            rt.close()
+            store.close()
+        sizes["file"] = (tmp_path / "grow.db").stat().st_size
+        sizes["events"] = written
+        sizes["load1"] = os.getloadavg()[0]
+
+    benchmark.pedantic(one_round, rounds=1, iterations=1)
+    section = (
+        f"SQLite ingest, growing file ({GROW_SESSIONS} sessions interleaved, "
+        f"~{sizes['event_bytes']} B events){TAG}"
+    )
+    n = sizes["events"]
+    report.add(
+        section, f"write_batch, {n:,} events", n / (sum(t for _, t in per_batch) / 1e9), "events/s"
+    )
+    # Cost per event in each fifth of the run, by the events written so far.
+    fifths: list[float] = []
+    bounds = [n * (i + 1) / 5 for i in range(5)]
+    seen = events = ns = 0
+    for count, t in per_batch:
+        seen += count
+        events += count
+        ns += t
+        if len(fifths) < 5 and seen >= bounds[len(fifths)]:
+            fifths.append(ns / events)
+            events = ns = 0
+    for i, cost in enumerate(fifths):
+        report.add(section, f"per event, fifth {i + 1} of the file", cost, "ns")
+    report.add(section, "last fifth / first fifth", fifths[-1] / fifths[0], "x")
+    report.add(section, "flush() at the end", sizes["flush_ns"] / 1e6, "ms")
+    report.add(section, "file size", sizes["file"] / 1e6, "MB")
+    benchmark.extra_info.update(sizes=sizes, fifths_ns=fifths, batches=len(per_batch))
