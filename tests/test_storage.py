@@ -502,6 +502,7 @@ def test_sqlite_store_is_in_wal_mode_with_a_rowid_events_table_and_a_sessions_ta
         rt.record(sid, "x.tick", {})
         rt.flush()
     store.close()
+    of_session = store._of_session
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -511,7 +512,7 @@ def test_sqlite_store_is_in_wal_mode_with_a_rowid_events_table_and_a_sessions_ta
         }
         assert {"events", "sessions"} <= tables
         # Events in a rowid table (appended in arrival order) with one index,
-        # its primary key's, by session and sequence.
+        # its primary key's, by session key and sequence.
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         (events_sql,) = db.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
@@ -525,11 +526,19 @@ def test_sqlite_store_is_in_wal_mode_with_a_rowid_events_table_and_a_sessions_ta
         ]
         assert len(indexes) == 1, indexes
         columns = [r[2] for r in db.execute(f"PRAGMA index_info({indexes[0]})")]
-        assert columns == ["session_id", "sequence"]
+        assert columns == ["session", "sequence"]
         pk = sorted((r[5], r[1]) for r in db.execute("PRAGMA table_info(events)") if r[5])
-        assert [c for _, c in pk] == ["session_id", "sequence"]
+        assert [c for _, c in pk] == ["session", "sequence"]
         columns = [r[1] for r in db.execute("PRAGMA table_info(events)")]
-        assert columns == ["session_id", "sequence", "event_type", "event"]
+        assert columns == ["session", "sequence", "event_type", "event"]
+        # A session's key in the events table: an integer, from session_keys.
+        (key,) = db.execute(
+            "SELECT session FROM session_keys WHERE session_id = ?", (sid,)
+        ).fetchone()
+        assert isinstance(key, int)
+        assert db.execute("SELECT count(*) FROM events WHERE session = ?", (key,)).fetchone() == (
+            2,
+        )
         session_columns = {r[1] for r in db.execute("PRAGMA table_info(sessions)")}
         assert {
             "session_id",
@@ -547,15 +556,48 @@ def test_sqlite_store_is_in_wal_mode_with_a_rowid_events_table_and_a_sessions_ta
         plans = [
             " ".join(str(c) for c in row)
             for q in (
-                "SELECT event FROM events WHERE session_id = 'x' AND event_type = 'y' ORDER BY sequence",
-                "SELECT event FROM events WHERE session_id = 'x' AND sequence >= 3 ORDER BY sequence",
+                f"SELECT event FROM events WHERE {of_session} AND event_type = 'y' ORDER BY sequence",
+                f"SELECT event FROM events WHERE {of_session} AND sequence >= 3 ORDER BY sequence",
             )
-            for row in db.execute("EXPLAIN QUERY PLAN " + q)
+            for row in db.execute("EXPLAIN QUERY PLAN " + q, ("x",))
         ]
         assert not any("SCAN" in p and "USING" not in p for p in plans), plans
         assert not any("TEMP B-TREE" in p for p in plans), plans
     finally:
         db.close()
+
+
+def test_a_sqlite_batch_that_fails_leaves_nothing_behind_and_can_be_written_again(
+    tmp_path: Path,
+) -> None:
+    # The batch brings a new session (whose key the store creates) and an
+    # event already stored: the whole batch is rolled back, the new key too,
+    # and the same session's events are written by a later batch.
+    capture = Capture()
+    with cra.Runtime(sinks=[capture], clock=ManualClock(start=START)) as rt:
+        a = rt.create_session("agent-a", "First")
+        rt.record(a, "x.tick", {"i": 0})
+        b = rt.create_session("agent-b", "Second")
+        rt.record(b, "x.tick", {"i": 0})
+        rt.flush()
+    of_a = [e for e in capture.events if e.session_id == a]
+    of_b = [e for e in capture.events if e.session_id == b]
+    store = SQLiteStore(tmp_path / "store.db")
+    try:
+        store.write_batch(of_a)
+        with pytest.raises(sqlite3.IntegrityError):
+            store.write_batch(of_b + of_a[-1:])
+        assert store.events(b) == []
+        assert [r["session_id"] for r in store.sessions()] == [a]
+        store.write_batch(of_b)
+        assert store.events(b) == [e.to_dict() for e in of_b]
+        assert store.session(b)["event_count"] == 2
+        assert store.verify(b).valid and store.verify(a).valid
+    finally:
+        store.close()
+    reopened = SQLiteStore(tmp_path / "store.db")
+    assert reopened.events(b) == [e.to_dict() for e in of_b]
+    reopened.close()
 
 
 #: The layout of the stores created before schema version 2, as they made it.

@@ -469,22 +469,33 @@ def _atomic_write(path: Path, text: str) -> None:
 #: The events table of a store created by this version (schema version 2):
 #: a rowid table, so that rows (about 0.5-1 KB of JSON each) are appended in
 #: arrival order and found by session and sequence through the primary
-#: key's index, which is small; the event type is a column for filtering,
-#: the timestamp is read from the JSON. Stores created before (schema
-#: version 0) keep their layout: a WITHOUT ROWID table keyed by
+#: key's index, which is small: a session is an integer key there (from
+#: `session_keys`), not its 36-character id. The event type is a column for
+#: filtering; the timestamp is read from the JSON. Stores created before
+#: (schema version 0) keep their layout: a WITHOUT ROWID table keyed by
 #: (session_id, sequence) with a timestamp column, plus an index by event
 #: type. Both answer the same queries (`SQLiteStore.schema_version` says
-#: which layout a store has; only the INSERT differs).
-_EVENTS_TABLE = """
+#: which layout a store has; the INSERT and the session condition differ).
+_EVENTS_TABLES = (
+    """
+CREATE TABLE session_keys (session INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE)
+""",
+    """
 CREATE TABLE events (
-    session_id TEXT NOT NULL, sequence INTEGER NOT NULL, event_type TEXT NOT NULL,
-    event TEXT NOT NULL, PRIMARY KEY (session_id, sequence)
-);
-"""
+    session INTEGER NOT NULL, sequence INTEGER NOT NULL, event_type TEXT NOT NULL,
+    event TEXT NOT NULL, PRIMARY KEY (session, sequence)
+)
+""",
+)
+#: The events of one session, by the layout's schema version.
+_OF_SESSION = {
+    2: "session = (SELECT session FROM session_keys WHERE session_id = ?)",
+    0: "session_id = ?",
+}
 #: Rows per INSERT statement: one statement of many rows binds and steps
 #: faster through sqlite3 than `executemany` of a one-row statement.
 _INSERT_ROWS = 64
-_INSERT = "INSERT INTO events (session_id, sequence, event_type, event) VALUES "
+_INSERT = "INSERT INTO events (session, sequence, event_type, event) VALUES "
 #: The layout of schema version 0 has a timestamp column too.
 _INSERT_V0 = (
     "INSERT INTO events (session_id, sequence, event_type, timestamp, event) VALUES (?, ?, ?, ?, ?)"
@@ -548,7 +559,8 @@ def _connect(path: str) -> Tuple[sqlite3.Connection, int]:
         db.execute("BEGIN IMMEDIATE")  # one process creates the tables
         try:
             if db.execute(exists).fetchone() is None:
-                db.execute(_EVENTS_TABLE)
+                for table in _EVENTS_TABLES:
+                    db.execute(table)
                 db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             db.execute(_SESSIONS_TABLE)
             db.execute("COMMIT")
@@ -576,6 +588,11 @@ class SQLiteStore(Store):
         #: 2 for the layout of this version, 0 for a store created before it.
         self.schema_version: int = version
         self._insert_many = _INSERT + ", ".join(["(?, ?, ?, ?)"] * _INSERT_ROWS)
+        self._of_session = _OF_SESSION[2 if version >= 2 else 0]
+        #: Session id -> key in `session_keys` (schema version 2), as committed.
+        self._keys: Dict[str, int] = {}
+        #: Sessions whose keys the current batch's transaction created.
+        self._uncommitted: List[str] = []
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
         rows, sources = _scan(events)
@@ -591,7 +608,11 @@ class SQLiteStore(Store):
         with self._lock:
             self._apply_scanned(rows, sources, row_of)
             db = self._db
-            db.execute("BEGIN")
+            # A write transaction from its start: the batch may read session_keys
+            # first, and a transaction that has read cannot start writing once
+            # another connection to the file (the server's owners) has written.
+            db.execute("BEGIN IMMEDIATE")
+            self._uncommitted.clear()
             try:
                 self._insert_events(rows, sources)
                 db.executemany(
@@ -601,26 +622,51 @@ class SQLiteStore(Store):
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                for sid in self._uncommitted:  # keys that the rollback took back
+                    del self._keys[sid]
                 raise
 
     def _insert_events(self, rows: List[_Row], sources: List[Any]) -> None:
         """Inserts the rows (within the caller's transaction), `_INSERT_ROWS`
-        per statement; into the layout of schema version 0 with timestamps
-        read from their sources."""
+        per statement, each session as its key; into the layout of schema
+        version 0, by session id and with the timestamps of the sources."""
         db = self._db
         if self.schema_version < 2:
             timestamps = [s["timestamp"] if isinstance(s, dict) else s.timestamp for s in sources]
             db.executemany(_INSERT_V0, [(*r[:3], t, r[3]) for r, t in zip(rows, timestamps)])
             return
-        full = len(rows) - len(rows) % _INSERT_ROWS
-        if full:
-            values = list(chain.from_iterable(rows[:full]))
-            step = 4 * _INSERT_ROWS
-            sql = self._insert_many
-            for i in range(0, len(values), step):
-                db.execute(sql, values[i : i + step])
-        if full < len(rows):
-            db.executemany(_INSERT + "(?, ?, ?, ?)", rows[full:])
+        values: List[Any] = list(chain.from_iterable(rows))
+        keys = self._keys
+        new = [sid for sid in set(values[0::4]) if sid not in keys]
+        if new:
+            self._add_keys(new)
+        values[0::4] = map(keys.__getitem__, values[0::4])
+        full = 4 * (len(rows) - len(rows) % _INSERT_ROWS)
+        step = 4 * _INSERT_ROWS
+        sql = self._insert_many
+        for i in range(0, full, step):
+            db.execute(sql, values[i : i + step])
+        if full < len(values):
+            rest = values[full:]
+            db.executemany(
+                _INSERT + "(?, ?, ?, ?)", [rest[i : i + 4] for i in range(0, len(rest), 4)]
+            )
+
+    def _add_keys(self, session_ids: List[str]) -> None:
+        """Puts the sessions' keys in `_keys`, creating those not yet in
+        `session_keys` within the caller's transaction (noted in
+        `_uncommitted`: `write_batch` forgets them if it rolls back)."""
+        db = self._db
+        for sid in session_ids:
+            found = db.execute(
+                "SELECT session FROM session_keys WHERE session_id = ?", (sid,)
+            ).fetchone()
+            if found is None:
+                cur = db.execute("INSERT INTO session_keys (session_id) VALUES (?)", (sid,))
+                self._keys[sid] = cur.lastrowid  # type: ignore[assignment]
+                self._uncommitted.append(sid)
+            else:
+                self._keys[sid] = found[0]
 
     def flush(self) -> None:
         with self._lock:
@@ -645,7 +691,8 @@ class SQLiteStore(Store):
     def _event_texts(self, session_id: str) -> List[str]:
         with self._lock:
             cur = self._db.execute(
-                "SELECT event FROM events WHERE session_id = ? ORDER BY sequence", (session_id,)
+                f"SELECT event FROM events WHERE {self._of_session} ORDER BY sequence",
+                (session_id,),
             )
             return [r[0] for r in cur.fetchall()]
 
@@ -656,7 +703,7 @@ class SQLiteStore(Store):
         since_sequence: Optional[int] = None,
         limit: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
-        sql = "SELECT event FROM events WHERE session_id = ?"
+        sql = f"SELECT event FROM events WHERE {self._of_session}"
         args: List[Any] = [session_id]
         if event_type is not None:
             sql += " AND event_type = ?"
@@ -690,9 +737,9 @@ class SQLiteStore(Store):
                 if n == 0:
                     continue
                 db = self._db
-                db.execute("BEGIN")
+                db.execute("BEGIN IMMEDIATE")
                 db.execute(
-                    "DELETE FROM events WHERE session_id = ? AND sequence < ?",
+                    f"DELETE FROM events WHERE {self._of_session} AND sequence < ?",
                     (sid, row["first_sequence"]),
                 )
                 db.execute(
