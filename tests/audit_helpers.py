@@ -92,16 +92,17 @@ def tamper(opener: StoreOpener, session_id: str, index: int, payload: dict[str, 
     else:
         assert isinstance(store, SQLiteStore)
         db = sqlite3.connect(store.path)
+        of_session = store._of_session  # the events of a session, in the store's layout
         try:
             (text,) = db.execute(
-                "SELECT event FROM events WHERE session_id = ? ORDER BY sequence LIMIT 1 OFFSET ?",
+                f"SELECT event FROM events WHERE {of_session} ORDER BY sequence LIMIT 1 OFFSET ?",
                 (session_id, index),
             ).fetchone()
             e = json.loads(text)
             e["payload"] = payload
             with db:
                 db.execute(
-                    "UPDATE events SET event = ? WHERE session_id = ? AND sequence = ?",
+                    f"UPDATE events SET event = ? WHERE {of_session} AND sequence = ?",
                     (json.dumps(e), session_id, e["sequence"]),
                 )
         finally:

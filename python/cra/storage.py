@@ -19,6 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -43,27 +44,38 @@ def _as_json(e: Union[TRACEEvent, Dict[str, Any], str]) -> str:
 #: Event types that change more of a session row than its counters (`Store._apply`).
 _ROW_EVENTS = frozenset({"session.started", "session.ended"})
 
-#: One event as the stores index it: session id, sequence, event type,
-#: timestamp, JSON text, and where the rest is read from (the core event of
-#: a `TRACEEvent`, else the decoded dict).
-_Scanned = Tuple[str, int, str, str, str, Any]
+#: One event as the stores index it (and the SQLite events table holds it):
+#: session id, sequence, event type, JSON text.
+_Row = Tuple[str, int, str, str]
 
 
-def _scan(events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> List[_Scanned]:
-    """The indexed fields of each event. A `TRACEEvent` (what the flush
-    thread hands a sink) is read through its core object without parsing its
-    JSON; dicts and JSON text are decoded."""
-    out: List[_Scanned] = []
-    append = out.append
+def _scan(
+    events: Sequence[Union[TRACEEvent, Dict[str, Any], str]],
+) -> Tuple[List[_Row], List[Any]]:
+    """The indexed fields of each event, and where the rest is read from (the
+    core event of a `TRACEEvent`, else the decoded dict). A `TRACEEvent`
+    (what the flush thread hands a sink) is read through its core object
+    without parsing its JSON; dicts and JSON text are decoded."""
+    try:
+        cores = [e._e for e in events]  # type: ignore[union-attr]
+    except AttributeError:
+        cores = None
+    if cores is not None:
+        rows = [(c.session_id, c.sequence, c.event_type, c.to_json()) for c in cores]
+        return rows, cores
+    rows = []
+    sources: List[Any] = []
     for e in events:
         if isinstance(e, TRACEEvent):
             c = e._e
-            append((c.session_id, c.sequence, c.event_type, c.timestamp, c.to_json(), c))
+            rows.append((c.session_id, c.sequence, c.event_type, c.to_json()))
+            sources.append(c)
         else:
             text = _as_json(e)
             d = json.loads(text)
-            append((d["session_id"], d["sequence"], d["event_type"], d["timestamp"], text, d))
-    return out
+            rows.append((d["session_id"], d["sequence"], d["event_type"], text))
+            sources.append(d)
+    return rows, sources
 
 
 def _age_cutoff(max_age_seconds: float) -> str:
@@ -212,22 +224,41 @@ class Store(ABC):
 
     @staticmethod
     def _apply_scanned(
-        scanned: List[_Scanned], row_of: Callable[[str, Any], Dict[str, Any]]
+        rows: List[_Row], sources: List[Any], row_of: Callable[[str, Any], Dict[str, Any]]
     ) -> None:
-        """`_apply` for each scanned event, in order, to the row `row_of(session
-        id, source)` gives. Only the events that change more than the counters
-        (a session's first, `session.started`, `session.ended`) are decoded;
-        each session's last hash is read once, from its last event."""
-        last: Dict[str, Tuple[Dict[str, Any], Any]] = {}
-        for sid, sequence, event_type, _, text, source in scanned:
-            row = row_of(sid, source)
-            if event_type in _ROW_EVENTS or row["started_at"] is None:
-                Store._apply(row, source if isinstance(source, dict) else json.loads(text))
-            else:
-                row["event_count"] += 1
-                row["last_sequence"] = sequence
-            last[sid] = (row, source)
-        for row, source in last.values():
+        """`_apply` for each scanned event (see `_scan`), in order, to the row
+        `row_of(session id, source)` gives. Only the events that change more
+        than the counters (a session's first, `session.started`,
+        `session.ended`) are decoded; counters and the last hash are set once
+        per session and batch."""
+        if not rows:
+            return
+        sids = [r[0] for r in rows]
+        first = sids[0]
+        positions: Dict[str, Any]
+        if sids.count(first) == len(sids):  # one session: the usual batch
+            positions = {first: range(len(rows))}
+        else:
+            positions = {}
+            for i, sid in enumerate(sids):
+                at = positions.get(sid)
+                if at is None:
+                    positions[sid] = [i]
+                else:
+                    at.append(i)
+        types = [r[2] for r in rows]
+        special = any(t in types for t in _ROW_EVENTS)
+        for sid, at in positions.items():
+            row = row_of(sid, sources[at[0]])
+            for i in at if special else at[:1]:
+                if types[i] in _ROW_EVENTS or (i == at[0] and row["started_at"] is None):
+                    source = sources[i]
+                    Store._apply_fields(
+                        row, source if isinstance(source, dict) else json.loads(rows[i][3])
+                    )
+            row["event_count"] += len(at)
+            row["last_sequence"] = rows[at[-1]][1]
+            source = sources[at[-1]]
             row["last_hash"] = (
                 source["event_hash"] if isinstance(source, dict) else source.event_hash
             )
@@ -237,6 +268,11 @@ class Store(ABC):
         row["event_count"] += 1
         row["last_sequence"] = e["sequence"]
         row["last_hash"] = e["event_hash"]
+        Store._apply_fields(row, e)
+
+    @staticmethod
+    def _apply_fields(row: Dict[str, Any], e: Dict[str, Any]) -> None:
+        """What an event changes in its session's row besides the counters."""
         if e["event_type"] == "session.started":
             row["root_span_id"] = e["span_id"]
             row["agent_id"] = e["payload"].get("agent_id")
@@ -258,11 +294,11 @@ class MemoryStore(Store):
         self._rows: Dict[str, Dict[str, Any]] = {}
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        scanned = _scan(events)
+        rows, sources = _scan(events)
         with self._lock:
-            self._apply_scanned(scanned, self._row_of)
-            for s in scanned:
-                self._events.setdefault(s[0], []).append(s[4])
+            self._apply_scanned(rows, sources, self._row_of)
+            for r in rows:
+                self._events.setdefault(r[0], []).append(r[3])
 
     def _row_of(self, session_id: str, source: Any) -> Dict[str, Any]:
         row = self._rows.get(session_id)
@@ -371,12 +407,12 @@ class JSONLStore(Store):
         return f
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        scanned = _scan(events)
+        rows, sources = _scan(events)
         by_session: Dict[str, List[str]] = {}
         with self._lock:
-            self._apply_scanned(scanned, self._row_of)
-            for s in scanned:
-                by_session.setdefault(s[0], []).append(s[4])
+            self._apply_scanned(rows, sources, self._row_of)
+            for r in rows:
+                by_session.setdefault(r[0], []).append(r[3])
             for sid, texts in by_session.items():
                 f = self._handle(sid)
                 f.write("\n".join(texts) + "\n")
@@ -463,12 +499,41 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    session_id TEXT NOT NULL, sequence INTEGER NOT NULL, event_type TEXT NOT NULL,
-    timestamp TEXT NOT NULL, event TEXT NOT NULL, PRIMARY KEY (session_id, sequence)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_type ON events (session_id, event_type, sequence);
+#: The events table of a store created by this version (schema version 2):
+#: a rowid table, so that rows (about 0.5-1 KB of JSON each) are appended in
+#: arrival order and found by session and sequence through the primary
+#: key's index, which is small: a session is an integer key there (from
+#: `session_keys`), not its 36-character id. The event type is a column for
+#: filtering; the timestamp is read from the JSON. Stores created before
+#: (schema version 0) keep their layout: a WITHOUT ROWID table keyed by
+#: (session_id, sequence) with a timestamp column, plus an index by event
+#: type. Both answer the same queries (`SQLiteStore.schema_version` says
+#: which layout a store has; the INSERT and the session condition differ).
+_EVENTS_TABLES = (
+    """
+CREATE TABLE session_keys (session INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE)
+""",
+    """
+CREATE TABLE events (
+    session INTEGER NOT NULL, sequence INTEGER NOT NULL, event_type TEXT NOT NULL,
+    event TEXT NOT NULL, PRIMARY KEY (session, sequence)
+)
+""",
+)
+#: The events of one session, by the layout's schema version.
+_OF_SESSION = {
+    2: "session = (SELECT session FROM session_keys WHERE session_id = ?)",
+    0: "session_id = ?",
+}
+#: Rows per INSERT statement: one statement of many rows binds and steps
+#: faster through sqlite3 than `executemany` of a one-row statement.
+_INSERT_ROWS = 64
+_INSERT = "INSERT INTO events (session, sequence, event_type, event) VALUES "
+#: The layout of schema version 0 has a timestamp column too.
+_INSERT_V0 = (
+    "INSERT INTO events (session_id, sequence, event_type, timestamp, event) VALUES (?, ?, ?, ?, ?)"
+)
+_SESSIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, trace_id TEXT, root_span_id TEXT, agent_id TEXT, goal TEXT,
     status TEXT NOT NULL, started_at TEXT, ended_at TEXT, event_count INTEGER NOT NULL,
@@ -476,6 +541,26 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_sequence INTEGER NOT NULL, last_hash TEXT NOT NULL
 );
 """
+_SCHEMA_VERSION = 2
+#: How the store sets up its connection. WAL with synchronous=NORMAL: a
+#: commit writes the WAL without fsync, so a committed batch survives a
+#: crash of the process (the WAL is in the OS's page cache) but the last
+#: commits can be lost on power loss or an OS crash; checkpoints fsync.
+#: Pages of 16 KiB (a new store; an existing file keeps its page size) hold
+#: more rows per page; the page cache holds a whole batch's new pages (so
+#: none is written to the WAL twice) and the upper levels of the index.
+_PRAGMAS = (
+    "PRAGMA page_size=16384",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA cache_size=-65536",
+)
+#: The WAL is checkpointed when it reaches this size, and on `flush()`
+#: (SQLite's default of 1,000 pages is crossed by a batch of a few thousand
+#: events on nearly every commit, and each checkpoint syncs the database).
+#: A checkpointed WAL is cut back to this size.
+WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024
+
 _COLUMNS = (
     "session_id",
     "trace_id",
@@ -493,24 +578,57 @@ _COLUMNS = (
 )
 
 
+def _connect(path: str) -> Tuple[sqlite3.Connection, int]:
+    """A connection set up as `_PRAGMAS` says, to a database with the
+    tables (created if new), and the schema version of its layout."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    for pragma in _PRAGMAS:
+        db.execute(pragma)
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}")
+    db.execute(f"PRAGMA journal_size_limit={WAL_CHECKPOINT_BYTES}")
+    exists = "SELECT 1 FROM sqlite_master WHERE name = 'events'"
+    if db.execute(exists).fetchone() is None:
+        db.execute("BEGIN IMMEDIATE")  # one process creates the tables
+        try:
+            if db.execute(exists).fetchone() is None:
+                for table in _EVENTS_TABLES:
+                    db.execute(table)
+                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            db.execute(_SESSIONS_TABLE)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    else:
+        db.execute(_SESSIONS_TABLE)
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    return db, version
+
+
 class SQLiteStore(Store):
-    """An SQLite database in WAL mode, indexed by session, sequence and
-    event type, with a sessions table (the default store of `cra serve`)."""
+    """An SQLite database in WAL mode: events indexed by session and
+    sequence, and a sessions table (the default store of `cra serve`).
+    A batch is one transaction; see `_PRAGMAS` for what a commit survives."""
 
     def __init__(self, path: PathLike) -> None:
         self.path = os.fspath(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        db, version = _connect(self.path)
+        self._db = db
+        #: 2 for the layout of this version, 0 for a store created before it.
+        self.schema_version: int = version
+        self._insert_many = _INSERT + ", ".join(["(?, ?, ?, ?)"] * _INSERT_ROWS)
+        self._of_session = _OF_SESSION[2 if version >= 2 else 0]
+        #: Session id -> key in `session_keys` (schema version 2), as committed.
+        self._keys: Dict[str, int] = {}
+        #: Sessions whose keys the current batch's transaction created.
+        self._uncommitted: List[str] = []
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        scanned = _scan(events)
-        # (session_id, sequence, event_type, timestamp, event): the events table.
-        rows = [s[:5] for s in scanned]
+        rows, sources = _scan(events)
         touched: Dict[str, Dict[str, Any]] = {}
 
         def row_of(session_id: str, source: Any) -> Dict[str, Any]:
@@ -521,11 +639,15 @@ class SQLiteStore(Store):
             return row
 
         with self._lock:
-            self._apply_scanned(scanned, row_of)
+            self._apply_scanned(rows, sources, row_of)
             db = self._db
-            db.execute("BEGIN")
+            # A write transaction from its start: the batch may read session_keys
+            # first, and a transaction that has read cannot start writing once
+            # another connection to the file (the server's owners) has written.
+            db.execute("BEGIN IMMEDIATE")
+            self._uncommitted.clear()
             try:
-                db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+                self._insert_events(rows, sources)
                 db.executemany(
                     f"INSERT OR REPLACE INTO sessions VALUES ({', '.join('?' * len(_COLUMNS))})",
                     [tuple(r[c] for c in _COLUMNS) for r in touched.values()],
@@ -533,7 +655,51 @@ class SQLiteStore(Store):
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                for sid in self._uncommitted:  # keys that the rollback took back
+                    del self._keys[sid]
                 raise
+
+    def _insert_events(self, rows: List[_Row], sources: List[Any]) -> None:
+        """Inserts the rows (within the caller's transaction), `_INSERT_ROWS`
+        per statement, each session as its key; into the layout of schema
+        version 0, by session id and with the timestamps of the sources."""
+        db = self._db
+        if self.schema_version < 2:
+            timestamps = [s["timestamp"] if isinstance(s, dict) else s.timestamp for s in sources]
+            db.executemany(_INSERT_V0, [(*r[:3], t, r[3]) for r, t in zip(rows, timestamps)])
+            return
+        values: List[Any] = list(chain.from_iterable(rows))
+        keys = self._keys
+        new = [sid for sid in set(values[0::4]) if sid not in keys]
+        if new:
+            self._add_keys(new)
+        values[0::4] = map(keys.__getitem__, values[0::4])
+        full = 4 * (len(rows) - len(rows) % _INSERT_ROWS)
+        step = 4 * _INSERT_ROWS
+        sql = self._insert_many
+        for i in range(0, full, step):
+            db.execute(sql, values[i : i + step])
+        if full < len(values):
+            rest = values[full:]
+            db.executemany(
+                _INSERT + "(?, ?, ?, ?)", [rest[i : i + 4] for i in range(0, len(rest), 4)]
+            )
+
+    def _add_keys(self, session_ids: List[str]) -> None:
+        """Puts the sessions' keys in `_keys`, creating those not yet in
+        `session_keys` within the caller's transaction (noted in
+        `_uncommitted`: `write_batch` forgets them if it rolls back)."""
+        db = self._db
+        for sid in session_ids:
+            found = db.execute(
+                "SELECT session FROM session_keys WHERE session_id = ?", (sid,)
+            ).fetchone()
+            if found is None:
+                cur = db.execute("INSERT INTO session_keys (session_id) VALUES (?)", (sid,))
+                self._keys[sid] = cur.lastrowid  # type: ignore[assignment]
+                self._uncommitted.append(sid)
+            else:
+                self._keys[sid] = found[0]
 
     def flush(self) -> None:
         with self._lock:
@@ -558,7 +724,8 @@ class SQLiteStore(Store):
     def _event_texts(self, session_id: str) -> List[str]:
         with self._lock:
             cur = self._db.execute(
-                "SELECT event FROM events WHERE session_id = ? ORDER BY sequence", (session_id,)
+                f"SELECT event FROM events WHERE {self._of_session} ORDER BY sequence",
+                (session_id,),
             )
             return [r[0] for r in cur.fetchall()]
 
@@ -569,7 +736,7 @@ class SQLiteStore(Store):
         since_sequence: Optional[int] = None,
         limit: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
-        sql = "SELECT event FROM events WHERE session_id = ?"
+        sql = f"SELECT event FROM events WHERE {self._of_session}"
         args: List[Any] = [session_id]
         if event_type is not None:
             sql += " AND event_type = ?"
@@ -603,9 +770,9 @@ class SQLiteStore(Store):
                 if n == 0:
                     continue
                 db = self._db
-                db.execute("BEGIN")
+                db.execute("BEGIN IMMEDIATE")
                 db.execute(
-                    "DELETE FROM events WHERE session_id = ? AND sequence < ?",
+                    f"DELETE FROM events WHERE {self._of_session} AND sequence < ?",
                     (sid, row["first_sequence"]),
                 )
                 db.execute(
