@@ -155,3 +155,24 @@ def test_generated_requests_get_the_same_faults_on_both_paths() -> None:
             assert _core.check_request(req) == _core.check_request(general(req))
 
         check()
+
+
+def test_executor_gets_the_requests_own_values_for_a_dict(rt: cra.Runtime) -> None:
+    seen: list[Any] = []
+    rt.register_executor("resource.create", lambda **p: seen.append(p) or {"ok": True})
+    sid = rt.create_session("agent-1", "Work")
+    res = rt.resolve(fresh(rt, sid))
+    tags = ("a", "b")
+    for wrap in (lambda r: r, general):
+        req = cra.CARPRequest.execute(
+            sid,
+            "agent-1",
+            "Manage",
+            res.resolution_id,
+            "resource.create",
+            {"name": "n", "tags": tags},
+            timestamp=rt.timestamp(),
+        )
+        assert rt.execute(wrap(req)).status == "success"
+    assert seen[0]["tags"] is tags
+    assert seen[1]["tags"] == ["a", "b"]
