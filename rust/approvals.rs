@@ -3,13 +3,14 @@
 //! human saw, once; the approver may instead grant the action for the rest
 //! of the resolution's life. Approvals expire with their resolution.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
+use crate::ids::IdMap;
 use crate::time::Micros;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +106,7 @@ pub struct Approvals {
 
 #[derive(Default)]
 struct Inner {
-    by_id: HashMap<Uuid, Approval>,
+    by_id: IdMap<Approval>,
     order: VecDeque<(Micros, Uuid)>,
 }
 
@@ -341,11 +342,7 @@ impl Approvals {
     }
 }
 
-fn live<'a>(
-    map: &'a mut HashMap<Uuid, Approval>,
-    id: &Uuid,
-    now: Micros,
-) -> Result<&'a mut Approval> {
+fn live<'a>(map: &'a mut IdMap<Approval>, id: &Uuid, now: Micros) -> Result<&'a mut Approval> {
     match map.get_mut(id) {
         None => Err(CoreError::ApprovalNotFound(id.to_string())),
         Some(a) if a.expires_at <= now => Err(CoreError::ApprovalExpired(id.to_string())),

@@ -1,7 +1,6 @@
 //! Per-session chain state and sealing: what the flush thread does to turn a
 //! caller's record into a numbered, hashed, linked event.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -9,6 +8,7 @@ use uuid::Uuid;
 use crate::event::{EventType, TraceEvent};
 use crate::hash::HashAlgorithm;
 use crate::ids::new_v7;
+use crate::ids::IdMap;
 use crate::time::{Micros, StampCache};
 
 /// Which span a record belongs to.
@@ -91,7 +91,7 @@ struct ChainState {
 /// The chains of every open session, owned by the flush thread.
 pub struct Chains {
     algorithm: HashAlgorithm,
-    open: HashMap<Uuid, ChainState>,
+    open: IdMap<ChainState>,
     stamps: StampCache,
 }
 
@@ -99,7 +99,7 @@ impl Chains {
     pub fn new(algorithm: HashAlgorithm) -> Self {
         Chains {
             algorithm,
-            open: HashMap::new(),
+            open: IdMap::default(),
             stamps: StampCache::default(),
         }
     }

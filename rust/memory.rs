@@ -1,7 +1,7 @@
 //! The in-memory event store: queryable per session, bounded in events,
 //! evicting the oldest ended sessions first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::event::TraceEvent;
+use crate::ids::{IdMap, IdSet};
 use crate::sink::{SealedBatch, Sink};
 
 pub const DEFAULT_MEMORY_LIMIT: usize = 1_000_000;
@@ -28,11 +29,11 @@ const EVICTED_IDS_KEPT: usize = 100_000;
 
 #[derive(Default)]
 struct Inner {
-    sessions: HashMap<Uuid, Stored>,
+    sessions: IdMap<Stored>,
     /// Sessions in the order they were first stored.
     order: VecDeque<Uuid>,
     total: usize,
-    evicted_ids: std::collections::HashSet<Uuid>,
+    evicted_ids: IdSet,
     evicted_order: VecDeque<Uuid>,
 }
 

@@ -1,11 +1,12 @@
 //! Resolutions kept for execute: bounded in count, expiring with their TTL.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+use crate::ids::IdMap;
 use crate::resolution::Resolution;
 use crate::time::Micros;
 
@@ -13,7 +14,7 @@ pub const DEFAULT_MAX_RESOLUTIONS: usize = 100_000;
 
 #[derive(Default)]
 struct Inner {
-    by_id: HashMap<Uuid, Arc<Resolution>>,
+    by_id: IdMap<Arc<Resolution>>,
     order: VecDeque<(Micros, Uuid)>,
 }
 

@@ -2,7 +2,6 @@
 //! Every operation that can wait takes a [`Wait`] so the Python glue can
 //! release the GIL around the waiting part only.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use crate::error::{CoreError, Result};
 use crate::event::{EventType, TraceEvent};
 use crate::hash::GENESIS_HASH;
 use crate::ids::new_v7;
+use crate::ids::IdMap;
 use crate::jsonl::JsonlSinkFactory;
 use crate::limits::Limits;
 use crate::memory::{EventQuery, MemorySink, MemoryStore, DEFAULT_MEMORY_LIMIT};
@@ -87,7 +87,7 @@ pub struct Runtime {
     pub(crate) approvals: Approvals,
 }
 
-type SessionTable = RwLock<HashMap<Uuid, Arc<Session>>>;
+type SessionTable = RwLock<IdMap<Arc<Session>>>;
 
 impl Runtime {
     pub fn new(
@@ -106,7 +106,7 @@ impl Runtime {
             factories,
             recorder: ArcSwap::from_pointee(recorder),
             memory: ArcSwap::new(memory),
-            sessions: ArcSwap::from_pointee(RwLock::new(HashMap::new())),
+            sessions: ArcSwap::from_pointee(RwLock::new(IdMap::default())),
             registry: Registry::new(),
             limits: Limits::new(),
             resolutions: ResolutionStore::new(config.max_resolutions),
@@ -390,7 +390,7 @@ impl Runtime {
         std::mem::forget(self.recorder.swap(Arc::new(recorder)));
         self.memory.store(memory);
         // The parent may have held this lock while forking: never touch it.
-        std::mem::forget(self.sessions.swap(Arc::new(RwLock::new(HashMap::new()))));
+        std::mem::forget(self.sessions.swap(Arc::new(RwLock::new(IdMap::default()))));
         Ok(())
     }
 }

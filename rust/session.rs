@@ -1,7 +1,7 @@
 //! Sessions: who acts, for what goal, on which chain; and the gate that
 //! keeps an ended session from accepting anything more.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
 use crate::execute::ExecuteResponse;
+use crate::ids::IdSet;
 use crate::time::Micros;
 
 const ENDED: u64 = 1 << 63;
@@ -47,7 +48,7 @@ pub struct Session {
     /// Last heartbeat (its creation until the first one).
     last_heartbeat: AtomicI64,
     /// Request ids received in this session (a repeat is a duplicate).
-    request_ids: Mutex<HashSet<Uuid>>,
+    request_ids: Mutex<IdSet>,
     /// Idempotency keys: running, or done with their first response.
     idempotency: Mutex<HashMap<String, Idem>>,
 }
@@ -92,7 +93,7 @@ impl Session {
             end_reason: Mutex::new(None),
             last_activity: AtomicI64::new(created_micros),
             last_heartbeat: AtomicI64::new(created_micros),
-            request_ids: Mutex::new(HashSet::new()),
+            request_ids: Mutex::new(IdSet::default()),
             idempotency: Mutex::new(HashMap::new()),
         }
     }
