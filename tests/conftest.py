@@ -108,3 +108,11 @@ class GatedSink(ListSink):
         self.entered.set()
         self.gate.wait()
         super().write_batch(events)
+
+
+@pytest.fixture
+def rt() -> Iterator[cra.Runtime]:
+    """An in-memory runtime, closed after the test (the resolver tests' name)."""
+    runtime = cra.Runtime()
+    yield runtime
+    runtime.close(timeout=10)

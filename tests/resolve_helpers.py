@@ -113,3 +113,17 @@ def resolve_one(
         rt.load_atlas(make_atlas(actions=actions, policies=policies, **(atlas_extra or {})))
         sid = rt.create_session(agent_id, "Work")
         return rt.resolve(request(rt, sid, **request_kw))
+
+
+ACT = [action("doc.read")]
+
+
+def outcome(res: cra.CARPResolution, action_id: str) -> tuple[str, str | None, str | None]:
+    """(allow | requires_approval | deny, policy id if denied, reason if denied)."""
+    for d in res.denied_actions:
+        if d.action_id == action_id:
+            return ("deny", d.policy_id, d.reason)
+    for a in res.allowed_actions:
+        if a.action_id == action_id:
+            return ("requires_approval" if a.requires_confirmation else "allow", None, None)
+    raise AssertionError(f"{action_id} is not a candidate")
