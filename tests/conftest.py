@@ -16,6 +16,7 @@ from typing import Any
 import blake3
 import cra
 import pytest
+from audit_helpers import STORE_KINDS, Recording, StoreOpener
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ZEROS = "0" * 64
@@ -71,6 +72,16 @@ def rehash_from(events: list[dict[str, Any]], start: int, algorithm: str = "sha2
         e["event_hash"] = prev = reference_hash(e, algorithm)
 
 
+def chain_is_linked(events: list[dict[str, Any]], first_sequence: int, anchor: str) -> None:
+    """`events` are linked from `anchor` and hash as the protocol says."""
+    prev = anchor
+    for i, e in enumerate(events):
+        assert e["sequence"] == first_sequence + i
+        assert e["previous_event_hash"] == prev
+        assert e["event_hash"] == reference_hash(e)
+        prev = e["event_hash"]
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -116,3 +127,19 @@ def rt() -> Iterator[cra.Runtime]:
     runtime = cra.Runtime()
     yield runtime
     runtime.close(timeout=10)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOpener]:
+    o = StoreOpener(request.param, tmp_path)
+    o.open()
+    yield o
+    o.close()
+
+
+@pytest.fixture
+def rec(opener: StoreOpener) -> Iterator[Recording]:
+    r = Recording(opener)
+    yield r
+    if not r.rt.closed:
+        r.close()
