@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import cra
+import pytest
+from cra.errors import CraError, ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT / "specs" / "conformance"
@@ -127,3 +129,24 @@ def outcome(res: cra.CARPResolution, action_id: str) -> tuple[str, str | None, s
         if a.action_id == action_id:
             return ("requires_approval" if a.requires_confirmation else "allow", None, None)
     raise AssertionError(f"{action_id} is not a candidate")
+
+
+def fault_paths(err: CraError) -> list[str]:
+    return [f["path"] for f in err.errors]
+
+
+def rejected(rt: cra.Runtime, source: Any, **kw: Any) -> CraError:
+    """Loads `source`, which must be rejected as ATLAS_INVALID."""
+    before = [a.atlas_id for a in rt.atlases()]
+    with pytest.raises(ValidationError) as info:
+        rt.load_atlas(source, **kw)
+    err = info.value
+    assert err.code == "ATLAS_INVALID"
+    assert err.category == "validation" and err.http_status == 400
+    for f in err.errors:
+        assert f["message"], f
+        assert f["path"] == "" or f["path"].startswith("/"), f
+    assert err.path == err.errors[0]["path"]
+    # A rejected atlas changes nothing.
+    assert [a.atlas_id for a in rt.atlases()] == before
+    return err
