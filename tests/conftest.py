@@ -17,6 +17,7 @@ import blake3
 import cra
 import pytest
 from audit_helpers import STORE_KINDS, Recording, StoreOpener
+from execute_helpers import Harness
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ZEROS = "0" * 64
@@ -143,3 +144,11 @@ def rec(opener: StoreOpener) -> Iterator[Recording]:
     yield r
     if not r.rt.closed:
         r.close()
+
+
+@pytest.fixture
+def h() -> Iterator[Harness]:
+    """A Harness with one resolution made (the execute tests' runtime)."""
+    with Harness() as harness:
+        harness.resolve()
+        yield harness
