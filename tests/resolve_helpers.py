@@ -3,7 +3,9 @@ paths to the conformance atlases, and short views of a session's events."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +152,35 @@ def rejected(rt: cra.Runtime, source: Any, **kw: Any) -> CraError:
     # A rejected atlas changes nothing.
     assert [a.atlas_id for a in rt.atlases()] == before
     return err
+
+
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+GOLDEN_GOAL = "Manage resources in the test environment"
+
+
+GOLDEN_REQUEST_ID = "0193a0b0-0000-7000-8000-000000000001"
+
+
+def parse_ts(text: str) -> datetime:
+    assert TIMESTAMP_RE.match(text), text
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_uuid7(text: str | None) -> bool:
+    return text is not None and re.match(UUID_RE, text) is not None and text[14] == "7"
+
+
+def golden(rt: cra.Runtime) -> tuple[str, cra.CARPResolution]:
+    rt.load_atlas(RESOURCES)
+    sid = rt.create_session("golden-agent", GOLDEN_GOAL)
+    req = cra.CARPRequest.resolve(
+        sid,
+        "golden-agent",
+        GOLDEN_GOAL,
+        risk_tier="low",
+        atlas_ids=["org.cra.resources"],
+        request_id=GOLDEN_REQUEST_ID,
+    )
+    return sid, rt.resolve(req)
