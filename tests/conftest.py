@@ -1,7 +1,9 @@
 """Shared fixtures and helpers of the test suite.
 
-The helpers here are an independent reference: they hash and read events
-with hashlib, blake3 and json only, never with cra.
+The reference helpers here (reference_hash, rehash_from, chain_is_linked,
+read_jsonl, ...) are independent of cra: they hash and read events with
+hashlib, blake3 and json only. The fixtures are the runtimes, harnesses,
+stores and servers that more than one test module uses.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 import cra
 import pytest
 from audit_helpers import STORE_KINDS, Recording, StoreOpener
 from execute_helpers import Harness
+
+if TYPE_CHECKING:
+    import httpx
+    from server_helpers import LiveServer, TestClient
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ZEROS = "0" * 64
@@ -152,3 +158,34 @@ def h() -> Iterator[Harness]:
     with Harness() as harness:
         harness.resolve()
         yield harness
+
+
+# The server fixtures import server_helpers (FastAPI, httpx) only when a server test asks.
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server with two API keys for the module's live tests."""
+    from server_helpers import KEY_A, KEY_B, LiveServer
+
+    server = LiveServer(tmp_path_factory.mktemp("live"), keys=f"{KEY_A},{KEY_B}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def a(live: LiveServer) -> Iterator[httpx.Client]:
+    """A client of `live` with the first API key."""
+    from server_helpers import KEY_A
+
+    with live.client(KEY_A) as c:
+        yield c
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[TestClient]:
+    """An in-process client of an app without keys."""
+    from server_helpers import TestClient, make_app
+
+    with TestClient(make_app(tmp_path), raise_server_exceptions=False) as c:
+        yield c
