@@ -17,7 +17,8 @@ from typing import Any, Callable, Union
 
 import cra
 from cra.storage import JSONLStore, MemoryStore, SQLiteStore, Store
-from execute_helpers import Harness, code, ops_atlas
+from cra.timing import ManualClock
+from execute_helpers import START, Harness, code, ops_atlas
 from resolve_helpers import policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,3 +229,35 @@ def run_cli(
         timeout=120,
         check=False,
     )
+
+
+class Recording:
+    """A runtime on a manual clock whose only sink is the store under test."""
+
+    def __init__(self, opener: StoreOpener, start: float = START) -> None:
+        self.opener = opener
+        self.clock = ManualClock(start=start)
+        self.rt = cra.Runtime(sinks=[opener.store], clock=self.clock)
+
+    def session(self, agent: str = "agent-1", goal: str = "Work", ticks: int = 0) -> str:
+        sid = self.rt.create_session(agent, goal)
+        for i in range(ticks):
+            self.rt.record(sid, "x.tick", {"i": i})
+        return sid
+
+    def dicts(self, sid: str) -> list[dict[str, Any]]:
+        self.rt.flush()
+        return [e.to_dict() for e in self.rt.events(sid)]
+
+    def close(self) -> None:
+        self.rt.close(timeout=10)
+
+
+class Capture:
+    """A sink that keeps every sealed event, in the order written."""
+
+    def __init__(self) -> None:
+        self.events: list[cra.TRACEEvent] = []
+
+    def write_batch(self, events: list[cra.TRACEEvent]) -> None:
+        self.events.extend(events)

@@ -1,7 +1,9 @@
 """Shared fixtures and helpers of the test suite.
 
-The helpers here are an independent reference: they hash and read events
-with hashlib, blake3 and json only, never with cra.
+The reference helpers here (reference_hash, rehash_from, chain_is_linked,
+read_jsonl, ...) are independent of cra: they hash and read events with
+hashlib, blake3 and json only. The fixtures are the runtimes, harnesses,
+stores and servers that more than one test module uses.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 import cra
 import pytest
+from audit_helpers import STORE_KINDS, Recording, StoreOpener
+from execute_helpers import Harness
+
+if TYPE_CHECKING:
+    import httpx
+    from server_helpers import LiveServer, TestClient
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ZEROS = "0" * 64
@@ -71,6 +79,16 @@ def rehash_from(events: list[dict[str, Any]], start: int, algorithm: str = "sha2
         e["event_hash"] = prev = reference_hash(e, algorithm)
 
 
+def chain_is_linked(events: list[dict[str, Any]], first_sequence: int, anchor: str) -> None:
+    """`events` are linked from `anchor` and hash as the protocol says."""
+    prev = anchor
+    for i, e in enumerate(events):
+        assert e["sequence"] == first_sequence + i
+        assert e["previous_event_hash"] == prev
+        assert e["event_hash"] == reference_hash(e)
+        prev = e["event_hash"]
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -108,3 +126,66 @@ class GatedSink(ListSink):
         self.entered.set()
         self.gate.wait()
         super().write_batch(events)
+
+
+@pytest.fixture
+def rt() -> Iterator[cra.Runtime]:
+    """An in-memory runtime, closed after the test (the resolver tests' name)."""
+    runtime = cra.Runtime()
+    yield runtime
+    runtime.close(timeout=10)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreOpener]:
+    o = StoreOpener(request.param, tmp_path)
+    o.open()
+    yield o
+    o.close()
+
+
+@pytest.fixture
+def rec(opener: StoreOpener) -> Iterator[Recording]:
+    r = Recording(opener)
+    yield r
+    if not r.rt.closed:
+        r.close()
+
+
+@pytest.fixture
+def h() -> Iterator[Harness]:
+    """A Harness with one resolution made (the execute tests' runtime)."""
+    with Harness() as harness:
+        harness.resolve()
+        yield harness
+
+
+# The server fixtures import server_helpers (FastAPI, httpx) only when a server test asks.
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server with two API keys for the module's live tests."""
+    from server_helpers import KEY_A, KEY_B, LiveServer
+
+    server = LiveServer(tmp_path_factory.mktemp("live"), keys=f"{KEY_A},{KEY_B}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def a(live: LiveServer) -> Iterator[httpx.Client]:
+    """A client of `live` with the first API key."""
+    from server_helpers import KEY_A
+
+    with live.client(KEY_A) as c:
+        yield c
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[TestClient]:
+    """An in-process client of an app without keys."""
+    from server_helpers import TestClient, make_app
+
+    with TestClient(make_app(tmp_path), raise_server_exceptions=False) as c:
+        yield c

@@ -263,3 +263,17 @@ def statuses(responses: Sequence[ExecuteResponse]) -> list[str]:
 
 def code(response: ExecuteResponse) -> str | None:
     return response.error.code if response.error else None
+
+
+UNKNOWN = "0193a0b0-0000-7000-8000-0000000004ff"
+
+
+def payload_of(events: list[cra.TRACEEvent], event_type: str) -> dict[str, Any]:
+    (found,) = [e.payload for e in events if e.event_type == event_type]
+    return found
+
+
+def outcome_events(h: Harness, action_id: str, params: Any = None, **kw: Any) -> list[Any]:
+    n = h.count()
+    r = h.execute(action_id, params, **kw)
+    return [r, h.events(start=n)]

@@ -3,11 +3,15 @@ paths to the conformance atlases, and short views of a session's events."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import cra
+import pytest
+from cra.errors import CraError, ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT / "specs" / "conformance"
@@ -113,3 +117,70 @@ def resolve_one(
         rt.load_atlas(make_atlas(actions=actions, policies=policies, **(atlas_extra or {})))
         sid = rt.create_session(agent_id, "Work")
         return rt.resolve(request(rt, sid, **request_kw))
+
+
+ACT = [action("doc.read")]
+
+
+def outcome(res: cra.CARPResolution, action_id: str) -> tuple[str, str | None, str | None]:
+    """(allow | requires_approval | deny, policy id if denied, reason if denied)."""
+    for d in res.denied_actions:
+        if d.action_id == action_id:
+            return ("deny", d.policy_id, d.reason)
+    for a in res.allowed_actions:
+        if a.action_id == action_id:
+            return ("requires_approval" if a.requires_confirmation else "allow", None, None)
+    raise AssertionError(f"{action_id} is not a candidate")
+
+
+def fault_paths(err: CraError) -> list[str]:
+    return [f["path"] for f in err.errors]
+
+
+def rejected(rt: cra.Runtime, source: Any, **kw: Any) -> CraError:
+    """Loads `source`, which must be rejected as ATLAS_INVALID."""
+    before = [a.atlas_id for a in rt.atlases()]
+    with pytest.raises(ValidationError) as info:
+        rt.load_atlas(source, **kw)
+    err = info.value
+    assert err.code == "ATLAS_INVALID"
+    assert err.category == "validation" and err.http_status == 400
+    for f in err.errors:
+        assert f["message"], f
+        assert f["path"] == "" or f["path"].startswith("/"), f
+    assert err.path == err.errors[0]["path"]
+    # A rejected atlas changes nothing.
+    assert [a.atlas_id for a in rt.atlases()] == before
+    return err
+
+
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+GOLDEN_GOAL = "Manage resources in the test environment"
+
+
+GOLDEN_REQUEST_ID = "0193a0b0-0000-7000-8000-000000000001"
+
+
+def parse_ts(text: str) -> datetime:
+    assert TIMESTAMP_RE.match(text), text
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_uuid7(text: str | None) -> bool:
+    return text is not None and re.match(UUID_RE, text) is not None and text[14] == "7"
+
+
+def golden(rt: cra.Runtime) -> tuple[str, cra.CARPResolution]:
+    rt.load_atlas(RESOURCES)
+    sid = rt.create_session("golden-agent", GOLDEN_GOAL)
+    req = cra.CARPRequest.resolve(
+        sid,
+        "golden-agent",
+        GOLDEN_GOAL,
+        risk_tier="low",
+        atlas_ids=["org.cra.resources"],
+        request_id=GOLDEN_REQUEST_ID,
+    )
+    return sid, rt.resolve(req)

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import cra
 import httpx
+from cra.server import ServerConfig, create_app
 
 with warnings.catch_warnings():
     # Starlette's test client warns about httpx at import time.
@@ -196,3 +197,32 @@ def assert_error(
     if code is not None:
         assert err["code"] == code, err
     return err
+
+
+OPENAPI = ROOT / "specs" / "openapi.yaml"
+ZERO_UUID = "00000000-0000-4000-8000-000000000000"
+
+
+def make_app(tmp: Path, **config: Any) -> Any:
+    settings: dict[str, Any] = {"store": str(tmp / "cra.db"), "atlas_dir": str(atlas_dir(tmp))}
+    settings.update(config)
+    return create_app(ServerConfig(**settings), executors=EXECUTORS)
+
+
+def new_session(c: Any, agent_id: str = "agent-1", goal: str = "Help a customer") -> str:
+    r = c.post("/v1/sessions", json={"agent_id": agent_id, "goal": goal})
+    assert r.status_code == 201, r.text
+    sid: str = r.json()["session_id"]
+    return sid
+
+
+def resolved(c: Any, sid: str, goal: str = "Refund and reply to ticket T-1", **kw: Any) -> Any:
+    r = c.post("/v1/resolve", json=resolve_body(sid, goal, **kw))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def event_types(c: Any, sid: str) -> list[str]:
+    r = c.get(f"/v1/traces/{sid}")
+    assert r.status_code == 200, r.text
+    return [e["event_type"] for e in r.json()]
