@@ -5,7 +5,6 @@ resolution, and grants given back when an execution is stopped later."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,13 +22,6 @@ DECISION_KEYS = {
     "resolution_id",
     "scope",
 }
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    with Harness() as harness:
-        harness.resolve()
-        yield harness
 
 
 def approval_id(h: Harness) -> str:

@@ -6,20 +6,12 @@ answers (success, error) are remembered, checked after every other check."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cra.errors import ConflictError
 from execute_helpers import Calls, Harness, code, ops_atlas
 from resolve_helpers import policy
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    with Harness() as harness:
-        harness.resolve()
-        yield harness
 
 
 @pytest.fixture

@@ -8,19 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from execute_helpers import Harness, code, ops_atlas
 from resolve_helpers import decided_by, policy
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    with Harness() as harness:
-        harness.resolve()
-        yield harness
 
 
 def call(h: Harness, sid: str | None = None, path: str = "/a") -> str:
