@@ -49,4 +49,11 @@ pub mod verify_file;
 #[cfg(feature = "python")]
 mod py;
 
+/// The extension allocates on the caller's thread and frees on the flush
+/// thread; mimalloc's per-thread heaps keep that cheap (glibc malloc
+/// consolidates and locks arenas for it).
+#[cfg(feature = "python")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use error::{Category, CoreError, Result};
