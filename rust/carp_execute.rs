@@ -518,14 +518,14 @@ impl Runtime {
         duration_ms: f64,
         wait: &impl Wait,
     ) -> Result<Arc<ExecuteResponse>> {
-        let (status, result, error, result_hash, failure) = match outcome {
+        let (status, result, error, hashed, failure) = match outcome {
             RunResult::Returned(text) => {
-                let hash = to_hex(&self.algorithm().digest(text.as_bytes()));
+                let text: Arc<str> = Arc::from(text);
                 (
                     Status::Success,
-                    Some(Arc::from(text)),
+                    Some(Arc::clone(&text)),
                     None,
-                    Some(hash),
+                    Some(text),
                     None,
                 )
             }
@@ -576,7 +576,8 @@ impl Runtime {
             resp,
             Happened::Ran {
                 duration_ms,
-                result_hash,
+                result: hashed,
+                algorithm: self.algorithm(),
                 failure,
             },
             wait,

@@ -93,7 +93,10 @@ pub enum Happened {
     },
     Ran {
         duration_ms: f64,
-        result_hash: Option<String>,
+        /// The result's canonical JSON; its `result_hash` is computed when
+        /// the event is rendered (on the flush thread), with `algorithm`.
+        result: Option<Arc<str>>,
+        algorithm: crate::hash::HashAlgorithm,
         failure: Option<(&'static str, String)>,
     },
 }

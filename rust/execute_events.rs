@@ -3,6 +3,7 @@
 use crate::chain::EventSource;
 use crate::event::EventType;
 use crate::execute::{ExecEcho, Happened};
+use crate::hash::to_hex;
 use crate::runtime::Payload;
 
 pub struct ExecuteTrace {
@@ -92,7 +93,8 @@ impl EventSource for ExecuteTrace {
             }
             Happened::Ran {
                 duration_ms,
-                result_hash,
+                result,
+                algorithm,
                 failure,
             } => {
                 let mut p = self.action_payload();
@@ -111,8 +113,8 @@ impl EventSource for ExecuteTrace {
                         let _ = crate::canonical::write_f64(&mut text, *duration_ms, "");
                         p.raw("duration_ms", std::str::from_utf8(&text).unwrap_or("0.0"));
                         p.str("execution_id", &self.execution_id);
-                        if let Some(h) = result_hash {
-                            p.str("result_hash", h);
+                        if let Some(r) = result {
+                            p.str("result_hash", &to_hex(&algorithm.digest(r.as_bytes())));
                         }
                         emit("action.executed".into(), p.finish());
                     }
