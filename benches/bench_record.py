@@ -40,9 +40,11 @@ from conftest import (
     SEAL_EVENTS,
     VERIFY_EVENTS,
     Report,
+    control,
     flush_thread_ids,
     summarise,
     thread_cpu_ns,
+    timed_empty_and_control,
 )
 
 #: Calls per timed block: fewer than the default queue capacity (65,536).
@@ -61,32 +63,6 @@ SPACED_GAPS_NS = (2_000, 20_000)
 
 Timed = Callable[[Any, Any, Any, int, int], None]
 
-#: A call of similar length that touches nothing of cra, timed next to each
-#: measured call in the spaced benches: its tail is what the machine alone
-#: does to a tail.
-_CONTROL_LIST = list(range(20))
-
-
-def control() -> Any:
-    return sorted(_CONTROL_LIST)
-
-
-def _timed_empty_and_control(
-    empty: Any,
-    ctl: Any,
-    start: int,
-    stop: int,
-    pc: Callable[[], int] = time.perf_counter_ns,
-    control: Callable[[], Any] = control,
-) -> None:
-    for i in range(start, stop):
-        t0 = pc()
-        t1 = pc()
-        control()
-        t2 = pc()
-        empty[i] = t1 - t0
-        ctl[i] = t2 - t1
-
 
 def _percentiles(
     timed: Timed, n: int, between: Callable[[], Any], interleaved: bool
@@ -103,7 +79,7 @@ def _percentiles(
         between()
         timed(calls, empty, ctl, start, stop)
         if not interleaved:
-            _timed_empty_and_control(empty, ctl, start, stop)
+            timed_empty_and_control(empty, ctl, start, stop)
     slow = sum(1 for d in calls if d > SLOW_NS)
     slow_ctl = sum(1 for d in ctl if d > SLOW_NS)
     return summarise(calls), summarise(empty), summarise(ctl), slow, slow_ctl

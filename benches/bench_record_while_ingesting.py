@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import cra
-from conftest import EVENT_TYPE, PAYLOAD, QUICK, Report, summarise
+from conftest import EVENT_TYPE, PAYLOAD, QUICK, Report, summarise, timed_empty_and_control
 from storage_helpers import AGENT, ROUNDS, TAG, SQLiteStore, median
 
 #: Individually timed record() calls per configuration and round.
@@ -47,13 +47,6 @@ class TimedSQLiteStore(SQLiteStore):
         self.calls.append((t0, time.perf_counter_ns(), len(events)))
 
 
-_CONTROL_LIST = list(range(20))
-
-
-def _control() -> Any:
-    return sorted(_CONTROL_LIST)
-
-
 def _timed_record(
     record: Any,
     sid: str,
@@ -66,23 +59,6 @@ def _timed_record(
         t0 = pc()
         record(sid, EVENT_TYPE, PAYLOAD)
         calls[i] = pc() - t0
-
-
-def _timed_empty_and_control(
-    empty: Any,
-    ctl: Any,
-    start: int,
-    stop: int,
-    pc: Callable[[], int] = time.perf_counter_ns,
-    control: Callable[[], Any] = _control,
-) -> None:
-    for i in range(start, stop):
-        t0 = pc()
-        t1 = pc()
-        control()
-        t2 = pc()
-        empty[i] = t1 - t0
-        ctl[i] = t2 - t1
 
 
 def _overlap(calls: list[tuple[int, int, int]], windows: list[tuple[int, int]]) -> tuple[int, int]:
@@ -122,7 +98,7 @@ def _record_percentiles(sqlite_path: Path | None) -> dict[str, Any]:
             w0 = time.perf_counter_ns()
             _timed_record(record, sid, calls, start, stop)
             windows.append((w0, time.perf_counter_ns()))
-            _timed_empty_and_control(empty, ctl, start, stop)
+            timed_empty_and_control(empty, ctl, start, stop)
         assert rt.flush(timeout=600)
         stats = rt.stats()
     finally:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,30 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         value = f"{_fmt(r.value, r.unit):>14} {r.unit:<9}"
         goal = f"  (goal {r.goal})" if r.goal else ""
         tr.write_line(f"  {r.name:<{width - len(r.section)}} {value}{goal}")
+
+
+#: A call of similar length that touches nothing of cra, timed next to each
+#: measured call in the spaced benches: its tail is what the machine alone
+#: does to a tail.
+_CONTROL_LIST = list(range(20))
+
+
+def control() -> Any:
+    return sorted(_CONTROL_LIST)
+
+
+def timed_empty_and_control(
+    empty: Any,
+    ctl: Any,
+    start: int,
+    stop: int,
+    pc: Callable[[], int] = time.perf_counter_ns,
+    control: Callable[[], Any] = control,
+) -> None:
+    for i in range(start, stop):
+        t0 = pc()
+        t1 = pc()
+        control()
+        t2 = pc()
+        empty[i] = t1 - t0
+        ctl[i] = t2 - t1
