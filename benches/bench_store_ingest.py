@@ -162,7 +162,9 @@ def _floor_batches(
     inserted (session_id, sequence, event_type, timestamp, event) tuples
     with executemany."""
     if hasattr(SQLiteStore, "_insert_events"):
-        rows, sources = STORAGE._scan(events)
+        # The package's scan, or `_scan` of a single-file module from before.
+        scan = getattr(STORAGE, "_scan", None) or STORAGE.common.scan
+        rows, sources = scan(events)
         spans = range(0, len(rows), BATCH)
         return [(rows[i : i + BATCH], sources[i : i + BATCH]) for i in spans], (
             lambda store, batch: store._insert_events(*batch)

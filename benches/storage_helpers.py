@@ -22,7 +22,8 @@ from conftest import QUICK, flush_thread_ids, thread_cpu_ns
 def _storage_module() -> Any:
     """cra.storage, or the file named by CRA_BENCH_STORAGE loaded in its
     place (to compare two versions of the stores against the same core,
-    e.g. `git show HEAD:python/cra/storage.py > /tmp/storage_head.py`)."""
+    e.g. `git show 17021db:python/cra/storage.py > /tmp/storage_old.py`,
+    the single-file module from before `cra.storage` became a package)."""
     alt = os.environ.get("CRA_BENCH_STORAGE")
     if not alt:
         return cra.storage

@@ -1,7 +1,7 @@
 """Replay, diff and reconstruction of a `.trace.jsonl` path stream the file
 through the core (issue #5): each line is read and parsed once there, never
 held in Python, and what the replay engine holds does not grow with the
-trace. No timing here; speed and memory figures are in benches/bench_storage.py."""
+trace. No timing here; speed and memory figures are in benches/bench_replay.py."""
 
 from __future__ import annotations
 

@@ -1,0 +1,20 @@
+"""Durable, queryable homes for traces. Each store is a trace sink (pass it
+as `cra.Runtime(sinks=[store])`: the flush thread hands it sealed batches)
+and answers the same queries:
+
+    write_batch(events)            events(session_id, event_type=, since_sequence=, limit=)
+    sessions(status=, limit=, offset=)   verify(session_id)   retention(max_age_seconds=, max_events=)
+
+A store reopened after a restart continues each chain (`resume(runtime,
+session_id)`), and retention never cuts a chain without recording where the
+kept part starts (its sequence and the hash it links to).
+"""
+
+from __future__ import annotations
+
+from .base import Store
+from .jsonl import JSONLStore
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+__all__ = ["JSONLStore", "MemoryStore", "SQLiteStore", "Store"]
