@@ -43,11 +43,11 @@ from resolve_fixtures import (
     new_flush_thread,
     new_ids,
     percentile_loop,
+    report_tight_loop,
     samples_info,
     samples_rows,
     show,
     tight_loop,
-    tight_rows,
     worked_manifest,
 )
 
@@ -190,21 +190,17 @@ def bench_execute_loop(benchmark: Any, report: Report, capsys: Any) -> None:
         _check_all_ran(rt, sid, total, exact=not getattr(benchmark, "disabled", False))
     finally:
         rt.close()
-    load_after = load_now()
     section = "rt.execute(dict) tight loop"
-    report.add(section, "per call (pytest-benchmark median)", fig["per_call_median_ns"], "ns")
-    report.add(section, "  of which loop bookkeeping", fig["bookkeeping_ns"], "ns")
-    report.add(section, "caller CPU time per call", fig["caller_cpu_per_call_ns"], "ns")
-    report.add(section, "flush thread CPU time per call", fig["flush_cpu_per_call_ns"], "ns")
-    benchmark.extra_info.update(
-        fig, events_per_call=EVENTS_PER_EXECUTE, load_before=load, load_after=load_after
-    )
-    show(
+    report_tight_loop(
+        report,
+        benchmark,
         capsys,
-        f"{section}: {LOOP_ROUNDS} rounds x {LOOP_CALLS:,} calls, ns per call "
-        f"(load {load:.2f} -> {load_after:.2f})",
-        ["figure", "ns"],
-        tight_rows(fig),
+        section,
+        fig,
+        events_per_call=EVENTS_PER_EXECUTE,
+        load=load,
+        rounds=LOOP_ROUNDS,
+        calls=LOOP_CALLS,
     )
 
 

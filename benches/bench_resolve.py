@@ -50,13 +50,13 @@ from resolve_fixtures import (
     new_flush_thread,
     new_ids,
     percentile_loop,
+    report_tight_loop,
     resolve_request,
     runtime_with_session,
     samples_info,
     samples_rows,
     show,
     tight_loop,
-    tight_rows,
 )
 
 RESOLVE_GOALS = {"p50": "<= 3,000 ns", "p99": "<= 10,000 ns"}
@@ -215,20 +215,16 @@ def _tight_loop(
     finally:
         rt.close()
     _check_events(benchmark, stats, 1 + EVENTS_PER_RESOLVE * total)
-    load_after = load_now()
-    report.add(section, "per call (pytest-benchmark median)", fig["per_call_median_ns"], "ns")
-    report.add(section, "  of which loop bookkeeping", fig["bookkeeping_ns"], "ns")
-    report.add(section, "caller CPU time per call", fig["caller_cpu_per_call_ns"], "ns")
-    report.add(section, "flush thread CPU time per call", fig["flush_cpu_per_call_ns"], "ns")
-    benchmark.extra_info.update(
-        fig, events_per_call=EVENTS_PER_RESOLVE, load_before=load, load_after=load_after
-    )
-    show(
+    report_tight_loop(
+        report,
+        benchmark,
         capsys,
-        f"{section}: {LOOP_ROUNDS} rounds x {LOOP_CALLS:,} calls, ns per call "
-        f"(load {load:.2f} -> {load_after:.2f})",
-        ["figure", "ns"],
-        tight_rows(fig),
+        section,
+        fig,
+        events_per_call=EVENTS_PER_RESOLVE,
+        load=load,
+        rounds=LOOP_ROUNDS,
+        calls=LOOP_CALLS,
     )
 
 

@@ -225,6 +225,37 @@ def tight_rows(fig: dict[str, float]) -> list[list[str]]:
     return [[label, f"{fig[key]:,.0f}"] for key, label in names]
 
 
+def report_tight_loop(
+    report: Any,
+    benchmark: Any,
+    capsys: Any,
+    section: str,
+    fig: dict[str, float],
+    *,
+    events_per_call: int,
+    load: float,
+    rounds: int,
+    calls: int,
+) -> None:
+    """Adds a tight loop's figures (`tight_loop`) to the report and the
+    benchmark's extra info, and prints its table."""
+    load_after = load_now()
+    report.add(section, "per call (pytest-benchmark median)", fig["per_call_median_ns"], "ns")
+    report.add(section, "  of which loop bookkeeping", fig["bookkeeping_ns"], "ns")
+    report.add(section, "caller CPU time per call", fig["caller_cpu_per_call_ns"], "ns")
+    report.add(section, "flush thread CPU time per call", fig["flush_cpu_per_call_ns"], "ns")
+    benchmark.extra_info.update(
+        fig, events_per_call=events_per_call, load_before=load, load_after=load_after
+    )
+    show(
+        capsys,
+        f"{section}: {rounds} rounds x {calls:,} calls, ns per call "
+        f"(load {load:.2f} -> {load_after:.2f})",
+        ["figure", "ns"],
+        tight_rows(fig),
+    )
+
+
 def show(capsys: Any, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Prints a compact table (also when pytest captures output)."""
     cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
