@@ -92,12 +92,16 @@ fn returned(result: &Bound<'_, PyAny>) -> RunResult {
     }
 }
 
-fn failed(py: Python<'_>, err: &PyErr) -> RunResult {
-    let name = err
-        .get_type(py)
+/// The exception's class name (`type(e).__name__`).
+fn class_name(py: Python<'_>, err: &PyErr) -> String {
+    err.get_type(py)
         .name()
         .map(|n| n.to_string())
-        .unwrap_or_else(|_| "Exception".into());
+        .unwrap_or_else(|_| "Exception".into())
+}
+
+fn failed(py: Python<'_>, err: &PyErr) -> RunResult {
+    let name = class_name(py, err);
     let text = err
         .value(py)
         .str()
@@ -189,14 +193,9 @@ impl Runtime {
             }
             // KeyboardInterrupt, SystemExit, ...: recorded, then raised on.
             Err(err) => {
-                let name = err
-                    .get_type(py)
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default();
                 let outcome = RunResult::Failed {
                     code: "EXECUTION_FAILED",
-                    message: format!("interrupted: {name}"),
+                    message: format!("interrupted: {}", class_name(py, &err)),
                     details: Value::Object(Default::default()),
                 };
                 self.record_outcome(py, t, outcome, ms)?;
