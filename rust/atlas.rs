@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use memchr::memmem::Finder;
 use serde_json::Value;
 
 use crate::atlas_parts::{build_actions, build_capabilities, build_packs, build_policies};
@@ -56,8 +57,9 @@ pub struct ContextPack {
     pub name: Arc<str>,
     pub priority: i64,
     pub blocks: Vec<Block>,
-    /// Lower-cased keywords; `None`: no keyword condition.
-    pub keywords: Option<Vec<String>>,
+    /// Lower-cased keywords, each compiled into a substring finder at load;
+    /// `None`: no keyword condition.
+    pub keywords: Option<Vec<Finder<'static>>>,
     pub risk_tiers: u8,
     pub capabilities: Option<Vec<String>>,
 }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use memchr::memmem::Finder;
 use serde_json::{Map, Value};
 
 use crate::atlas::{action_pattern, Action, Block, Capability, ContextPack};
@@ -482,7 +483,7 @@ fn read_context_file(
     }
 }
 
-type PackConditions = (Option<Vec<String>>, u8, Option<Vec<String>>);
+type PackConditions = (Option<Vec<Finder<'static>>>, u8, Option<Vec<String>>);
 
 fn pack_conditions(v: Option<&Value>, path: &str, f: &mut Faults) -> PackConditions {
     let Some(v) = v.filter(|v| !v.is_null()) else {
@@ -492,9 +493,11 @@ fn pack_conditions(v: Option<&Value>, path: &str, f: &mut Faults) -> PackConditi
         return (None, 0, None);
     };
     f.no_other_keys(m, &["keywords", "risk_tiers", "capabilities"], path);
-    let keywords = f
-        .opt_str_list(m, "keywords", path)
-        .map(|l| l.into_iter().map(str::to_lowercase).collect());
+    let keywords = f.opt_str_list(m, "keywords", path).map(|l| {
+        l.into_iter()
+            .map(|w| Finder::new(&w.to_lowercase()).into_owned())
+            .collect()
+    });
     let risk = tiers(
         f.opt_str_list(m, "risk_tiers", path),
         &at(path, "risk_tiers"),

@@ -499,7 +499,7 @@ impl Runtime {
     ) -> ExecEcho {
         ExecEcho {
             request_id: req.request_id,
-            goal: Arc::from(req.goal.as_str()),
+            goal: Arc::clone(&req.goal),
             atlas_ids: res.echo.atlas_ids.clone(),
             risk_tier: req.risk_tier,
             context_hints: req.context_hints.clone(),

@@ -3,6 +3,7 @@
 //! Python glue reads dicts through it) without building a tree first.
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -37,7 +38,8 @@ impl Kind {
 /// A value in a JSON-like tree.
 pub trait Node: Sized + Clone {
     type Obj: Obj<Node = Self>;
-    type Str: Deref<Target = str>;
+    /// Text that becomes shared (`Arc<str>`) without a copy where it can.
+    type Str: Deref<Target = str> + Into<Arc<str>>;
 
     fn kind(&self) -> Kind;
     fn object(&self) -> Option<Self::Obj>;

@@ -1,6 +1,8 @@
 //! CARP/1.0 requests: parsed from JSON and checked against the schema,
 //! every fault with its JSON pointer.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -41,10 +43,10 @@ pub struct CarpRequest {
     pub request_id: Uuid,
     pub timestamp: Micros,
     pub operation: Operation,
-    pub agent_id: String,
+    pub agent_id: Arc<str>,
     pub session_id: Uuid,
     pub parent_session_id: Option<Uuid>,
-    pub goal: String,
+    pub goal: Arc<str>,
     /// `None` when the request did not say (the tier is then `low`).
     pub risk_tier: Option<RiskTier>,
     pub context_hints: Option<Vec<String>>,
@@ -237,10 +239,10 @@ fn parse<N: Node>(v: N, f: &mut Faults) -> Option<CarpRequest> {
         request_id: request_id?,
         timestamp: timestamp?,
         operation: operation?,
-        agent_id: agent_id?.to_string(),
+        agent_id: agent_id?.into(),
         session_id: session_id?,
         parent_session_id: parent,
-        goal: goal?.to_string(),
+        goal: goal?.into(),
         risk_tier: risk,
         context_hints: hints,
         required_capabilities: caps,
@@ -328,10 +330,10 @@ impl CarpRequest {
             request_id,
             timestamp: now,
             operation: Operation::Resolve,
-            agent_id: session.agent_id.clone(),
+            agent_id: Arc::from(session.agent_id.as_str()),
             session_id: session.session_id,
             parent_session_id: None,
-            goal: goal.to_string(),
+            goal: Arc::from(goal),
             risk_tier: risk,
             context_hints,
             required_capabilities,

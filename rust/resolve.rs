@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use memchr::memmem::Finder;
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::atlas::DEFAULT_TTL_SECONDS;
@@ -25,12 +27,17 @@ pub struct ResolveInput<'a> {
     pub trace_id: Uuid,
 }
 
+/// Few atlases are loaded at once: the candidate lists of a resolve stay
+/// on the stack (they spill to the heap past these sizes).
+type AtlasList = SmallVec<[u32; 8]>;
+type ActionList = SmallVec<[(u32, u32); 16]>;
+
 /// The candidate atlases, in request order (or load order).
-fn candidates(snap: &Snapshot, req: &CarpRequest) -> Result<Vec<u32>> {
+fn candidates(snap: &Snapshot, req: &CarpRequest) -> Result<AtlasList> {
     match &req.atlas_ids {
         None => Ok((0..snap.atlases.len() as u32).collect()),
         Some(ids) => {
-            let mut out = Vec::with_capacity(ids.len());
+            let mut out = AtlasList::with_capacity(ids.len());
             for (n, id) in ids.iter().enumerate() {
                 let &i = snap.index.get(id.as_str()).ok_or_else(|| {
                     CoreError::AtlasNotFound(id.clone(), Some(format!("/atlas_ids/{n}")))
@@ -45,11 +52,7 @@ fn candidates(snap: &Snapshot, req: &CarpRequest) -> Result<Vec<u32>> {
 }
 
 /// Candidate actions `(atlas, action)` in atlas then declaration order.
-fn candidate_actions(
-    snap: &Snapshot,
-    atlases: &[u32],
-    req: &CarpRequest,
-) -> Result<Vec<(u32, u32)>> {
+fn candidate_actions(snap: &Snapshot, atlases: &[u32], req: &CarpRequest) -> Result<ActionList> {
     let Some(caps) = &req.required_capabilities else {
         return Ok(atlases
             .iter()
@@ -71,7 +74,7 @@ fn candidate_actions(
     if !faults.is_empty() {
         return Err(CoreError::InvalidRequest(faults));
     }
-    let mut out = Vec::new();
+    let mut out = ActionList::new();
     for &a in atlases {
         let map = &snap.compiled.capabilities[a as usize];
         let mut chosen: Vec<u32> = caps
@@ -89,7 +92,7 @@ fn candidate_actions(
 
 struct Ctx<'a> {
     snap: &'a Snapshot,
-    in_candidates: Vec<bool>,
+    in_candidates: SmallVec<[bool; 8]>,
     risk: RiskTier,
     req: &'a CarpRequest,
     input: &'a ResolveInput<'a>,
@@ -221,9 +224,10 @@ fn context_blocks(
         }
         let pack = &snap.atlases[r.atlas as usize].packs[r.pack as usize];
         if let (Some(words), Some((goal, hints))) = (&pack.keywords, &lowered) {
+            let found = |w: &Finder<'_>, text: &str| w.find(text.as_bytes()).is_some();
             let hit = words
                 .iter()
-                .any(|w| goal.contains(w.as_str()) || hints.iter().any(|h| h.contains(w.as_str())));
+                .any(|w| found(w, goal) || hints.iter().any(|h| found(w, h)));
             if !hit {
                 continue;
             }
@@ -264,7 +268,7 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
     let snap: &Snapshot = &input.snapshot;
     let atlases = candidates(snap, req)?;
     let actions = candidate_actions(snap, &atlases, req)?;
-    let mut in_candidates = vec![false; snap.atlases.len()];
+    let mut in_candidates = SmallVec::from_elem(false, snap.atlases.len());
     for &a in &atlases {
         in_candidates[a as usize] = true;
     }
@@ -292,7 +296,7 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
         request_id: req.request_id,
         session_id: req.session_id,
         trace_id: input.trace_id,
-        agent_id: Arc::from(req.agent_id.as_str()),
+        agent_id: Arc::clone(&req.agent_id),
         timestamp: input.now,
         expires_at: input.now + ttl as i64 * 1_000_000,
         ttl_seconds: ttl,
@@ -305,7 +309,7 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
         constraints,
         echo: RequestEcho {
             operation: req.operation,
-            goal: Arc::from(req.goal.as_str()),
+            goal: Arc::clone(&req.goal),
             atlas_ids: atlases
                 .iter()
                 .map(|&a| Arc::clone(&snap.atlases[a as usize].atlas_id))

@@ -8,6 +8,7 @@ __all__ = [
     "ChainReport",
     "Event",
     "ExecuteResponse",
+    "Front",
     "ManualClock",
     "SlidingWindowRateLimiter",
     "FileReport",
@@ -123,6 +124,22 @@ class Resolution:
     def denied_action_ids(self) -> List[str]: ...
     def is_allowed(self, action_id: str) -> bool: ...
     def to_json(self) -> str: ...
+
+@final
+class Front:
+    """`resolve` and `execute` of `cra.Runtime`: the core's handles wrapped in
+    the result classes given (no-argument classes with a `_r` slot)."""
+
+    def __new__(
+        cls,
+        runtime: Runtime,
+        resolution_class: type,
+        response_class: type,
+        executors: Dict[str, Callable[..., Any]],
+        settle: Callable[[Any], Any],
+    ) -> Front: ...
+    def resolve(self, request: Any) -> Any: ...
+    def execute(self, request: Any) -> Any: ...
 
 @final
 class PreparedResolver:

@@ -85,22 +85,23 @@ class CARPResolution:
     """What an agent may do for a goal: allowed and denied actions, context
     blocks, constraints and the decision, from one resolve."""
 
+    # Made by the core (`_core.Front`): called with no arguments, then the
+    # core's handle put in `_r` through the slot. `_doc`, the resolution as
+    # JSON, is set the first time a nested part is read.
     __slots__ = ("_doc", "_r")
     _r: _core.Resolution
-    _doc: Optional[Dict[str, Any]]
-
-    def __init__(self, core: _core.Resolution) -> None:
-        object.__setattr__(self, "_r", core)
-        object.__setattr__(self, "_doc", None)
+    _doc: Dict[str, Any]
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("CARPResolution is immutable")
 
     def _json(self) -> Dict[str, Any]:
-        if self._doc is None:
-            object.__setattr__(self, "_doc", json.loads(self._r.to_json()))
-        assert self._doc is not None
-        return self._doc
+        try:
+            return self._doc
+        except AttributeError:
+            doc: Dict[str, Any] = json.loads(self._r.to_json())
+            object.__setattr__(self, "_doc", doc)
+            return doc
 
     @property
     def resolution_id(self) -> str:

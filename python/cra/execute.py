@@ -31,11 +31,10 @@ class ExecuteResponse:
     """The answer to an execute request: `success`, `error`, `denied` or
     `pending_approval`, with the executor's result or the error."""
 
+    # Made by the core (`_core.Front`): called with no arguments, then the
+    # core's handle put in `_r` through the slot.
     __slots__ = ("_r",)
     _r: _core.ExecuteResponse
-
-    def __init__(self, core: _core.ExecuteResponse) -> None:
-        object.__setattr__(self, "_r", core)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("ExecuteResponse is immutable")

@@ -23,7 +23,6 @@ from typing import (
 
 from . import _core
 from .carp import AtlasInfo, CARPResolution
-from .errors import CraError
 from .execute import ExecuteResponse, Executors, settle
 from .timing import HeartbeatConfig, SessionTTLConfig
 from .trace import ChainVerification, TRACEEvent
@@ -97,9 +96,16 @@ class Runtime:
             **(session_ttl._core_args() if session_ttl else {}),
             **(heartbeat._core_args() if heartbeat else {}),
         )
-        # The hot path goes straight to the core, with no Python frame between.
+        # The hot path goes straight to the core, with no Python frame between:
+        # `_core.Front` wraps the core's handles in CARPResolution and
+        # ExecuteResponse and names a failed request in its error itself.
         self.record = self._core.record
         self._executors = Executors()
+        self._front = _core.Front(
+            self._core, CARPResolution, ExecuteResponse, self._executors.by_key, settle
+        )
+        self.resolve = self._front.resolve  # type: ignore[method-assign]
+        self.execute = self._front.execute  # type: ignore[method-assign]
         _LIVE.add(self)
         for source in atlases:
             self.load_atlas(source)
@@ -132,19 +138,17 @@ class Runtime:
 
     # -- CARP -------------------------------------------------------------
     def resolve(self, request: Mapping[str, Any]) -> CARPResolution:
-        """Resolves a CARP/1.0 request: which actions, with which context."""
-        try:
-            return CARPResolution(self._core.resolve(request))
-        except CraError as e:
-            raise _with_request_id(e, request) from None
+        """Resolves a CARP/1.0 request: which actions, with which context.
+        (An instance calls `_core.Front.resolve` directly; this is the same.)"""
+        res: CARPResolution = self._front.resolve(request)
+        return res
 
     def execute(self, request: Mapping[str, Any]) -> ExecuteResponse:
         """Executes an action of a resolution through its registered executor,
-        after every check of the protocol; governance outcomes are answers."""
-        try:
-            return ExecuteResponse(self._core.execute(request, self._executors.by_key, settle))
-        except CraError as e:
-            raise _with_request_id(e, request) from None
+        after every check of the protocol; governance outcomes are answers.
+        (An instance calls `_core.Front.execute` directly; this is the same.)"""
+        out: ExecuteResponse = self._front.execute(request)
+        return out
 
     def validate(self, request: Mapping[str, Any]) -> Dict[str, Any]:
         """Checks a request (and an execution's parameters) without acting:
@@ -300,14 +304,6 @@ class Runtime:
             f"<cra.Runtime {self.hash_algorithm} sessions={s['sessions']} "
             f"recorded={s['recorded']} written={s['written']}>"
         )
-
-
-def _with_request_id(e: CraError, request: Any) -> CraError:
-    """Names the failed request in the error body, when it has a readable id."""
-    rid = request.get("request_id") if isinstance(request, Mapping) else None
-    if e.request_id is None and isinstance(rid, str):
-        e.request_id = rid
-    return e
 
 
 def _flush_all_at_exit() -> None:

@@ -128,7 +128,11 @@ impl Runtime {
     }
 
     /// Resolves a CARP request (a dict) into a resolution.
-    fn resolve(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Resolution> {
+    pub(super) fn resolve(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+    ) -> PyResult<Resolution> {
         let wait = Detached(py);
         if let Some(req) = parse_direct(request) {
             return self.0.resolve_parsed(&req, &wait).map(Resolution).py();

@@ -134,7 +134,7 @@ impl Runtime {
     /// Executes a request: an answer without running anything (denied,
     /// pending approval, rate-limited, ...), or the executor's outcome.
     /// `settle(value)` awaits what an executor returned if it is awaitable.
-    fn execute(
+    pub(super) fn execute(
         &self,
         py: Python<'_>,
         request: &Bound<'_, PyAny>,

@@ -9,6 +9,7 @@ mod errors;
 mod event;
 mod execute;
 mod execute_run;
+mod front;
 mod request_view;
 mod resolution;
 mod runtime;
@@ -29,6 +30,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<verify::FileReport>()?;
     m.add_class::<resolution::Resolution>()?;
     m.add_class::<carp::PreparedResolver>()?;
+    m.add_class::<front::Front>()?;
     m.add_class::<execute::ExecuteResponse>()?;
     m.add_class::<timing::ManualClock>()?;
     m.add_class::<timing::SlidingWindowRateLimiter>()?;

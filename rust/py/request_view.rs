@@ -4,6 +4,9 @@
 //! `serde_json` tree. Only the free-form subtrees (`context`, execution
 //! `parameters`) are converted.
 
+use std::ops::Deref;
+use std::sync::{Arc, LazyLock};
+
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::sync::PyOnceLock;
@@ -14,7 +17,52 @@ use smallvec::SmallVec;
 use crate::json_view::{Kind, Node, Obj};
 use crate::request::{parse_request_from, CarpRequest, KEY_NAMES};
 
+use super::cache::{IdentityCache, Lookup};
 use super::value::to_value_at;
+
+/// The text of string objects that requests carry again and again (the
+/// version, the operation, a session's agent id, session id and goal):
+/// read once, then found by the object's identity. Ids and timestamps
+/// that differ in every request are read each time and never cached.
+static TEXTS: LazyLock<IdentityCache<Arc<str>>> = LazyLock::new(IdentityCache::default);
+
+/// The text of a Python string in a request.
+pub enum PyText {
+    Shared(Arc<str>),
+    Read(PyBackedStr),
+}
+
+impl Deref for PyText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            PyText::Shared(s) => s,
+            PyText::Read(s) => s,
+        }
+    }
+}
+
+impl From<PyText> for Arc<str> {
+    fn from(t: PyText) -> Arc<str> {
+        match t {
+            PyText::Shared(s) => s,
+            PyText::Read(s) => Arc::from(&*s),
+        }
+    }
+}
+
+fn text_of(s: &Bound<'_, PyString>) -> Option<PyText> {
+    match TEXTS.get_or_admit(s) {
+        Lookup::Hit(text) => Some(PyText::Shared(text)),
+        Lookup::Miss { admit: false } => PyBackedStr::try_from(s.clone()).ok().map(PyText::Read),
+        Lookup::Miss { admit: true } => {
+            let text: Arc<str> = Arc::from(&*s.to_cow().ok()?);
+            TEXTS.put(s, Arc::clone(&text));
+            Some(PyText::Shared(text))
+        }
+    }
+}
 
 /// Depth of the deepest free-form subtree of a request (execution
 /// parameters); subtrees are converted as if that deep, so the direct path
@@ -61,7 +109,7 @@ pub struct PyObj<'py> {
 
 impl<'py> Node for Bound<'py, PyAny> {
     type Obj = PyObj<'py>;
-    type Str = PyBackedStr;
+    type Str = PyText;
 
     fn kind(&self) -> Kind {
         if self.is_instance_of::<PyString>() {
@@ -97,9 +145,8 @@ impl<'py> Node for Bound<'py, PyAny> {
         Some(obj)
     }
 
-    fn string(&self) -> Option<PyBackedStr> {
-        let s = self.cast::<PyString>().ok()?;
-        PyBackedStr::try_from(s.clone()).ok()
+    fn string(&self) -> Option<PyText> {
+        text_of(self.cast::<PyString>().ok()?)
     }
 
     fn items(&self) -> Option<Vec<Self>> {
