@@ -4,6 +4,7 @@
 //! integers of any size). This is the one writer of the project.
 
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use crate::error::{CoreError, Result};
 
@@ -184,24 +185,57 @@ pub fn write_number_text(out: &mut Vec<u8>, text: &str, path: &str) -> Result<()
     Ok(())
 }
 
+/// Where a value sits in its document: steps kept on the stack while a
+/// tree is walked, made into a JSON pointer only when a fault names it.
+#[derive(Clone, Copy)]
+pub enum At<'a> {
+    Root,
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    /// The JSON pointer of this place.
+    pub fn pointer(&self) -> String {
+        let mut path = String::new();
+        self.write(&mut path);
+        path
+    }
+
+    fn write(&self, path: &mut String) {
+        match *self {
+            At::Root => {}
+            At::Key(up, key) => {
+                up.write(path);
+                push_key(path, key);
+            }
+            At::Index(up, i) => {
+                up.write(path);
+                push_index(path, i);
+            }
+        }
+    }
+}
+
 /// Canonical text of a parsed JSON value.
 pub fn to_canonical(v: &Value) -> Result<String> {
     let mut out = Vec::with_capacity(128);
-    write_value(&mut out, v, &mut String::new(), 0)?;
+    write_value(&mut out, v, &At::Root, 0)?;
     // Only ASCII is ever written.
     Ok(String::from_utf8(out).expect("canonical JSON is ASCII"))
 }
 
-/// Appends the canonical text of `v`; `path` is its JSON pointer.
-pub fn write_value(out: &mut Vec<u8>, v: &Value, path: &mut String, depth: usize) -> Result<()> {
+/// Appends the canonical text of `v`, which sits at `at`.
+pub fn write_value(out: &mut Vec<u8>, v: &Value, at: &At<'_>, depth: usize) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(too_deep(path));
+        return Err(too_deep(&at.pointer()));
     }
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => write_number_text(out, &n.to_string(), path)?,
+        Value::Number(n) => write_number_text(out, &n.to_string(), "")
+            .map_err(|e| CoreError::invalid("INVALID_PAYLOAD", at.pointer(), e.message()))?,
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
             out.push(b'[');
@@ -209,15 +243,12 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, path: &mut String, depth: usize
                 if i > 0 {
                     out.push(b',');
                 }
-                let len = path.len();
-                push_index(path, i);
-                write_value(out, item, path, depth + 1)?;
-                path.truncate(len);
+                write_value(out, item, &At::Index(at, i), depth + 1)?;
             }
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            let mut entries: SmallVec<[(&String, &Value); 16]> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');
             for (i, (k, item)) in entries.into_iter().enumerate() {
@@ -226,10 +257,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, path: &mut String, depth: usize
                 }
                 write_str(out, k);
                 out.push(b':');
-                let len = path.len();
-                push_key(path, k);
-                write_value(out, item, path, depth + 1)?;
-                path.truncate(len);
+                write_value(out, item, &At::Key(at, k), depth + 1)?;
             }
             out.push(b'}');
         }
@@ -254,6 +282,10 @@ pub fn push_index(path: &mut String, i: usize) {
 /// Extends a JSON pointer by an object key (RFC 6901 escaping).
 pub fn push_key(path: &mut String, key: &str) {
     path.push('/');
+    if memchr::memchr2(b'~', b'/', key.as_bytes()).is_none() {
+        path.push_str(key);
+        return;
+    }
     for c in key.chars() {
         match c {
             '~' => path.push_str("~0"),
@@ -324,5 +356,28 @@ mod tests {
             to_canonical(&v).unwrap(),
             r#"{"A":[],"a":{},"b":{"x":[3,{"k1":1,"k2":2}],"y":1},"f":100000.0,"n":123456789012345678901234567890,"z":0}"#
         );
+    }
+
+    #[test]
+    fn places_become_escaped_pointers_only_when_asked() {
+        let root = At::Root;
+        let a = At::Key(&root, "a/b");
+        let i = At::Index(&a, 2);
+        let c = At::Key(&i, "c~d");
+        assert_eq!(root.pointer(), "");
+        assert_eq!(c.pointer(), "/a~1b/2/c~0d");
+    }
+
+    #[test]
+    fn too_deep_values_are_named_by_their_place() {
+        let mut v = Value::Null;
+        for _ in 0..=MAX_DEPTH {
+            v = Value::Array(vec![v]);
+        }
+        let v = serde_json::json!({"x/y": v});
+        let err = to_canonical(&v).unwrap_err();
+        let path = err.path().unwrap();
+        assert!(path.starts_with("/x~1y/0/0/"), "{path}");
+        assert_eq!(path.matches('/').count(), MAX_DEPTH + 1);
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::canonical::push_key;
 use crate::error::Fault;
-use crate::json_view::{Node, Obj};
+use crate::json_view::{Kind, Node, Obj};
 
 #[derive(Default)]
 pub struct Faults(pub Vec<Fault>);
@@ -38,12 +38,26 @@ impl Faults {
     pub fn object<N: Node>(&mut self, v: N, path: &str) -> Option<N::Obj> {
         let m = v.object();
         if m.is_none() {
-            self.add(
-                path,
-                format!("must be an object, not {}", v.kind().described()),
-            );
+            self.not_an_object(&v, path);
         }
         m
+    }
+
+    /// Whether `v` is an object (a fault if not), for a subtree that is
+    /// taken whole rather than read key by key.
+    pub fn is_object<N: Node>(&mut self, v: &N, path: &str) -> bool {
+        let yes = v.kind() == Kind::Object;
+        if !yes {
+            self.not_an_object(v, path);
+        }
+        yes
+    }
+
+    fn not_an_object<N: Node>(&mut self, v: &N, path: &str) {
+        self.add(
+            path,
+            format!("must be an object, not {}", v.kind().described()),
+        );
     }
 
     /// A required string field.

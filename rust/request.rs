@@ -223,8 +223,9 @@ fn parse<N: Node>(v: N, f: &mut Faults) -> Option<CarpRequest> {
         None => None,
         Some(c) if c.is_null() => None,
         Some(c) => f
-            .object(c.clone(), "/context")
-            .and_then(|_| json(f, &c, "/context")),
+            .is_object(&c, "/context")
+            .then(|| json(f, &c, "/context"))
+            .flatten(),
     };
     let execution = match m.get("execution") {
         Some(e) if !e.is_null() => f.object(e, "/execution").and_then(|e| execution(&e, f)),
@@ -277,7 +278,7 @@ fn execution<O: Obj>(e: &O, f: &mut Faults) -> Option<Execution> {
         None => Value::Object(Map::new()),
         Some(p) if p.is_null() => Value::Object(Map::new()),
         Some(p) => {
-            f.object(p.clone(), "/execution/parameters");
+            f.is_object(&p, "/execution/parameters");
             json(f, &p, "/execution/parameters").unwrap_or(Value::Null)
         }
     };

@@ -4,39 +4,34 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
-use crate::canonical::{push_index, push_key, too_deep, MAX_DEPTH};
+use crate::canonical::{too_deep, At, MAX_DEPTH};
 use crate::error::{CoreError, Result};
 
-fn invalid(code: &'static str, path: &str, message: String) -> CoreError {
-    CoreError::invalid(code, path, message)
+fn invalid(code: &'static str, at: &At<'_>, message: String) -> CoreError {
+    CoreError::invalid(code, at.pointer(), message)
 }
 
 /// Converts a JSON-like Python value; `code` names the error for bad input.
 pub fn to_value(obj: &Bound<'_, PyAny>, code: &'static str) -> Result<Value> {
-    convert(obj, &mut String::new(), 0, code)
+    convert(obj, &At::Root, 0, code)
 }
 
 /// As `to_value`, for a subtree that sits `depth` levels below its
 /// document's root (so the depth limit counts from the root).
 pub fn to_value_at(obj: &Bound<'_, PyAny>, code: &'static str, depth: usize) -> Result<Value> {
-    convert(obj, &mut String::new(), depth, code)
+    convert(obj, &At::Root, depth, code)
 }
 
-fn convert(
-    obj: &Bound<'_, PyAny>,
-    path: &mut String,
-    depth: usize,
-    code: &'static str,
-) -> Result<Value> {
+fn convert(obj: &Bound<'_, PyAny>, at: &At<'_>, depth: usize, code: &'static str) -> Result<Value> {
     if depth > MAX_DEPTH {
         // Named by the caller's code (a request or an atlas that is too deep).
-        let deep = too_deep(path);
-        return Err(invalid(code, path, deep.message()));
+        let deep = too_deep("");
+        return Err(invalid(code, at, deep.message()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
         let text = s
             .to_cow()
-            .map_err(|e| invalid(code, path, format!("string is not valid Unicode: {e}")))?;
+            .map_err(|e| invalid(code, at, format!("string is not valid Unicode: {e}")))?;
         return Ok(Value::String(text.into_owned()));
     }
     if obj.is_none() {
@@ -54,16 +49,16 @@ fn convert(
             .get_type::<PyInt>()
             .call_method1("__repr__", (obj,))
             .and_then(|r| r.extract())
-            .map_err(|e| invalid(code, path, e.to_string()))?;
-        return serde_json::from_str(&text).map_err(|e| invalid(code, path, e.to_string()));
+            .map_err(|e| invalid(code, at, e.to_string()))?;
+        return serde_json::from_str(&text).map_err(|e| invalid(code, at, e.to_string()));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Number::from_f64(f.value())
             .map(Value::Number)
-            .ok_or_else(|| invalid(code, path, format!("{} is not valid JSON", f.value())));
+            .ok_or_else(|| invalid(code, at, format!("{} is not valid JSON", f.value())));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        return object(d.iter(), path, depth, code);
+        return object(d.iter(), at, depth, code);
     }
     let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(l) = obj.cast::<PyList>() {
         Some(l.iter().collect())
@@ -73,10 +68,7 @@ fn convert(
     if let Some(items) = items {
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let len = path.len();
-            push_index(path, i);
-            out.push(convert(item, path, depth + 1, code)?);
-            path.truncate(len);
+            out.push(convert(item, &At::Index(at, i), depth + 1, code)?);
         }
         return Ok(Value::Array(out));
     }
@@ -90,37 +82,34 @@ fn convert(
                     .map(|kv| kv.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>())
                     .collect::<PyResult<Vec<_>>>()
             })
-            .map_err(|e| invalid(code, path, format!("cannot read the mapping: {e}")))?;
-        return object(pairs.into_iter(), path, depth, code);
+            .map_err(|e| invalid(code, at, format!("cannot read the mapping: {e}")))?;
+        return object(pairs.into_iter(), at, depth, code);
     }
     let name = obj
         .get_type()
         .name()
         .map(|n| n.to_string())
         .unwrap_or_default();
-    Err(invalid(code, path, format!("a {name} is not JSON")))
+    Err(invalid(code, at, format!("a {name} is not JSON")))
 }
 
 /// A JSON object from `(key, value)` pairs; keys must be strings.
 fn object<'py>(
     pairs: impl Iterator<Item = (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
-    path: &mut String,
+    at: &At<'_>,
     depth: usize,
     code: &'static str,
 ) -> Result<Value> {
-    let mut m = Map::new();
+    let mut m = Map::with_capacity(pairs.size_hint().0);
     for (k, v) in pairs {
         let Ok(ks) = k.cast::<PyString>() else {
-            return Err(invalid(code, path, "object keys must be strings".into()));
+            return Err(invalid(code, at, "object keys must be strings".into()));
         };
         let key = ks
             .to_cow()
-            .map_err(|e| invalid(code, path, e.to_string()))?
+            .map_err(|e| invalid(code, at, e.to_string()))?
             .into_owned();
-        let len = path.len();
-        push_key(path, &key);
-        let value = convert(&v, path, depth + 1, code)?;
-        path.truncate(len);
+        let value = convert(&v, &At::Key(at, &key), depth + 1, code)?;
         m.insert(key, value);
     }
     Ok(Value::Object(m))
