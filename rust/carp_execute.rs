@@ -10,9 +10,10 @@ use crate::canonical::to_canonical;
 use crate::chain::{Body, Record, SpanRef};
 use crate::decide::applicable;
 use crate::error::{CoreError, Fault, Result};
-use crate::execute::{ExecEcho, ExecError, ExecuteResponse, Happened, RunResult, Status, Ticket};
+use crate::execute::{
+    ExecEcho, ExecError, ExecuteResponse, Happened, ParamsHash, RunResult, Status, Ticket,
+};
 use crate::execute_events::ExecuteTrace;
-use crate::hash::to_hex;
 use crate::ids::new_v7;
 use crate::limits::{ScopeKey, Standing};
 use crate::policy::{Limit, RiskTier};
@@ -78,7 +79,7 @@ impl Ctx<'_> {
         if let Some(key) = &self.key {
             if matches!(resp.status, Status::Success | Status::Error) {
                 self.session
-                    .finish_key(key, &idem_fingerprint(&self.echo), Arc::clone(&resp));
+                    .finish_key(key, &idem_fingerprint(&self.echo)?, Arc::clone(&resp));
             } else {
                 self.session.drop_key(key);
             }
@@ -162,11 +163,6 @@ impl Runtime {
         self.push(session, rec, wait)
     }
 
-    fn parameters_hash(&self, params: &Value) -> Result<String> {
-        let text = to_canonical(params)?;
-        Ok(to_hex(&self.algorithm().digest(text.as_bytes())))
-    }
-
     /// A resolution of this session that has not expired.
     pub(crate) fn resolution_for(
         &self,
@@ -208,7 +204,7 @@ impl Runtime {
                 )])
             })?;
             let session = self.admit(&req)?;
-            let out = self.begin_checked(&req, &exec, Arc::clone(&session), wait);
+            let out = self.begin_checked(&req, exec, Arc::clone(&session), wait);
             if out.is_err() {
                 session.release_request(&req.request_id);
             }
@@ -219,14 +215,14 @@ impl Runtime {
     fn begin_checked(
         &self,
         req: &CarpRequest,
-        exec: &Execution,
+        mut exec: Execution,
         session: Arc<Session>,
         wait: &impl Wait,
     ) -> Result<Begin> {
         let now = self.now();
         let resolution = self.resolution_for(&session, &exec.resolution_id)?;
-        let parameters_hash = self.parameters_hash(&exec.parameters)?;
-        let echo = self.echo(req, exec, &resolution, parameters_hash.clone());
+        let parameters = Arc::new(std::mem::take(&mut exec.parameters));
+        let echo = self.echo(req, &exec, &resolution, Arc::clone(&parameters));
         // The idempotency key is claimed only once every check has passed
         // (§5 order), so denied and pending answers are never remembered.
         let mut ctx = Ctx {
@@ -332,8 +328,8 @@ impl Runtime {
                 session_id: session.session_id,
                 resolution_id: resolution.resolution_id,
                 action_id: Arc::clone(&action.action_id),
-                parameters_hash: parameters_hash.clone(),
-                parameters: Arc::from(to_canonical(&exec.parameters)?),
+                parameters_hash: ctx.echo.parameters_hash.get()?.to_string(),
+                parameters: Arc::from(to_canonical(&parameters)?),
                 requested_at: now,
             };
             match self.approvals.gate(pending.clone(), now) {
@@ -350,7 +346,7 @@ impl Runtime {
                     );
                 }
                 Gate::Waiting => {
-                    let details = json!({"approval_id": approval_id.to_string(), "action_id": action_id, "parameters_hash": parameters_hash});
+                    let details = json!({"approval_id": approval_id.to_string(), "action_id": action_id, "parameters_hash": &pending.parameters_hash});
                     let err = ExecError {
                         code: "APPROVAL_REQUIRED",
                         message: format!("{action_id} waits for a human to approve it"),
@@ -427,7 +423,7 @@ impl Runtime {
         };
         // Parameters against the compiled schema.
         if let Some(validator) = &action.validator {
-            let faults = schema_faults(validator, &exec.parameters, "");
+            let faults = schema_faults(validator, &parameters, "");
             if !faults.is_empty() {
                 self.limits.release(reservation);
                 give_back(&grant);
@@ -453,7 +449,7 @@ impl Runtime {
         }
         // Idempotency: the same key and request answer with the first response.
         if let Some(k) = &exec.idempotency_key {
-            match session.claim_key(k, &idem_fingerprint(&ctx.echo)) {
+            match session.claim_key(k, &idem_fingerprint(&ctx.echo)?) {
                 IdemClaim::Claimed => ctx.key = Some(k.clone()),
                 IdemClaim::Conflict => {
                     self.limits.release(reservation);
@@ -482,7 +478,7 @@ impl Runtime {
             echo: ctx.echo,
             execution_id: ctx.execution_id,
             executor: action.executor.clone(),
-            parameters: exec.parameters.clone(),
+            parameters,
             reservation,
             grant,
             idempotency_key: ctx.key,
@@ -495,7 +491,7 @@ impl Runtime {
         req: &CarpRequest,
         exec: &Execution,
         res: &Resolution,
-        parameters_hash: String,
+        parameters: Arc<Value>,
     ) -> ExecEcho {
         ExecEcho {
             request_id: req.request_id,
@@ -506,7 +502,7 @@ impl Runtime {
             required_capabilities: req.required_capabilities.clone(),
             action_id: Arc::from(exec.action_id.as_str()),
             resolution_id: res.resolution_id,
-            parameters_hash,
+            parameters_hash: ParamsHash::new(parameters, self.algorithm()),
         }
     }
 
@@ -586,8 +582,12 @@ impl Runtime {
 }
 
 /// What an idempotency key is bound to: the action and its parameters.
-fn idem_fingerprint(echo: &ExecEcho) -> String {
-    format!("{}\n{}", echo.action_id, echo.parameters_hash)
+fn idem_fingerprint(echo: &ExecEcho) -> Result<String> {
+    Ok(format!(
+        "{}\n{}",
+        echo.action_id,
+        echo.parameters_hash.get()?
+    ))
 }
 
 fn unreachable_ok() -> Result<Begin> {

@@ -1,12 +1,15 @@
 //! Execute: the response, what happened (for the trace), and the ticket of
 //! a checked execution waiting for its executor.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::approvals::Pending;
+use crate::canonical::to_canonical;
+use crate::error::Result;
+use crate::hash::{to_hex, HashAlgorithm};
 use crate::limits::Reservation;
 use crate::resolution::Resolution;
 use crate::session::Session;
@@ -112,7 +115,44 @@ pub struct ExecEcho {
     pub required_capabilities: Option<Vec<String>>,
     pub action_id: Arc<str>,
     pub resolution_id: Uuid,
-    pub parameters_hash: String,
+    pub parameters_hash: ParamsHash,
+}
+
+/// `parameters_hash` of an execution, made when first asked for: on the
+/// caller's thread when an approval gate or an idempotency key needs it,
+/// otherwise on the flush thread as it writes `action.requested`.
+#[derive(Debug, Clone)]
+pub struct ParamsHash {
+    parameters: Arc<Value>,
+    algorithm: HashAlgorithm,
+    hex: OnceLock<Box<str>>,
+}
+
+impl ParamsHash {
+    pub fn new(parameters: Arc<Value>, algorithm: HashAlgorithm) -> Self {
+        ParamsHash {
+            parameters,
+            algorithm,
+            hex: OnceLock::new(),
+        }
+    }
+
+    /// The hash (hex) of the parameters' canonical JSON.
+    pub fn get(&self) -> Result<&str> {
+        if let Some(hex) = self.hex.get() {
+            return Ok(hex);
+        }
+        let text = to_canonical(&self.parameters)?;
+        let hex = to_hex(&self.algorithm.digest(text.as_bytes()));
+        Ok(self.hex.get_or_init(|| hex.into()))
+    }
+
+    /// As `get`, for rendering events: parameters that passed the request
+    /// checks always have a canonical form (the depth limit was applied as
+    /// they were read), so the empty text is never written in practice.
+    pub fn or_empty(&self) -> &str {
+        self.get().unwrap_or("")
+    }
 }
 
 /// A checked execution: everything passed, the executor has to run.
@@ -122,7 +162,7 @@ pub struct Ticket {
     pub echo: ExecEcho,
     pub execution_id: Uuid,
     pub executor: Option<Arc<str>>,
-    pub parameters: Value,
+    pub parameters: Arc<Value>,
     pub reservation: Reservation,
     /// The once-grant this execution used (given back if it cannot run).
     pub grant: Option<Pending>,

@@ -62,7 +62,7 @@ impl EventSource for ExecuteTrace {
         }
         emit("carp.request.received".into(), p.finish());
         let mut p = self.action_payload();
-        p.str("parameters_hash", &e.parameters_hash)
+        p.str("parameters_hash", e.parameters_hash.or_empty())
             .str("resolution_id", &resolution_id);
         emit("action.requested".into(), p.finish());
         match &self.happened {
