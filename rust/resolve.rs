@@ -1,7 +1,7 @@
 //! The resolve algorithm (CARP/1.0): candidate atlases and actions, the
 //! deciding policy of each action, the decision, context and constraints.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use memchr::memmem::Finder;
 use smallvec::SmallVec;
@@ -264,6 +264,11 @@ fn decide(evals: &[Evaluation]) -> DecisionType {
     }
 }
 
+/// The reasons of partial and approval decisions, shared by every resolution.
+static PARTIAL: LazyLock<Arc<str>> =
+    LazyLock::new(|| Arc::from("Some actions are denied by policy"));
+static NEEDS_APPROVAL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Human approval required"));
+
 pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution> {
     let snap: &Snapshot = &input.snapshot;
     let atlases = candidates(snap, req)?;
@@ -321,8 +326,8 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
     };
     res.reason = match decision {
         DecisionType::Allow => None,
-        DecisionType::Partial => Some(Arc::from("Some actions are denied by policy")),
-        DecisionType::RequiresApproval => Some(Arc::from("Human approval required")),
+        DecisionType::Partial => Some(Arc::clone(&PARTIAL)),
+        DecisionType::RequiresApproval => Some(Arc::clone(&NEEDS_APPROVAL)),
         DecisionType::Deny => Some(match res.denied().next() {
             Some(e) => Arc::from(res.denial(e).1),
             None => Arc::from("No actions matched the request"),
