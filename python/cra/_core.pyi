@@ -187,7 +187,7 @@ class SlidingWindowRateLimiter:
 SQLITE_SESSION_COLUMNS: Tuple[str, ...]
 
 #: A statement parameter or a column value of an SQLite store.
-SQLiteValue = Union[None, int, float, str, bytes]
+_SQLiteValue = Union[None, int, float, str, bytes]
 
 @final
 class SQLiteDatabase:
@@ -201,10 +201,10 @@ class SQLiteDatabase:
     def schema_version(self) -> int: ...
     def write_batch(self, events: Sequence[Union[Event, str]]) -> None: ...
     def query(
-        self, sql: str, params: Optional[Sequence[SQLiteValue]] = None
+        self, sql: str, params: Optional[Sequence[_SQLiteValue]] = None
     ) -> List[Tuple[Any, ...]]: ...
     def transaction(
-        self, statements: Sequence[Tuple[str, Sequence[SQLiteValue]]], write: bool = True
+        self, statements: Sequence[Tuple[str, Sequence[_SQLiteValue]]], write: bool = True
     ) -> List[List[Tuple[Any, ...]]]: ...
     def checkpoint(self) -> None: ...
     def close(self) -> None: ...
