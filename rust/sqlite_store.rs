@@ -7,12 +7,13 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use rusqlite::{params, params_from_iter, Connection, Transaction, TransactionBehavior};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, ToSql, Transaction, TransactionBehavior};
 
 use crate::sqlite_error::{SqliteError, SqliteResult};
 use crate::sqlite_event::StoreEvent;
 use crate::sqlite_rows::{apply, by_session, is_row_event, SessionRow};
-use crate::sqlite_schema::{self, Layout, SESSION_COLUMNS};
+use crate::sqlite_schema::{self, Layout, ROWS_PER_INSERT, SESSION_COLUMNS};
 
 static SELECT_ROW: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -145,7 +146,6 @@ fn write_in(
         apply(&mut row, events, at, special)?;
         rows.push(row);
     }
-    let mut insert = tx.prepare_cached(layout.insert_event()).map_err(fail)?;
     match layout {
         Layout::Keyed => {
             for (sid, _) in &sessions {
@@ -154,26 +154,28 @@ fn write_in(
                     keys.insert(sid.to_string(), key);
                 }
             }
-            for e in events {
-                let key = keys[&e.session_id];
-                insert
-                    .execute(params![key, e.sequence, e.event_type, e.text])
-                    .map_err(fail)?;
-            }
+            let keyed: Vec<i64> = events.iter().map(|e| keys[&e.session_id]).collect();
+            insert_rows(tx, layout, events.len(), |i, p| {
+                let e = &events[i];
+                p.extend([&keyed[i] as &dyn ToSql, &e.sequence, &e.event_type, &e.text]);
+            })
+            .map_err(fail)?;
         }
         Layout::ById => {
-            for (i, e) in events.iter().enumerate() {
-                let timestamp = e.timestamp(i)?;
-                insert
-                    .execute(params![
-                        e.session_id,
-                        e.sequence,
-                        e.event_type,
-                        timestamp,
-                        e.text
-                    ])
-                    .map_err(fail)?;
-            }
+            let timestamps = (0..events.len())
+                .map(|i| events[i].timestamp(i))
+                .collect::<SqliteResult<Vec<Value>>>()?;
+            insert_rows(tx, layout, events.len(), |i, p| {
+                let e = &events[i];
+                p.extend([
+                    &e.session_id as &dyn ToSql,
+                    &e.sequence,
+                    &e.event_type,
+                    &timestamps[i],
+                    &e.text,
+                ]);
+            })
+            .map_err(fail)?;
         }
     }
     let mut replace = tx.prepare_cached(&REPLACE_ROW).map_err(fail)?;
@@ -181,6 +183,35 @@ fn write_in(
         replace
             .execute(params_from_iter(row.to_sql()))
             .map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Inserts `n` event rows in order, [`ROWS_PER_INSERT`] per statement
+/// (the rest one by one); `bind(i, params)` appends row `i`'s values.
+fn insert_rows<'a>(
+    tx: &Transaction<'_>,
+    layout: Layout,
+    n: usize,
+    bind: impl Fn(usize, &mut Vec<&'a dyn ToSql>),
+) -> rusqlite::Result<()> {
+    let full = n - n % ROWS_PER_INSERT;
+    let mut params: Vec<&'a dyn ToSql> = Vec::with_capacity(5 * ROWS_PER_INSERT);
+    if full > 0 {
+        let mut many = tx.prepare_cached(&layout.insert_events(ROWS_PER_INSERT))?;
+        for start in (0..full).step_by(ROWS_PER_INSERT) {
+            params.clear();
+            (start..start + ROWS_PER_INSERT).for_each(|i| bind(i, &mut params));
+            many.execute(params.as_slice())?;
+        }
+    }
+    if full < n {
+        let mut one = tx.prepare_cached(&layout.insert_events(1))?;
+        for i in full..n {
+            params.clear();
+            bind(i, &mut params);
+            one.execute(params.as_slice())?;
+        }
     }
     Ok(())
 }

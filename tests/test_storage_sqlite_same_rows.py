@@ -20,6 +20,7 @@ import cra
 import pytest
 from conftest import ListSink
 from cra.storage import MemoryStore, SQLiteStore
+from test_storage_sqlite import SCHEMA_V0
 
 
 def _file_rows(path: Path) -> tuple[dict[str, dict[str, Any]], list[tuple[str, int, str, str]]]:
@@ -119,3 +120,38 @@ def test_native_writes_leave_the_rows_of_the_python_rules(tmp_path: Path, seed: 
     assert {r["status"] for r in sessions.values()} == {"active", "ended"}
     assert any(r["first_sequence"] > 0 for r in sessions.values())
     assert sessions[third[0].session_id]["started_at"] == third[1].timestamp
+
+
+def test_a_store_of_the_old_layout_takes_the_same_rows(tmp_path: Path) -> None:
+    # Batches of more rows than one INSERT statement holds, three sessions
+    # interleaved, into the layout of schema version 0 (events by session
+    # id, with a timestamp column).
+    capture = ListSink()
+    with cra.Runtime(sinks=[capture]) as rt:
+        sids = [rt.create_session("agent", "old layout") for _ in range(3)]
+        for i in range(300):
+            rt.record(sids[i % 3], "x.step", {"i": i})
+        rt.end_session(sids[0])
+        rt.flush()
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(SCHEMA_V0)
+    db.close()
+    store = SQLiteStore(path)
+    reference = MemoryStore()
+    assert store.schema_version == 0
+    for batch in (capture.events[:150], capture.events[150:]):
+        store.write_batch(batch)
+        reference.write_batch(batch)
+    assert store.sessions() == reference.sessions()
+    store.close()
+    db = sqlite3.connect(path)
+    stored = db.execute(
+        "SELECT session_id, sequence, event_type, timestamp, event FROM events"
+        " ORDER BY session_id, sequence"
+    ).fetchall()
+    db.close()
+    assert stored == sorted(
+        (e.session_id, e.sequence, e.event_type, e.timestamp, e.to_json()) for e in capture.events
+    )
