@@ -13,12 +13,16 @@ store before the native writer). The empty timer pair and a control call
 (sorted() of 20 ints) are timed in a block of their own after each block
 of calls. That SQLite ingested while calls were timed is shown by the
 runtime's `written` count (a batch counts once every sink has stored it)
-across each timed block, and by the flush thread's CPU time in them.
+across each timed block, and by the flush thread's CPU time in them. The
+timing thread's context switches in the timed blocks tell a wait
+(voluntary: it blocked, e.g. on the GIL the flush thread holds in a Python
+`write_batch`) from a preemption (involuntary: the two vCPUs are busy).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from array import array
 from collections.abc import Callable
@@ -66,6 +70,16 @@ CONFIGS: dict[str, tuple[Any, str]] = {
 }
 
 
+def _context_switches() -> tuple[int, int] | None:
+    """This thread's (voluntary, involuntary) context switches so far (Linux)."""
+    try:
+        status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
+    except OSError:
+        return None
+    found = dict(line.split(":", 1) for line in status.splitlines() if "ctxt_switches" in line)
+    return int(found["voluntary_ctxt_switches"]), int(found["nonvoluntary_ctxt_switches"])
+
+
 def _timed_record(
     record: Any,
     sid: str,
@@ -95,7 +109,7 @@ def _record_percentiles(store_class: Any, sqlite_path: Path) -> dict[str, Any]:
     calls = array("q", bytes(8 * n))
     empty = array("q", bytes(8 * n))
     ctl = array("q", bytes(8 * n))
-    timed_ns = ingested = flush_cpu_ns = 0
+    timed_ns = ingested = flush_cpu_ns = waits = preemptions = 0
     try:
         sid = rt.create_session(agent_id=AGENT, goal="benchmark")
         record = rt.record
@@ -106,10 +120,15 @@ def _record_percentiles(store_class: Any, sqlite_path: Path) -> dict[str, Any]:
             assert rt.flush(timeout=600)  # untimed: room in the queue
             written0 = rt.stats()["written"]
             cpu0 = thread_cpu_ns(tid)
+            switches0 = _context_switches()
             w0 = time.perf_counter_ns()
             _timed_record(record, sid, calls, start, stop)
             w1 = time.perf_counter_ns()
+            switches1 = _context_switches()
             cpu = cpu_delta(tid, cpu0)
+            if switches0 is not None and switches1 is not None:
+                waits += switches1[0] - switches0[0]
+                preemptions += switches1[1] - switches0[1]
             ingested += rt.stats()["written"] - written0
             timed_ns += w1 - w0
             flush_cpu_ns += cpu if cpu is not None else 0
@@ -134,6 +153,8 @@ def _record_percentiles(store_class: Any, sqlite_path: Path) -> dict[str, Any]:
         "timed_ns": timed_ns,
         "ingested_during_timing": ingested,
         "flush_cpu_ns": flush_cpu_ns if tid is not None else None,
+        "waits": waits,
+        "preemptions": preemptions,
         "high_water": stats["high_water_mark"],
         "load1": os.getloadavg()[0],
     }
@@ -176,6 +197,18 @@ def bench_record_percentiles_with_sqlite(benchmark: Any, report: Report, tmp_pat
             section, "control calls > 1 ms", median([r["control_over_1ms"] for r in rs]), "calls"
         )
         report.add(section, "calls timed per round", PCT_CALLS, "calls")
+        report.add(
+            section,
+            "timing thread waits (voluntary switches)",
+            median([r["waits"] for r in rs]),
+            "",
+        )
+        report.add(
+            section,
+            "timing thread preempted (involuntary switches)",
+            median([r["preemptions"] for r in rs]),
+            "",
+        )
         report.add(section, "load average (1 min)", median([r["load1"] for r in rs]), "")
         if store_class is not None:
             report.add(
