@@ -10,8 +10,8 @@ measurements).
   runtime beforehand. The store's `flush()` (WAL checkpoint, fsync) is timed
   separately. "per CPU-second" divides by this thread's CPU time, which
   holds up better than wall time on a shared machine.
-* `bench_sqlite_floor`: the same rows inserted alone, the way the store
-  inserts them (through the core's connection), without its bookkeeping.
+* `bench_sqlite_floor`: the same rows inserted alone through the store's
+  connection, without its bookkeeping (a floor for a Python writer only).
 * `bench_sqlite_growing_file`: whether the cost per event grows with the
   file. GROW_SESSIONS sessions record events of about 1 KB (the size of
   the HTTP server's resolution events) in turn, GROW_CHUNK at a time; the
@@ -206,8 +206,10 @@ def bench_sqlite_floor(benchmark: Any, report: Report, sealed: Any, tmp_path: Pa
     """The SQLite part of write_batch alone: the store's rows for the same
     events, built beforehand, inserted the way the store inserts them
     (statements, pragmas and schema of a new SQLiteStore), one transaction
-    per batch of BATCH, without the store's session bookkeeping. What no
-    change to the rest of the writer can beat."""
+    per batch of BATCH, without the store's session bookkeeping. For a
+    Python writer, what no change to the rest of it could beat; for the
+    core's writer it is no floor (each row crosses from Python as a tuple,
+    one statement each), only the same SQLite work driven from Python."""
     _, events = sealed
     chunks, insert = _floor_batches(events)
     n = len(events)
