@@ -96,6 +96,24 @@ def test_a_subclass_that_overrides_write_batch_is_called(tmp_path: Path) -> None
         store.close()
 
 
+def test_a_subclass_that_overrides_flush_is_called(tmp_path: Path) -> None:
+    class Flushing(SQLiteStore):
+        flushes = 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+            super().flush()
+
+    store = Flushing(tmp_path / "store.db")
+    try:
+        with cra.Runtime(sinks=[store]) as rt:
+            rt.create_session("agent-1", "Work")
+            assert rt.flush(timeout=30)
+        assert store.flushes >= 1
+    finally:
+        store.close()
+
+
 def test_an_in_memory_store_is_written_through_its_own_connection() -> None:
     store = SQLiteStore(":memory:")
     try:

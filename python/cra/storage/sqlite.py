@@ -63,8 +63,10 @@ class SQLiteStore(Store):
     def _native_sink(self) -> Optional[_core.SQLiteSink]:
         """The hook `cra.Runtime(sinks=[...])` looks for: the core sink that
         writes this store from the flush thread without Python. None when a
-        subclass overrides `write_batch` (its override is then called)."""
-        if type(self).write_batch is not SQLiteStore.write_batch:
+        subclass overrides `write_batch` or `flush` (the runtime then calls
+        them, as it calls any Python sink)."""
+        cls = type(self)
+        if cls.write_batch is not SQLiteStore.write_batch or cls.flush is not SQLiteStore.flush:
             return None
         return self._db.sink()
 
