@@ -15,6 +15,9 @@ __all__ = [
     "PreparedResolver",
     "Resolution",
     "Runtime",
+    "SQLITE_SESSION_COLUMNS",
+    "SQLiteDatabase",
+    "SQLiteSink",
     "canonical_json",
     "canonical_json_text",
     "check_request",
@@ -196,6 +199,40 @@ class SlidingWindowRateLimiter:
     def retry_after(self, key: str = "") -> float: ...
     def remaining(self, key: str = "") -> int: ...
     def reset(self, key: Optional[str] = None) -> None: ...
+
+#: The columns of an SQLite store's sessions table, in table order.
+SQLITE_SESSION_COLUMNS: Tuple[str, ...]
+
+#: A statement parameter or a column value of an SQLite store.
+_SQLiteValue = Union[None, int, float, str, bytes]
+
+@final
+class SQLiteDatabase:
+    """A store's SQLite connection (tables created if new); SQL runs
+    without the GIL, failures raise `sqlite3`'s exception classes."""
+
+    def __new__(cls, path: str) -> SQLiteDatabase: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def schema_version(self) -> int: ...
+    def write_batch(self, events: Sequence[Union[Event, str]]) -> None: ...
+    def query(
+        self, sql: str, params: Optional[Sequence[_SQLiteValue]] = None
+    ) -> List[Tuple[Any, ...]]: ...
+    def transaction(
+        self, statements: Sequence[Tuple[str, Sequence[_SQLiteValue]]], write: bool = True
+    ) -> List[List[Tuple[Any, ...]]]: ...
+    def checkpoint(self) -> None: ...
+    def close(self) -> None: ...
+    def sink(self) -> SQLiteSink: ...
+
+@final
+class SQLiteSink:
+    """A store that `Runtime(sinks=[...])` has the flush thread write natively."""
+
+    @property
+    def path(self) -> str: ...
 
 @final
 class Runtime:

@@ -36,7 +36,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class TraceSink(Protocol):
     """A place sealed events go: `write_batch` is called on the flush thread
-    with each batch, in order; raising keeps the batch for a retry."""
+    with each batch, in order; raising keeps the batch for a retry.
+
+    A sink that the core can write by itself may also have a method
+    `_native_sink()` returning a core sink object (`_core.SQLiteSink`, as
+    `SQLiteStore` does) or None: the flush thread then writes it without
+    calling Python (and without the GIL); `write_batch` is not called."""
 
     def write_batch(self, events: List[TRACEEvent]) -> None: ...
 
@@ -54,6 +59,14 @@ class _SinkAdapter:
         flush = getattr(self._sink, "flush", None)
         if callable(flush):
             flush()
+
+
+def _core_sink(sink: TraceSink) -> Any:
+    """What the core is given for a sink: its native sink if it has one
+    (see `TraceSink`), else the sink behind a `_SinkAdapter`."""
+    hook = getattr(sink, "_native_sink", None)
+    native = hook() if callable(hook) else None
+    return native if native is not None else _SinkAdapter(sink)
 
 
 _LIVE: weakref.WeakSet[Runtime] = weakref.WeakSet()
@@ -87,7 +100,7 @@ class Runtime:
         self._core = _core.Runtime(
             hash_algorithm=hash_algorithm,
             trace_file=os.fspath(trace_file) if trace_file is not None else None,
-            sinks=[_SinkAdapter(s) for s in sinks],
+            sinks=[_core_sink(s) for s in sinks],
             queue_capacity=queue_capacity,
             overflow=overflow,
             memory_limit=memory_limit,

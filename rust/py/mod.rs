@@ -14,6 +14,7 @@ mod request_view;
 mod resolution;
 mod runtime;
 mod sink;
+mod sqlite;
 mod timing;
 mod value;
 mod verify;
@@ -33,6 +34,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<front::Front>()?;
     m.add_class::<execute::ExecuteResponse>()?;
     m.add_class::<timing::ManualClock>()?;
+    m.add_class::<sqlite::SQLiteDatabase>()?;
+    m.add_class::<sqlite::SQLiteSink>()?;
+    m.add("SQLITE_SESSION_COLUMNS", sqlite::session_columns(m.py())?)?;
     m.add_class::<timing::SlidingWindowRateLimiter>()?;
     m.add_function(wrap_pyfunction!(carp::check_request, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::diff_traces, m)?)?;

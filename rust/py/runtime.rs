@@ -25,6 +25,7 @@ use super::convert::payload_to_canonical;
 use super::errors::IntoPyResult;
 use super::event::Event;
 use super::sink::PySinkFactory;
+use super::sqlite::SQLiteSink;
 use super::verify::ChainReport;
 
 /// Waits with the GIL released.
@@ -202,9 +203,14 @@ impl Runtime {
             max_resolutions,
             lifetime,
         };
+        // A native sink (an SQLite store) is written by the flush thread
+        // itself; any other object through its Python `write_batch`.
         let extra: Vec<Arc<dyn SinkFactory>> = sinks
             .into_iter()
-            .map(|s| Arc::new(PySinkFactory(Arc::new(s))) as Arc<dyn SinkFactory>)
+            .map(|s| match s.bind(py).cast::<SQLiteSink>() {
+                Ok(native) => Arc::clone(&native.get().0) as Arc<dyn SinkFactory>,
+                Err(_) => Arc::new(PySinkFactory(Arc::new(s))) as Arc<dyn SinkFactory>,
+            })
             .collect();
         let rt = py.detach(|| CoreRuntime::new(config, clock, extra)).py()?;
         Ok(Runtime(Arc::new(rt), Caches::default()))

@@ -5,22 +5,25 @@ told it does not exist.
 Owners are kept in memory and, when the store is a file, in a table of the
 same SQLite database, so that after a restart the traces of earlier sessions
 are still readable by their owner (and by nobody else). Keys are never
-stored: only a digest that names them (`key_id`).
+stored: only a digest that names them (`key_id`). The table is reached
+through the core's SQLite connection (`_core.SQLiteDatabase`), as the store
+is: in one process, every access to the file goes through one SQLite library.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import OrderedDict
 from typing import Dict, Optional
+
+from .. import _core
 
 __all__ = ["Owners"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cra_server_owners (
     session_id TEXT PRIMARY KEY, key_id TEXT NOT NULL
-) WITHOUT ROWID;
+) WITHOUT ROWID
 """
 
 #: Approval ids remembered (they expire with their resolutions anyway).
@@ -34,11 +37,11 @@ class Owners:
         self._lock = threading.Lock()
         self._sessions: Dict[str, str] = {}
         self._approvals: OrderedDict[str, str] = OrderedDict()
-        self._db: Optional[sqlite3.Connection] = None
+        self._db: Optional[_core.SQLiteDatabase] = None
         if path and path != ":memory:":
-            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-            db.execute("PRAGMA busy_timeout=30000")
-            db.executescript(_SCHEMA)
+            db = _core.SQLiteDatabase(path)
+            db.query("PRAGMA busy_timeout=30000")
+            db.query(_SCHEMA)
             self._db = db
 
     def claim(self, session_id: str, key_id: str) -> None:
@@ -46,7 +49,7 @@ class Owners:
         with self._lock:
             self._sessions[session_id] = key_id
             if self._db is not None:
-                self._db.execute(
+                self._db.query(
                     "INSERT OR REPLACE INTO cra_server_owners VALUES (?, ?)", (session_id, key_id)
                 )
 
@@ -56,12 +59,12 @@ class Owners:
         if found is not None or self._db is None:
             return found
         with self._lock:
-            row = self._db.execute(
+            rows = self._db.query(
                 "SELECT key_id FROM cra_server_owners WHERE session_id = ?", (session_id,)
-            ).fetchone()
-            if row is not None:
-                self._sessions[session_id] = row[0]
-                return str(row[0])
+            )
+            if rows:
+                self._sessions[session_id] = rows[0][0]
+                return str(rows[0][0])
         return None
 
     def note_approval(self, approval_id: str, session_id: str) -> None:

@@ -1,143 +1,94 @@
 """`SQLiteStore`: an SQLite database in WAL mode (the default store of
-`cra serve`); its tables and connection settings are in `sqlite_schema`."""
+`cra serve`). Its connection, tables and batch writer are the Rust core's
+(`_core.SQLiteDatabase`); the reads, verification and retention are here.
+As a sink of a runtime it is written by the flush thread natively, without
+the GIL (see `_native_sink`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import threading
-from itertools import chain
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from .. import _core
 from ..trace import TRACEEvent
 from .base import Store
-from .common import PathLike, Row, apply_retention, scan
-from .sqlite_schema import COLUMNS, INSERT, INSERT_ROWS, INSERT_V0, OF_SESSION, connect
+from .common import PathLike, apply_retention
+from .sqlite_schema import COLUMNS, OF_SESSION
+
+_SELECT_ROW = f"SELECT {', '.join(COLUMNS)} FROM sessions"
+
+
+def _for_core(e: Union[TRACEEvent, Dict[str, Any], str]) -> Any:
+    """An event as the core's writer takes it: the core event of a
+    `TRACEEvent`, else JSON text (a dict is written as `json.dumps` makes it)."""
+    core = getattr(e, "_e", None)
+    if core is not None:
+        return core
+    return e if isinstance(e, str) else json.dumps(e)
 
 
 class SQLiteStore(Store):
     """An SQLite database in WAL mode: events indexed by session and
     sequence, and a sessions table (the default store of `cra serve`).
-    A batch is one transaction; see `_PRAGMAS` for what a commit survives."""
+    A batch is one transaction (see `rust/sqlite_schema.rs` for what a
+    commit survives).
+
+    Within one process, open its file only through cra (this class, or
+    `_core.SQLiteDatabase`): Python's `sqlite3` module is a second copy of
+    SQLite, which does not see the core's locks on the file."""
 
     def __init__(self, path: PathLike) -> None:
         self.path = os.fspath(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        #: Serializes this store's retention runs.
         self._lock = threading.Lock()
-        db, version = connect(self.path)
-        self._db = db
+        self._db = _core.SQLiteDatabase(self.path)
         #: 2 for the layout of this version, 0 for a store created before it.
-        self.schema_version: int = version
-        self._insert_many = INSERT + ", ".join(["(?, ?, ?, ?)"] * INSERT_ROWS)
-        self._of_session = OF_SESSION[2 if version >= 2 else 0]
-        #: Session id -> key in `session_keys` (schema version 2), as committed.
-        self._keys: Dict[str, int] = {}
-        #: Sessions whose keys the current batch's transaction created.
-        self._uncommitted: List[str] = []
+        self.schema_version: int = self._db.schema_version
+        self._of_session = OF_SESSION[2 if self.schema_version >= 2 else 0]
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        rows, sources = scan(events)
-        touched: Dict[str, Dict[str, Any]] = {}
+        """Stores a batch in one transaction, all of it or none of it (a
+        failure raises the `sqlite3` exception for it)."""
+        try:
+            batch = [e._e for e in events]  # type: ignore[union-attr]
+        except AttributeError:
+            batch = [_for_core(e) for e in events]
+        self._db.write_batch(batch)
 
-        def row_of(session_id: str, source: Any) -> Dict[str, Any]:
-            row = touched.get(session_id)
-            if row is None:
-                row = self._row(session_id) or self._new_row_for(session_id, source)
-                touched[session_id] = row
-            return row
-
-        with self._lock:
-            self._apply_scanned(rows, sources, row_of)
-            db = self._db
-            # A write transaction from its start: the batch may read session_keys
-            # first, and a transaction that has read cannot start writing once
-            # another connection to the file (the server's owners) has written.
-            db.execute("BEGIN IMMEDIATE")
-            self._uncommitted.clear()
-            try:
-                self._insert_events(rows, sources)
-                db.executemany(
-                    f"INSERT OR REPLACE INTO sessions VALUES ({', '.join('?' * len(COLUMNS))})",
-                    [tuple(r[c] for c in COLUMNS) for r in touched.values()],
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                for sid in self._uncommitted:  # keys that the rollback took back
-                    del self._keys[sid]
-                raise
-
-    def _insert_events(self, rows: List[Row], sources: List[Any]) -> None:
-        """Inserts the rows (within the caller's transaction), `INSERT_ROWS`
-        per statement, each session as its key; into the layout of schema
-        version 0, by session id and with the timestamps of the sources."""
-        db = self._db
-        if self.schema_version < 2:
-            timestamps = [s["timestamp"] if isinstance(s, dict) else s.timestamp for s in sources]
-            db.executemany(INSERT_V0, [(*r[:3], t, r[3]) for r, t in zip(rows, timestamps)])
-            return
-        values: List[Any] = list(chain.from_iterable(rows))
-        keys = self._keys
-        new = [sid for sid in set(values[0::4]) if sid not in keys]
-        if new:
-            self._add_keys(new)
-        values[0::4] = map(keys.__getitem__, values[0::4])
-        full = 4 * (len(rows) - len(rows) % INSERT_ROWS)
-        step = 4 * INSERT_ROWS
-        sql = self._insert_many
-        for i in range(0, full, step):
-            db.execute(sql, values[i : i + step])
-        if full < len(values):
-            rest = values[full:]
-            db.executemany(
-                INSERT + "(?, ?, ?, ?)", [rest[i : i + 4] for i in range(0, len(rest), 4)]
-            )
-
-    def _add_keys(self, session_ids: List[str]) -> None:
-        """Puts the sessions' keys in `_keys`, creating those not yet in
-        `session_keys` within the caller's transaction (noted in
-        `_uncommitted`: `write_batch` forgets them if it rolls back)."""
-        db = self._db
-        for sid in session_ids:
-            found = db.execute(
-                "SELECT session FROM session_keys WHERE session_id = ?", (sid,)
-            ).fetchone()
-            if found is None:
-                cur = db.execute("INSERT INTO session_keys (session_id) VALUES (?)", (sid,))
-                self._keys[sid] = cur.lastrowid  # type: ignore[assignment]
-                self._uncommitted.append(sid)
-            else:
-                self._keys[sid] = found[0]
+    def _native_sink(self) -> Optional[_core.SQLiteSink]:
+        """The hook `cra.Runtime(sinks=[...])` looks for: the core sink that
+        writes this store from the flush thread without Python. None when a
+        subclass overrides `write_batch` or `flush` (the runtime then calls
+        them, as it calls any Python sink)."""
+        cls = type(self)
+        if cls.write_batch is not SQLiteStore.write_batch or cls.flush is not SQLiteStore.flush:
+            return None
+        return self._db.sink()
 
     def flush(self) -> None:
-        with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        """Checkpoints the WAL into the database file."""
+        self._db.checkpoint()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def _row(self, session_id: str) -> Optional[Dict[str, Any]]:
-        cur = self._db.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM sessions WHERE session_id = ?", (session_id,)
-        )
-        r = cur.fetchone()
-        return dict(zip(COLUMNS, r)) if r else None
+        rows = self._db.query(_SELECT_ROW + " WHERE session_id = ?", (session_id,))
+        return dict(zip(COLUMNS, rows[0])) if rows else None
 
     def _session_rows(self) -> Dict[str, Dict[str, Any]]:
-        with self._lock:
-            cur = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM sessions")
-            return {r[0]: dict(zip(COLUMNS, r)) for r in cur.fetchall()}
+        return {r[0]: dict(zip(COLUMNS, r)) for r in self._db.query(_SELECT_ROW)}
+
+    def _texts_sql(self) -> str:
+        return f"SELECT event FROM events WHERE {self._of_session} ORDER BY sequence"
 
     def _event_texts(self, session_id: str) -> List[str]:
-        with self._lock:
-            cur = self._db.execute(
-                f"SELECT event FROM events WHERE {self._of_session} ORDER BY sequence",
-                (session_id,),
-            )
-            return [r[0] for r in cur.fetchall()]
+        return [r[0] for r in self._db.query(self._texts_sql(), (session_id,))]
 
     def events(
         self,
@@ -158,37 +109,45 @@ class SQLiteStore(Store):
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        with self._lock:
-            return [json.loads(r[0]) for r in self._db.execute(sql, args).fetchall()]
+        return [json.loads(r[0]) for r in self._db.query(sql, args)]
 
     def retention(
         self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None
     ) -> int:
-        """Deletes the oldest events per session; records where each kept chain starts."""
-        with self._lock:
-            sessions = [
-                r[0] for r in self._db.execute("SELECT session_id FROM sessions").fetchall()
-            ]
+        """Deletes the oldest events per session; records where each kept
+        chain starts. A session's row and events are read as one snapshot;
+        the cut is written in one transaction that leaves the counters of
+        batches committed in between (by the flush thread) as they are."""
         dropped = 0
-        for sid in sessions:
-            texts = self._event_texts(sid)
-            events = {sid: texts}
-            with self._lock:
-                row = self._row(sid)
-                assert row is not None
-                n = apply_retention(events, {sid: row}, max_age_seconds, max_events)
+        with self._lock:
+            for (sid,) in self._db.query("SELECT session_id FROM sessions"):
+                found, texts = self._db.transaction(
+                    [
+                        (_SELECT_ROW + " WHERE session_id = ?", (sid,)),
+                        (self._texts_sql(), (sid,)),
+                    ],
+                    write=False,
+                )
+                if not found:
+                    continue
+                row = dict(zip(COLUMNS, found[0]))
+                n = apply_retention(
+                    {sid: [t for (t,) in texts]}, {sid: row}, max_age_seconds, max_events
+                )
                 if n == 0:
                     continue
-                db = self._db
-                db.execute("BEGIN IMMEDIATE")
-                db.execute(
-                    f"DELETE FROM events WHERE {self._of_session} AND sequence < ?",
-                    (sid, row["first_sequence"]),
+                self._db.transaction(
+                    [
+                        (
+                            f"DELETE FROM events WHERE {self._of_session} AND sequence < ?",
+                            (sid, row["first_sequence"]),
+                        ),
+                        (
+                            "UPDATE sessions SET first_sequence = ?, anchor_hash = ?,"
+                            " event_count = event_count - ? WHERE session_id = ?",
+                            (row["first_sequence"], row["anchor_hash"], n, sid),
+                        ),
+                    ]
                 )
-                db.execute(
-                    f"INSERT OR REPLACE INTO sessions VALUES ({', '.join('?' * len(COLUMNS))})",
-                    tuple(row[c] for c in COLUMNS),
-                )
-                db.execute("COMMIT")
                 dropped += n
         return dropped
