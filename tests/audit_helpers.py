@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -92,22 +91,23 @@ def tamper(opener: StoreOpener, session_id: str, index: int, payload: dict[str, 
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     else:
         assert isinstance(store, SQLiteStore)
-        db = sqlite3.connect(store.path)
+        # Through the store's own connection: one SQLite library per file.
+        db = store._db
         of_session = store._of_session  # the events of a session, in the store's layout
-        try:
-            (text,) = db.execute(
-                f"SELECT event FROM events WHERE {of_session} ORDER BY sequence LIMIT 1 OFFSET ?",
-                (session_id, index),
-            ).fetchone()
-            e = json.loads(text)
-            e["payload"] = payload
-            with db:
-                db.execute(
+        ((text,),) = db.query(
+            f"SELECT event FROM events WHERE {of_session} ORDER BY sequence LIMIT 1 OFFSET ?",
+            (session_id, index),
+        )
+        e = json.loads(text)
+        e["payload"] = payload
+        db.transaction(
+            [
+                (
                     f"UPDATE events SET event = ? WHERE {of_session} AND sequence = ?",
                     (json.dumps(e), session_id, e["sequence"]),
                 )
-        finally:
-            db.close()
+            ]
+        )
 
 
 # -- traces --------------------------------------------------------------------------
