@@ -69,6 +69,39 @@ def flush_thread_ids() -> list[int]:
     return out
 
 
+#: Bench-only A/B switch (never read by the library): the nice value each
+#: new flush thread is given, e.g. `CRA_BENCH_FLUSH_NICE=0` / `=19`, so that
+#: configurations can be alternated run by run. Unset: the runtime's own.
+FLUSH_NICE = os.environ.get("CRA_BENCH_FLUSH_NICE")
+
+
+def _renice_new_flush_threads(before: set[int], nice: int) -> None:
+    """Sets `nice` on the flush threads that are not in `before` (they name
+    themselves when they first run: wait for that, briefly)."""
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        new = set(flush_thread_ids()) - before
+        if new:
+            for tid in new:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+            return
+        time.sleep(0.0005)
+
+
+if FLUSH_NICE is not None and hasattr(os, "setpriority"):
+    import cra
+
+    _NICE = int(FLUSH_NICE)
+    _original_init = cra.Runtime.__init__
+
+    def _init_with_flush_nice(self: Any, *args: Any, **kwargs: Any) -> None:
+        before = set(flush_thread_ids())
+        _original_init(self, *args, **kwargs)
+        _renice_new_flush_threads(before, _NICE)
+
+    cra.Runtime.__init__ = _init_with_flush_nice  # type: ignore[method-assign]
+
+
 def thread_cpu_ns(tid: int | None) -> int | None:
     """CPU time a thread of this process has used, in ns (Linux schedstat)."""
     if tid is None:
