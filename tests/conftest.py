@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,22 @@ if TYPE_CHECKING:
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ZEROS = "0" * 64
+
+
+def wait_for_child(pid: int, seconds: float = 60) -> None:
+    """Waits for a forked child and checks it exited with status 0 (killed
+    and failed if it has not finished within `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.02)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cra
 import pytest
-from conftest import GatedSink, ListSink
+from conftest import GatedSink, ListSink, wait_for_child
 from cra.errors import CraError, ExpiredError, NotFoundError, SinkError, ValidationError
 
 STATS_KEYS = {"recorded", "sealed", "written", "dropped", "queue_depth", "high_water_mark"}
@@ -306,17 +306,7 @@ def test_forked_child_records_with_a_fresh_recorder(runtime: cra.Runtime) -> Non
             code = 0 if ok and len(runtime.events(child)) == 101 else 1
         finally:
             os._exit(code)
-    deadline = time.monotonic() + 60
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung")
-        time.sleep(0.02)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    wait_for_child(pid)
     runtime.record(sid, "x.after", {})  # the parent is unaffected
     assert runtime.flush(timeout=10)
     assert [e.event_type for e in runtime.events(sid)][1:] == ["x.before", "x.after"]

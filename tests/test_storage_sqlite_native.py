@@ -16,7 +16,7 @@ from typing import Any
 
 import cra
 import pytest
-from conftest import ListSink
+from conftest import ListSink, wait_for_child
 from cra.errors import SinkError
 from cra.storage import SQLiteStore
 
@@ -208,17 +208,7 @@ def test_a_forked_child_writes_the_store_through_a_connection_of_its_own(
             finally:
                 os._exit(code)
         os.close(write)
-        deadline = time.monotonic() + 60
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                pytest.fail("the forked child hung")
-            time.sleep(0.02)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        wait_for_child(pid)
         child_sid = os.read(read, 100).decode()
         os.close(read)
         rt.record(parent, "x.after", {})  # the parent's writes go on
