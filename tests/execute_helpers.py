@@ -78,6 +78,16 @@ ORDER_SCHEMA: dict[str, Any] = {
 }
 
 
+def one_refund_per_minute() -> dict[str, Any]:
+    """A rate_limit policy: one `payment.refund` per 60 s."""
+    return policy(
+        "one-refund",
+        "rate_limit",
+        ["payment.refund"],
+        parameters={"max_calls": 1, "window_seconds": 60},
+    )
+
+
 def ops_atlas(
     *,
     atlas_id: str = OPS_ID,

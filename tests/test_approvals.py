@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from cra.errors import ExpiredError, NotFoundError, ValidationError
-from execute_helpers import Calls, Harness, code, ops_atlas, value_hash
+from execute_helpers import Calls, Harness, code, one_refund_per_minute, ops_atlas, value_hash
 from resolve_helpers import action, make_atlas, policy
 
 REFUND_20 = {"order_id": "o-1", "amount": 20}
@@ -346,12 +346,7 @@ def test_a_resolution_without_gated_actions_has_no_approval() -> None:
 
 
 def test_a_once_grant_stopped_by_a_rate_limit_is_given_back() -> None:
-    one_refund = policy(
-        "one-refund",
-        "rate_limit",
-        ["payment.refund"],
-        parameters={"max_calls": 1, "window_seconds": 60},
-    )
+    one_refund = one_refund_per_minute()
     with Harness(ops_atlas(extra_policies=[one_refund])) as h:
         h.resolve()
         h.rt.approve(

@@ -13,6 +13,7 @@ from execute_helpers import (
     Calls,
     Harness,
     code,
+    one_refund_per_minute,
     ops_atlas,
 )
 from resolve_helpers import action, policy
@@ -109,12 +110,7 @@ def test_policy_recheck_comes_before_approval(h: Harness) -> None:
 
 
 def test_approval_comes_before_the_rate_limit() -> None:
-    one_refund = policy(
-        "one-refund",
-        "rate_limit",
-        ["payment.refund"],
-        parameters={"max_calls": 1, "window_seconds": 60},
-    )
+    one_refund = one_refund_per_minute()
     with Harness(ops_atlas(extra_policies=[one_refund])) as h:
         res = h.resolve()
         approval_id = res.decision.approval_id

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from execute_helpers import Harness, code, ops_atlas
+from execute_helpers import Harness, code, one_refund_per_minute, ops_atlas
 from resolve_helpers import decided_by, policy
 
 
@@ -247,12 +247,7 @@ def test_no_executor_does_not_count() -> None:
 
 
 def test_a_pending_approval_does_not_count() -> None:
-    one_refund = policy(
-        "one-refund",
-        "rate_limit",
-        ["payment.refund"],
-        parameters={"max_calls": 1, "window_seconds": 60},
-    )
+    one_refund = one_refund_per_minute()
     with Harness(ops_atlas(extra_policies=[one_refund])) as h:
         res = h.resolve()
         params = {"order_id": "o", "amount": 1}
