@@ -38,8 +38,12 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(tmp_path: Path) -> No
             "25",
             "--seed",
             "6",
+            # One worker: schemathesis (through hypothesis) calls ast.parse,
+            # and on CPython 3.11 two threads doing that at once can fail
+            # with "AST constructor recursion depth mismatch" (a crash of
+            # the tool, seen once in a fresh-clone run; not a finding).
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "20",
             "--phases",
