@@ -114,6 +114,10 @@ impl Faults {
 
     /// A string whose length in characters is within `min..=max`.
     pub fn check_len(&mut self, s: &str, path: &str, min: usize, max: usize) -> bool {
+        // A character is 1 to 4 bytes: lengths that settle it need no count.
+        if s.len() <= max && s.len().div_ceil(4) >= min {
+            return true;
+        }
         let n = s.chars().count();
         if n < min || n > max {
             self.add(
@@ -217,5 +221,33 @@ impl Faults {
                 format!("unknown key {key:?} (allowed: {})", allowed.join(", ")),
             );
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Faults;
+
+    fn fits(s: &str, min: usize, max: usize) -> bool {
+        let mut f = Faults::default();
+        let ok = f.check_len(s, "/s", min, max);
+        assert_eq!(ok, f.is_empty());
+        ok
+    }
+
+    #[test]
+    fn lengths_are_counted_in_characters_at_every_boundary() {
+        assert!(!fits("", 1, 5));
+        assert!(fits("", 0, 5));
+        assert!(fits("abcde", 1, 5));
+        assert!(!fits("abcdef", 1, 5));
+        // Multi-byte text longer than `max` in bytes but not in characters.
+        assert!(fits(&"é".repeat(5), 1, 5));
+        assert!(!fits(&"é".repeat(6), 1, 5));
+        assert!(fits(&"😀".repeat(5), 1, 5));
+        // Few characters that take many bytes, against a minimum.
+        assert!(!fits("😀", 2, 5));
+        assert!(fits("😀😀", 2, 5));
+        assert!(!fits("ab", 3, 5));
     }
 }

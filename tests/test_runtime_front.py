@@ -110,3 +110,61 @@ def test_keywords_match_non_ascii_text(rt: cra.Runtime) -> None:
         for goal in ("eine Überweisung senden", "STRASSE", "die Straße", "Ueberweisung")
     ]
     assert [[b.block_id for b in blocks] for blocks in hits] == [["k"], [], ["k"], []]
+
+
+def _front_with(rt: cra.Runtime, resolution_class: type, response_class: type) -> Any:
+    from cra import _core
+    from cra.runtime import settle
+
+    return _core.Front(rt._core, resolution_class, response_class, {}, settle)
+
+
+def test_result_classes_of_any_slot_layout_hold_the_handle(rt: cra.Runtime) -> None:
+    """The core stores its handle straight into `_r`, wherever the class's
+    layout puts that slot among others; the instance owns it like any slot."""
+    import gc
+    import sys
+
+    rt.load_atlas(RESOURCES)
+    sid = new_session(rt)
+    layouts = [("_r",), ("a", "_r"), ("_r", "zz", "b"), ("_a", "_b", "_c", "_r", "_z")]
+    for slots in layouts:
+        cls = type("Result", (), {"__slots__": slots})
+        front = _front_with(rt, cls, cls)
+        res = front.resolve(request(rt, sid))
+        assert type(res) is cls
+        handle = res._r
+        assert type(handle).__name__ == "Resolution" and handle.session_id == sid
+        assert handle in gc.get_referents(res)
+        assert sys.getrefcount(handle) == 3  # the slot, `handle`, the call's argument
+        for other in slots:
+            if other != "_r":
+                with pytest.raises(AttributeError):
+                    getattr(res, other)
+        del res
+        assert sys.getrefcount(handle) == 2
+
+
+def test_a_result_class_with_a_constructor_is_called(rt: cra.Runtime) -> None:
+    """A class with its own `__init__` or `__new__` is made by calling it."""
+    rt.load_atlas(RESOURCES)
+    sid = new_session(rt)
+    made: list[str] = []
+
+    class WithInit:
+        __slots__ = ("_r",)
+
+        def __init__(self) -> None:
+            made.append("init")
+
+    class WithNew:
+        __slots__ = ("_r",)
+
+        def __new__(cls) -> Any:
+            made.append("new")
+            return super().__new__(cls)
+
+    for cls in (WithInit, WithNew):
+        res = _front_with(rt, cls, cls).resolve(request(rt, sid))
+        assert type(res) is cls and res._r.session_id == sid
+    assert made == ["init", "new"]

@@ -17,6 +17,7 @@ use super::errors::{to_py, IntoPyResult};
 use super::request_view::parse_direct;
 use super::resolution::Resolution;
 use super::runtime::{Detached, Runtime};
+use super::utf8;
 use super::value::to_value;
 
 fn atlas_info<'py>(py: Python<'py>, a: &Atlas) -> PyResult<Bound<'py, PyDict>> {
@@ -83,7 +84,7 @@ pub(super) fn session_hint_py(request: &Bound<'_, PyAny>) -> Option<uuid::Uuid> 
         .ok()?
         .get_item("session_id")
         .ok()??;
-    let text = sid.cast::<PyString>().ok()?.to_cow().ok()?;
+    let text = utf8::text(sid.cast::<PyString>().ok()?).ok()?;
     uuid::Uuid::try_parse(&text).ok()
 }
 

@@ -13,6 +13,7 @@ use crate::error::{CoreError, Result};
 
 use super::cache::IdentityCache;
 use super::errors::IntoPyResult;
+use super::utf8;
 
 /// A bad value: the message, and the path segments from the value up.
 struct Bad {
@@ -58,7 +59,7 @@ fn key(s: &Bound<'_, PyString>) -> std::result::Result<Arc<Key>, Bad> {
     if let Some(k) = KEYS.get(s) {
         return Ok(k);
     }
-    let sort: Vec<u8> = match s.to_cow() {
+    let sort: Vec<u8> = match utf8::text(s) {
         Ok(text) => text.as_bytes().to_vec(),
         Err(_) => wtf8(s)?,
     };
@@ -113,7 +114,7 @@ fn write_py(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>, depth: usize) -> Walk {
         return Err(bad(canonical::too_deep("").message()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        match s.to_cow() {
+        match utf8::text(s) {
             Ok(text) => write_str(out, &text),
             Err(_) => write_wtf8(out, &wtf8(s)?),
         }

@@ -4,13 +4,19 @@
 //! a failed request is named in its error, as the layer's own methods would.
 //!
 //! A result class is a plain Python class with a `_r` slot and no
-//! `__init__`: it is made by calling it with no arguments (object's own
-//! constructor, no Python code) and its slot is set through the slot's
-//! descriptor, which also passes by the class's read-only `__setattr__`.
+//! `__new__` or `__init__` of its own. Its instances are allocated the way
+//! `object()` allocates them (`PyType_GenericAlloc`, no Python code) and
+//! the handle is stored straight into the slot, whose place in the object
+//! is found once by setting it through its descriptor on a probe instance.
+//! Where that cannot be found, instances are made by calling the class and
+//! setting the slot through its descriptor (which also passes by the
+//! class's read-only `__setattr__`).
 
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyType};
+use pyo3::IntoPyObjectExt;
 
 use super::runtime::Runtime;
 
@@ -19,17 +25,20 @@ struct Wrapper {
     class: Py<PyType>,
     /// `class._r.__set__`: sets the slot of an instance.
     set_handle: Py<PyAny>,
+    /// Byte offset of the `_r` slot in an instance, when known.
+    slot: Option<usize>,
 }
 
 impl Wrapper {
     fn new(class: &Bound<'_, PyType>) -> PyResult<Self> {
         let set_handle = class
             .getattr(intern!(class.py(), "_r"))?
-            .getattr(intern!(class.py(), "__set__"))?
-            .unbind();
+            .getattr(intern!(class.py(), "__set__"))?;
+        let slot = slot_offset(class, &set_handle)?;
         Ok(Wrapper {
             class: class.clone().unbind(),
-            set_handle,
+            set_handle: set_handle.unbind(),
+            slot,
         })
     }
 
@@ -37,10 +46,72 @@ impl Wrapper {
     where
         T: IntoPyObject<'py>,
     {
-        let obj = self.class.bind(py).call0()?;
-        self.set_handle.bind(py).call1((&obj, handle))?;
+        let Some(offset) = self.slot else {
+            let obj = self.class.bind(py).call0()?;
+            self.set_handle.bind(py).call1((&obj, handle))?;
+            return Ok(obj);
+        };
+        let handle = handle.into_bound_py_any(py)?;
+        let obj = allocate(self.class.bind(py))?;
+        // SAFETY: `offset` is where this class's instances keep `_r`
+        // (`slot_offset`), inside the object; a new instance's slots are
+        // zeroed, so the slot takes the handle's reference with nothing to
+        // release.
+        unsafe {
+            let slot = obj
+                .as_ptr()
+                .cast::<u8>()
+                .add(offset)
+                .cast::<*mut ffi::PyObject>();
+            *slot = handle.into_ptr();
+        }
         Ok(obj)
     }
+}
+
+/// A new, zeroed instance of `class`, as `object.__new__` makes it.
+fn allocate<'py>(class: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: `class` is a live type object and the GIL is held.
+    unsafe {
+        let obj = ffi::PyType_GenericAlloc(class.as_ptr().cast(), 0);
+        Bound::from_owned_ptr_or_err(class.py(), obj)
+    }
+}
+
+/// Where instances of `class` keep the slot `set_handle` sets, found by
+/// setting it to a fresh object on a probe instance and looking for that
+/// object's address among the instance's words. `None` when the class has
+/// a constructor of its own (it must then be called) or the slot is not
+/// found.
+fn slot_offset(
+    class: &Bound<'_, PyType>,
+    set_handle: &Bound<'_, PyAny>,
+) -> PyResult<Option<usize>> {
+    let py = class.py();
+    let object = py.get_type::<PyAny>();
+    for name in [intern!(py, "__new__"), intern!(py, "__init__")] {
+        if !class.getattr(name)?.is(&object.getattr(name)?) {
+            return Ok(None);
+        }
+    }
+    let size: usize = class.getattr(intern!(py, "__basicsize__"))?.extract()?;
+    let start: usize = object.getattr(intern!(py, "__basicsize__"))?.extract()?;
+    let probe = allocate(class)?;
+    let marker = object.call0()?;
+    set_handle.call1((&probe, &marker))?;
+    let word = std::mem::size_of::<*mut ffi::PyObject>();
+    let found = (start..size).step_by(word).find(|&offset| {
+        // SAFETY: every offset read is inside the probe's `size` bytes.
+        let at = unsafe {
+            probe
+                .as_ptr()
+                .cast::<u8>()
+                .add(offset)
+                .cast::<*mut ffi::PyObject>()
+        };
+        unsafe { at.read_unaligned() == marker.as_ptr() }
+    });
+    Ok(found)
 }
 
 /// Puts the request's id into a `cra.errors.CraError` that has none, when

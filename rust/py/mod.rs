@@ -16,6 +16,7 @@ mod runtime;
 mod sink;
 mod sqlite;
 mod timing;
+mod utf8;
 mod value;
 mod verify;
 

@@ -4,11 +4,12 @@
 //! `serde_json` tree. Only the free-form subtrees (`context`, execution
 //! `parameters`) are converted.
 
+use std::borrow::Cow;
 use std::ops::Deref;
+use std::ptr::NonNull;
 use std::sync::{Arc, LazyLock};
 
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::Value;
@@ -18,6 +19,7 @@ use crate::json_view::{Kind, Node, Obj};
 use crate::request::{parse_request_from, CarpRequest, KEY_NAMES};
 
 use super::cache::{IdentityCache, Lookup};
+use super::utf8;
 use super::value::to_value_at;
 
 /// The text of string objects that requests carry again and again (the
@@ -27,37 +29,45 @@ use super::value::to_value_at;
 static TEXTS: LazyLock<IdentityCache<Arc<str>>> = LazyLock::new(IdentityCache::default);
 
 /// The text of a Python string in a request.
-pub enum PyText {
+pub enum PyText<'py> {
     Shared(Arc<str>),
-    Read(PyBackedStr),
+    /// Borrowed from the string object, which it keeps alive.
+    Held(Bound<'py, PyString>, NonNull<str>),
+    Owned(String),
 }
 
-impl Deref for PyText {
+impl Deref for PyText<'_> {
     type Target = str;
 
     fn deref(&self) -> &str {
         match self {
             PyText::Shared(s) => s,
-            PyText::Read(s) => s,
+            // SAFETY: the text is the held object's own UTF-8, which lives
+            // (unchanged: a `str` is immutable) as long as the object.
+            PyText::Held(_, s) => unsafe { s.as_ref() },
+            PyText::Owned(s) => s,
         }
     }
 }
 
-impl From<PyText> for Arc<str> {
-    fn from(t: PyText) -> Arc<str> {
+impl From<PyText<'_>> for Arc<str> {
+    fn from(t: PyText<'_>) -> Arc<str> {
         match t {
             PyText::Shared(s) => s,
-            PyText::Read(s) => Arc::from(&*s),
+            other => Arc::from(&*other),
         }
     }
 }
 
-fn text_of(s: &Bound<'_, PyString>) -> Option<PyText> {
+fn text_of<'py>(s: &Bound<'py, PyString>) -> Option<PyText<'py>> {
     match TEXTS.get_or_admit(s) {
         Lookup::Hit(text) => Some(PyText::Shared(text)),
-        Lookup::Miss { admit: false } => PyBackedStr::try_from(s.clone()).ok().map(PyText::Read),
+        Lookup::Miss { admit: false } => match utf8::text(s).ok()? {
+            Cow::Borrowed(b) => Some(PyText::Held(s.clone(), NonNull::from(b))),
+            Cow::Owned(o) => Some(PyText::Owned(o)),
+        },
         Lookup::Miss { admit: true } => {
-            let text: Arc<str> = Arc::from(&*s.to_cow().ok()?);
+            let text: Arc<str> = Arc::from(&*utf8::text(s).ok()?);
             TEXTS.put(s, Arc::clone(&text));
             Some(PyText::Shared(text))
         }
@@ -89,11 +99,8 @@ fn name_of(py: Python<'_>, key: &Bound<'_, PyAny>) -> Result<&'static str, Optio
     if let Some((n, _)) = names.iter().find(|(_, s)| s.is(key)) {
         return Ok(n);
     }
-    let text = key
-        .cast::<PyString>()
-        .ok()
-        .and_then(|k| k.to_cow().ok())
-        .ok_or(None)?;
+    let key = key.cast::<PyString>().map_err(|_| None)?;
+    let text = utf8::text(key).map_err(|_| None)?;
     match names.iter().find(|(n, _)| *n == text) {
         Some((n, _)) => Ok(n),
         None => Err(Some(text.into_owned())),
@@ -109,7 +116,7 @@ pub struct PyObj<'py> {
 
 impl<'py> Node for Bound<'py, PyAny> {
     type Obj = PyObj<'py>;
-    type Str = PyText;
+    type Str = PyText<'py>;
 
     fn kind(&self) -> Kind {
         if self.is_instance_of::<PyString>() {
@@ -145,7 +152,7 @@ impl<'py> Node for Bound<'py, PyAny> {
         Some(obj)
     }
 
-    fn string(&self) -> Option<PyText> {
+    fn string(&self) -> Option<PyText<'py>> {
         text_of(self.cast::<PyString>().ok()?)
     }
 

@@ -7,6 +7,8 @@ use serde_json::{Map, Number, Value};
 use crate::canonical::{too_deep, At, MAX_DEPTH};
 use crate::error::{CoreError, Result};
 
+use super::utf8;
+
 fn invalid(code: &'static str, at: &At<'_>, message: String) -> CoreError {
     CoreError::invalid(code, at.pointer(), message)
 }
@@ -29,8 +31,7 @@ fn convert(obj: &Bound<'_, PyAny>, at: &At<'_>, depth: usize, code: &'static str
         return Err(invalid(code, at, deep.message()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        let text = s
-            .to_cow()
+        let text = utf8::text(s)
             .map_err(|e| invalid(code, at, format!("string is not valid Unicode: {e}")))?;
         return Ok(Value::String(text.into_owned()));
     }
@@ -105,8 +106,7 @@ fn object<'py>(
         let Ok(ks) = k.cast::<PyString>() else {
             return Err(invalid(code, at, "object keys must be strings".into()));
         };
-        let key = ks
-            .to_cow()
+        let key = utf8::text(ks)
             .map_err(|e| invalid(code, at, e.to_string()))?
             .into_owned();
         let value = convert(&v, &At::Key(at, &key), depth + 1, code)?;
