@@ -1,6 +1,7 @@
 //! The resolve algorithm (CARP/1.0): candidate atlases and actions, the
 //! deciding policy of each action, the decision, context and constraints.
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 use memchr::memmem::Finder;
@@ -201,6 +202,18 @@ impl Ctx<'_> {
     }
 }
 
+/// `text` in lower case, copied only when that changes it.
+fn lower(text: &str) -> Cow<'_, str> {
+    if text
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        Cow::Owned(text.to_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// Context blocks whose pack conditions hold, by priority.
 fn context_blocks(
     snap: &Snapshot,
@@ -208,15 +221,16 @@ fn context_blocks(
     req: &CarpRequest,
     risk: RiskTier,
 ) -> Vec<BlockRef> {
-    let lowered: Option<(String, Vec<String>)> = snap.compiled.any_keywords.then(|| {
-        let hints = req
-            .context_hints
-            .iter()
-            .flatten()
-            .map(|h| h.to_lowercase())
-            .collect();
-        (req.goal.to_lowercase(), hints)
-    });
+    let lowered: Option<(Cow<'_, str>, Vec<Cow<'_, str>>)> =
+        snap.compiled.any_keywords.then(|| {
+            let hints = req
+                .context_hints
+                .iter()
+                .flatten()
+                .map(|h| lower(h))
+                .collect();
+            (lower(&req.goal), hints)
+        });
     let mut out = Vec::new();
     for &r in &snap.compiled.packs {
         if !in_candidates[r.atlas as usize] {
@@ -338,4 +352,22 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
         res.approval_id = Some(new_v7(input.now));
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_lowered_and_copied_only_when_that_changes_it() {
+        assert!(matches!(
+            lower("refund order 42"),
+            Cow::Borrowed("refund order 42")
+        ));
+        assert_eq!(lower("Refund ORDER"), "refund order");
+        assert!(matches!(lower("Refund"), Cow::Owned(_)));
+        assert_eq!(lower("ÉCOLE café"), "école café");
+        assert_eq!(lower("straße"), "straße");
+        assert_eq!(lower(""), "");
+    }
 }

@@ -9,9 +9,11 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::{Arc, LazyLock};
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::Borrowed;
 use serde_json::Value;
 use smallvec::SmallVec;
 
@@ -79,33 +81,70 @@ fn text_of<'py>(s: &Bound<'py, PyString>) -> Option<PyText<'py>> {
 /// never accepts what the general path would refuse as too deep.
 const SUBTREE_DEPTH: usize = 2;
 
-/// Each request key name with its interned Python string: a key written
-/// as a literal in Python source is that very object.
-static NAMES: PyOnceLock<Vec<(&'static str, Py<PyString>)>> = PyOnceLock::new();
+/// The request's key names with their interned Python strings (a key
+/// written as a literal in Python source is that very object), and a
+/// table from such a string's address to its name.
+struct Names {
+    list: Vec<(&'static str, Py<PyString>)>,
+    /// Open addressing on the address (0: empty); the index into `list`.
+    by_address: [(usize, u8); ADDRESS_SLOTS],
+}
 
-fn names(py: Python<'_>) -> &[(&'static str, Py<PyString>)] {
-    NAMES.get_or_init(py, || {
-        KEY_NAMES
+const ADDRESS_SLOTS: usize = 64;
+
+fn address_slot(address: usize) -> usize {
+    (address >> 4).wrapping_mul(0x9E37_79B9) >> 8 & (ADDRESS_SLOTS - 1)
+}
+
+impl Names {
+    fn new(py: Python<'_>) -> Self {
+        let list: Vec<(&'static str, Py<PyString>)> = KEY_NAMES
             .iter()
             .flat_map(|group| group.iter())
             .map(|k| (*k, PyString::intern(py, k).unbind()))
-            .collect()
-    })
+            .collect();
+        let mut by_address = [(0, 0); ADDRESS_SLOTS];
+        for (i, (_, s)) in list.iter().enumerate() {
+            let address = s.as_ptr() as usize;
+            let mut at = address_slot(address);
+            while by_address[at].0 != 0 {
+                at = (at + 1) % ADDRESS_SLOTS;
+            }
+            by_address[at] = (address, i as u8);
+        }
+        Names { list, by_address }
+    }
+
+    /// The name whose interned string `key` is.
+    #[inline]
+    fn by_identity(&self, key: *mut pyo3::ffi::PyObject) -> Option<&'static str> {
+        let address = key as usize;
+        let mut at = address_slot(address);
+        loop {
+            match self.by_address[at] {
+                (0, _) => return None,
+                (a, i) if a == address => return Some(self.list[i as usize].0),
+                _ => at = (at + 1) % ADDRESS_SLOTS,
+            }
+        }
+    }
+
+    /// The request name a dict key stands for, if any; else the key's
+    /// text (`None` when it is not a readable string).
+    fn name_of(&self, key: &Bound<'_, PyAny>) -> Result<&'static str, Option<String>> {
+        if let Some(n) = self.by_identity(key.as_ptr()) {
+            return Ok(n);
+        }
+        let key = key.cast::<PyString>().map_err(|_| None)?;
+        let text = utf8::text(key).map_err(|_| None)?;
+        match self.list.iter().find(|(n, _)| *n == text) {
+            Some((n, _)) => Ok(n),
+            None => Err(Some(text.into_owned())),
+        }
+    }
 }
 
-/// The request name a dict key stands for, if any.
-fn name_of(py: Python<'_>, key: &Bound<'_, PyAny>) -> Result<&'static str, Option<String>> {
-    let names = names(py);
-    if let Some((n, _)) = names.iter().find(|(_, s)| s.is(key)) {
-        return Ok(n);
-    }
-    let key = key.cast::<PyString>().map_err(|_| None)?;
-    let text = utf8::text(key).map_err(|_| None)?;
-    match names.iter().find(|(n, _)| *n == text) {
-        Some((n, _)) => Ok(n),
-        None => Err(Some(text.into_owned())),
-    }
-}
+static NAMES: PyOnceLock<Names> = PyOnceLock::new();
 
 /// A dict read once: its request keys with their values, and the keys
 /// that are not request keys at all.
@@ -139,13 +178,22 @@ impl<'py> Node for Bound<'py, PyAny> {
     fn object(&self) -> Option<PyObj<'py>> {
         let dict = self.cast::<PyDict>().ok()?;
         let py = self.py();
+        let names = NAMES.get_or_init(py, || Names::new(py));
         let mut obj = PyObj {
             entries: SmallVec::new(),
             strangers: Vec::new(),
         };
-        for (k, v) in dict.iter() {
-            match name_of(py, &k) {
-                Ok(name) => obj.entries.push((name, v)),
+        let (mut pos, mut k, mut v) = (0, std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: `PyDict_Next` lends the dict's own references, valid while
+        // the dict is unchanged: nothing in this loop runs Python code (keys
+        // are only compared and read as text), and each value kept becomes
+        // a new reference.
+        while unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut k, &mut v) } != 0 {
+            let key = unsafe { Borrowed::from_ptr(py, k) };
+            match names.name_of(&key) {
+                Ok(name) => obj
+                    .entries
+                    .push((name, unsafe { Bound::from_borrowed_ptr(py, v) })),
                 Err(text) => obj.strangers.push(text),
             }
         }
