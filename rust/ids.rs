@@ -12,6 +12,9 @@ use crate::time::Micros;
 pub type IdHasher = foldhash::quality::RandomState;
 /// A map keyed by UUIDs.
 pub type IdMap<V> = std::collections::HashMap<Uuid, V, IdHasher>;
+/// A map the hot path looks names up in (action, atlas and capability ids,
+/// limit counters), with the same hasher.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, IdHasher>;
 /// A set of UUIDs.
 pub type IdSet = std::collections::HashSet<Uuid, IdHasher>;
 

@@ -6,6 +6,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 /// What a node is, for type checks and fault messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,11 +36,22 @@ impl Kind {
     }
 }
 
+/// The text of a string node.
+pub trait Text: Deref<Target = str> + Into<Arc<str>> {
+    /// The text as a UUID (any version), if it is one; a view that has
+    /// read the same text before may know it already.
+    fn uuid(&self) -> Option<Uuid> {
+        Uuid::try_parse(self).ok()
+    }
+}
+
+impl Text for &str {}
+
 /// A value in a JSON-like tree.
 pub trait Node: Sized + Clone {
     type Obj: Obj<Node = Self>;
     /// Text that becomes shared (`Arc<str>`) without a copy where it can.
-    type Str: Deref<Target = str> + Into<Arc<str>>;
+    type Str: Text;
 
     fn kind(&self) -> Kind;
     fn object(&self) -> Option<Self::Obj>;

@@ -1,12 +1,13 @@
 //! Rate-limit windows and budgets: counters over executions, keyed by the
 //! policy and its scope (session, agent or global).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+use crate::ids::FastMap;
 use crate::policy::{Limit, Policy, Scope};
 use crate::time::Micros;
 
@@ -90,7 +91,7 @@ pub struct Reservation(Vec<(Arc<str>, ScopeKey, Micros, f64, bool)>);
 
 #[derive(Default)]
 pub struct Limits {
-    counters: Mutex<HashMap<(Arc<str>, ScopeKey), Counter>>,
+    counters: Mutex<FastMap<(Arc<str>, ScopeKey), Counter>>,
 }
 
 impl Limits {
@@ -201,7 +202,7 @@ impl Limits {
 pub struct SlidingWindow {
     max_calls: u64,
     window: Micros,
-    calls: Mutex<HashMap<String, VecDeque<Micros>>>,
+    calls: Mutex<FastMap<String, VecDeque<Micros>>>,
 }
 
 impl SlidingWindow {
@@ -209,13 +210,13 @@ impl SlidingWindow {
         SlidingWindow {
             max_calls,
             window: window.max(1),
-            calls: Mutex::new(HashMap::new()),
+            calls: Mutex::new(FastMap::default()),
         }
     }
 
     fn pruned<'a>(
         &self,
-        map: &'a mut HashMap<String, VecDeque<Micros>>,
+        map: &'a mut FastMap<String, VecDeque<Micros>>,
         key: &str,
         now: Micros,
     ) -> &'a mut VecDeque<Micros> {

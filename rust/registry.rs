@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 
 use crate::atlas::Atlas;
 use crate::error::{CoreError, Fault, Result};
+use crate::ids::FastMap;
 use crate::pattern::Pattern;
 
 /// A policy by position: atlas index in the snapshot, policy index in it.
@@ -32,19 +33,19 @@ pub struct Compiled {
     /// it, in the order resolve checks them.
     pub action_policies: Vec<Vec<Vec<PolicyRef>>>,
     /// Per atlas: capability id -> indices of its actions.
-    pub capabilities: Vec<HashMap<Arc<str>, Vec<u32>>>,
+    pub capabilities: Vec<FastMap<Arc<str>, Vec<u32>>>,
     /// Every pack, by priority descending, ties in declaration order.
     pub packs: Vec<PackRef>,
     /// Any pack has a keyword condition (so the goal needs lower-casing).
     pub any_keywords: bool,
     /// Every action id -> (atlas, action) position.
-    pub actions: HashMap<Arc<str>, (u32, u32)>,
+    pub actions: FastMap<Arc<str>, (u32, u32)>,
 }
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub atlases: Vec<Arc<Atlas>>,
-    pub index: HashMap<Arc<str>, u32>,
+    pub index: FastMap<Arc<str>, u32>,
     pub compiled: Compiled,
 }
 

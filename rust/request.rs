@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
 use crate::fields::{at, at_index, Faults};
-use crate::json_view::{Node, Obj};
+use crate::json_view::{Node, Obj, Text};
 use crate::policy::RiskTier;
 use crate::runtime::{MAX_AGENT_ID, MAX_GOAL};
 use crate::time::{parse_timestamp, Micros};
@@ -97,13 +97,11 @@ fn uuid<O: Obj>(f: &mut Faults, m: O, key: &str, base: &str, required: bool) -> 
     } else {
         f.opt_str(m, key, base)?
     };
-    match Uuid::try_parse(&s) {
-        Ok(u) => Some(u),
-        Err(_) => {
-            f.add(at(base, key), format!("{:?} is not a UUID", &*s));
-            None
-        }
+    let id = s.uuid();
+    if id.is_none() {
+        f.add(at(base, key), format!("{:?} is not a UUID", &*s));
     }
+    id
 }
 
 fn strings<O: Obj>(f: &mut Faults, m: O, key: &str, base: &str) -> Option<Vec<String>> {

@@ -168,3 +168,26 @@ def test_a_result_class_with_a_constructor_is_called(rt: cra.Runtime) -> None:
         res = _front_with(rt, cls, cls).resolve(request(rt, sid))
         assert type(res) is cls and res._r.session_id == sid
     assert made == ["init", "new"]
+
+
+def test_an_action_id_of_a_str_subclass_finds_its_executor(rt: cra.Runtime) -> None:
+    """The registry is searched with the request's own action id object only
+    when it is a plain `str`; a subclass with its own hash is found by text."""
+
+    class Odd(str):
+        def __hash__(self) -> int:
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            return False
+
+    rt.load_atlas(RESOURCES)
+    sid = new_session(rt)
+    rt.register_executor("resource.get", lambda resource_id: {"id": resource_id})
+    for action_id in ("resource.get", "".join(["resource", ".get"]), Odd("resource.get")):
+        res = rt.resolve(request(rt, sid))
+        req = cra.CARPRequest.execute(
+            sid, "agent-1", "Do the work", res.resolution_id, action_id, {"resource_id": "r-1"}
+        )
+        out = rt.execute(req)
+        assert out.status == "success" and out.result == {"id": "r-1"}, out.to_dict()

@@ -21,10 +21,20 @@ use super::request_view::parse_direct;
 use super::runtime::{Detached, Runtime};
 use super::value::to_value;
 
-/// The executor of a ticket: by action id, else by the atlas's executor name.
-fn find<'py>(executors: &Bound<'py, PyDict>, t: &Ticket) -> PyResult<Option<Bound<'py, PyAny>>> {
-    if let Some(f) = executors.get_item(&*t.echo.action_id)? {
-        return Ok(Some(f));
+/// The executor of a ticket: by action id, else by the atlas's executor
+/// name. `action_id` is the request's own action id object, when it is a
+/// plain `str` (a key the registry finds without a new string).
+fn find<'py>(
+    executors: &Bound<'py, PyDict>,
+    t: &Ticket,
+    action_id: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let by_action = match action_id {
+        Some(key) => executors.get_item(key)?,
+        None => executors.get_item(&*t.echo.action_id)?,
+    };
+    if by_action.is_some() {
+        return Ok(by_action);
     }
     match &t.executor {
         Some(name) => executors.get_item(&**name),
@@ -32,21 +42,32 @@ fn find<'py>(executors: &Bound<'py, PyDict>, t: &Ticket) -> PyResult<Option<Boun
     }
 }
 
-/// The request's own parameters dict (a dict request that passed the
-/// checks), or `None` when they must be rebuilt from the checked JSON.
-fn request_parameters<'py>(request: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
+/// The request's own `execution` dict (of a dict request that passed the
+/// checks).
+fn request_execution<'py>(request: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
     let py = request.py();
-    let execution = request
+    request
         .cast::<PyDict>()
         .ok()?
         .get_item(intern!(py, "execution"))
+        .ok()??
+        .cast_into::<PyDict>()
+        .ok()
+}
+
+/// The request's action id object, when it is a plain `str`.
+fn request_action_id<'py>(execution: &Bound<'py, PyDict>) -> Option<Bound<'py, PyAny>> {
+    let id = execution
+        .get_item(intern!(execution.py(), "action_id"))
         .ok()??;
-    match execution
-        .cast::<PyDict>()
-        .ok()?
-        .get_item(intern!(py, "parameters"))
-        .ok()?
-    {
+    id.is_exact_instance_of::<PyString>().then_some(id)
+}
+
+/// The request's own parameters dict, or `None` when they must be rebuilt
+/// from the checked JSON.
+fn request_parameters<'py>(execution: &Bound<'py, PyDict>) -> Option<Bound<'py, PyDict>> {
+    let py = execution.py();
+    match execution.get_item(intern!(py, "parameters")).ok()? {
         None => Some(PyDict::new(py)),
         Some(p) if p.is_none() => Some(PyDict::new(py)),
         Some(p) => p.cast_into::<PyDict>().ok(),
@@ -159,7 +180,9 @@ impl Runtime {
             Begin::Answer(resp) => return Ok(ExecuteResponse(resp)),
             Begin::Run(t) => *t,
         };
-        let executor = match find(executors, &t) {
+        let execution = is_direct.then(|| request_execution(request)).flatten();
+        let action_id = execution.as_ref().and_then(request_action_id);
+        let executor = match find(executors, &t, action_id.as_ref()) {
             Ok(Some(f)) => f,
             Ok(None) => return self.record_outcome(py, t, RunResult::NoExecutor, 0.0),
             Err(e) => {
@@ -167,7 +190,7 @@ impl Runtime {
                 return self.record_outcome(py, t, outcome, 0.0);
             }
         };
-        let kwargs = match is_direct.then(|| request_parameters(request)).flatten() {
+        let kwargs = match execution.as_ref().and_then(request_parameters) {
             Some(d) => d,
             None => match parameters_from_json(py, &t.parameters) {
                 Ok(d) => d,

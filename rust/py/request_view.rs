@@ -16,8 +16,9 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::Borrowed;
 use serde_json::Value;
 use smallvec::SmallVec;
+use uuid::Uuid;
 
-use crate::json_view::{Kind, Node, Obj};
+use crate::json_view::{Kind, Node, Obj, Text};
 use crate::request::{parse_request_from, CarpRequest, KEY_NAMES};
 
 use super::cache::{IdentityCache, Lookup};
@@ -28,11 +29,18 @@ use super::value::to_value_at;
 /// version, the operation, a session's agent id, session id and goal):
 /// read once, then found by the object's identity. Ids and timestamps
 /// that differ in every request are read each time and never cached.
-static TEXTS: LazyLock<IdentityCache<Arc<str>>> = LazyLock::new(IdentityCache::default);
+static TEXTS: LazyLock<IdentityCache<Known>> = LazyLock::new(IdentityCache::default);
+
+/// A recurring string's text, and its UUID if it is one (a session id).
+#[derive(Clone)]
+pub struct Known {
+    text: Arc<str>,
+    uuid: Option<Uuid>,
+}
 
 /// The text of a Python string in a request.
 pub enum PyText<'py> {
-    Shared(Arc<str>),
+    Shared(Known),
     /// Borrowed from the string object, which it keeps alive.
     Held(Bound<'py, PyString>, NonNull<str>),
     Owned(String),
@@ -43,7 +51,7 @@ impl Deref for PyText<'_> {
 
     fn deref(&self) -> &str {
         match self {
-            PyText::Shared(s) => s,
+            PyText::Shared(k) => &k.text,
             // SAFETY: the text is the held object's own UTF-8, which lives
             // (unchanged: a `str` is immutable) as long as the object.
             PyText::Held(_, s) => unsafe { s.as_ref() },
@@ -55,23 +63,34 @@ impl Deref for PyText<'_> {
 impl From<PyText<'_>> for Arc<str> {
     fn from(t: PyText<'_>) -> Arc<str> {
         match t {
-            PyText::Shared(s) => s,
+            PyText::Shared(k) => k.text,
             other => Arc::from(&*other),
+        }
+    }
+}
+
+impl Text for PyText<'_> {
+    fn uuid(&self) -> Option<Uuid> {
+        match self {
+            PyText::Shared(k) => k.uuid,
+            other => Uuid::try_parse(other).ok(),
         }
     }
 }
 
 fn text_of<'py>(s: &Bound<'py, PyString>) -> Option<PyText<'py>> {
     match TEXTS.get_or_admit(s) {
-        Lookup::Hit(text) => Some(PyText::Shared(text)),
+        Lookup::Hit(known) => Some(PyText::Shared(known)),
         Lookup::Miss { admit: false } => match utf8::text(s).ok()? {
             Cow::Borrowed(b) => Some(PyText::Held(s.clone(), NonNull::from(b))),
             Cow::Owned(o) => Some(PyText::Owned(o)),
         },
         Lookup::Miss { admit: true } => {
             let text: Arc<str> = Arc::from(&*utf8::text(s).ok()?);
-            TEXTS.put(s, Arc::clone(&text));
-            Some(PyText::Shared(text))
+            let uuid = Uuid::try_parse(&text).ok();
+            let known = Known { text, uuid };
+            TEXTS.put(s, known.clone());
+            Some(PyText::Shared(known))
         }
     }
 }
@@ -85,7 +104,7 @@ const SUBTREE_DEPTH: usize = 2;
 /// written as a literal in Python source is that very object), and a
 /// table from such a string's address to its name.
 struct Names {
-    list: Vec<(&'static str, Py<PyString>)>,
+    list: Vec<(Name, Py<PyString>)>,
     /// Open addressing on the address (0: empty); the index into `list`.
     by_address: [(usize, u8); ADDRESS_SLOTS],
 }
@@ -98,10 +117,11 @@ fn address_slot(address: usize) -> usize {
 
 impl Names {
     fn new(py: Python<'_>) -> Self {
-        let list: Vec<(&'static str, Py<PyString>)> = KEY_NAMES
+        let list: Vec<(Name, Py<PyString>)> = KEY_NAMES
             .iter()
-            .flat_map(|group| group.iter())
-            .map(|k| (*k, PyString::intern(py, k).unbind()))
+            .enumerate()
+            .flat_map(|(group, names)| names.iter().map(move |k| (*k, group as u8)))
+            .map(|(text, group)| (Name { text, group }, PyString::intern(py, text).unbind()))
             .collect();
         let mut by_address = [(0, 0); ADDRESS_SLOTS];
         for (i, (_, s)) in list.iter().enumerate() {
@@ -117,7 +137,7 @@ impl Names {
 
     /// The name whose interned string `key` is.
     #[inline]
-    fn by_identity(&self, key: *mut pyo3::ffi::PyObject) -> Option<&'static str> {
+    fn by_identity(&self, key: *mut pyo3::ffi::PyObject) -> Option<Name> {
         let address = key as usize;
         let mut at = address_slot(address);
         loop {
@@ -131,14 +151,14 @@ impl Names {
 
     /// The request name a dict key stands for, if any; else the key's
     /// text (`None` when it is not a readable string).
-    fn name_of(&self, key: &Bound<'_, PyAny>) -> Result<&'static str, Option<String>> {
+    fn name_of(&self, key: &Bound<'_, PyAny>) -> Result<Name, Option<String>> {
         if let Some(n) = self.by_identity(key.as_ptr()) {
             return Ok(n);
         }
         let key = key.cast::<PyString>().map_err(|_| None)?;
         let text = utf8::text(key).map_err(|_| None)?;
-        match self.list.iter().find(|(n, _)| *n == text) {
-            Some((n, _)) => Ok(n),
+        match self.list.iter().find(|(n, _)| n.text == text) {
+            Some((n, _)) => Ok(*n),
             None => Err(Some(text.into_owned())),
         }
     }
@@ -146,10 +166,17 @@ impl Names {
 
 static NAMES: PyOnceLock<Names> = PyOnceLock::new();
 
+/// A request key name and the index of its group in `KEY_NAMES`.
+#[derive(Clone, Copy)]
+struct Name {
+    text: &'static str,
+    group: u8,
+}
+
 /// A dict read once: its request keys with their values, and the keys
 /// that are not request keys at all.
 pub struct PyObj<'py> {
-    entries: SmallVec<[(&'static str, Bound<'py, PyAny>); 9]>,
+    entries: SmallVec<[(Name, Bound<'py, PyAny>); 9]>,
     strangers: Vec<Option<String>>,
 }
 
@@ -223,20 +250,19 @@ impl<'py> Obj for PyObj<'py> {
         let first = key.as_bytes().first();
         self.entries
             .iter()
+            .map(|(n, v)| (n.text, v))
             .find(|(n, _)| n.len() == key.len() && n.as_bytes().first() == first && *n == key)
             .map(|(_, v)| v.clone())
     }
 
     fn other_keys(&self, allowed: &[&str], mut f: impl FnMut(&str)) {
-        // `allowed` is one of the request's static name lists, and entry
-        // names come from the same lists: comparing addresses is enough,
-        // with the text as the fallback.
+        // `allowed` is one of the request's name groups: an entry named
+        // from that group is listed, others are compared by text.
+        let group = KEY_NAMES.iter().position(|g| std::ptr::eq(*g, allowed));
         for (name, _) in &self.entries {
-            let listed = allowed
-                .iter()
-                .any(|a| std::ptr::eq(a.as_ptr(), name.as_ptr()) || a == name);
+            let listed = group == Some(name.group as usize) || allowed.contains(&name.text);
             if !listed {
-                f(name);
+                f(name.text);
             }
         }
         for text in &self.strangers {
