@@ -19,6 +19,7 @@ use crate::resolve::{resolve, ResolveInput};
 use crate::resolve_events::ResolveTrace;
 use crate::runtime::{Payload, Runtime, Wait};
 use crate::session::{Session, SessionStatus};
+use crate::time::Micros;
 
 impl Runtime {
     /// Loads an atlas from a manifest file or directory.
@@ -110,13 +111,14 @@ impl Runtime {
 
     /// Checks §3 rules 2–4 (session, duplicate id, clock skew) and claims
     /// the request id; the caller releases it if the operation fails.
-    pub(crate) fn admit(&self, req: &CarpRequest) -> Result<Arc<Session>> {
+    /// `now` is the runtime clock's reading for this request.
+    pub(crate) fn admit(&self, req: &CarpRequest, now: Micros) -> Result<Arc<Session>> {
         let session = self.session(&req.session_id)?;
         self.check_lifetime(&session)?;
         if session.status() != SessionStatus::Active {
             return Err(CoreError::SessionEnded(req.session_id.to_string()));
         }
-        self.check_skew(req)?;
+        self.check_skew(req, now)?;
         if !session.claim_request(req.request_id) {
             return Err(CoreError::DuplicateRequest(req.request_id.to_string()));
         }
@@ -124,9 +126,9 @@ impl Runtime {
     }
 
     /// §3 rule 3: the request's timestamp is within the clock-skew window.
-    pub(crate) fn check_skew(&self, req: &CarpRequest) -> Result<()> {
+    pub(crate) fn check_skew(&self, req: &CarpRequest, now: Micros) -> Result<()> {
         if let Some(window) = self.config().clock_skew {
-            let skew = (req.timestamp - self.now()).abs();
+            let skew = (req.timestamp - now).abs();
             if skew > window {
                 return Err(CoreError::invalid(
                     "CLOCK_SKEW",
@@ -170,8 +172,8 @@ impl Runtime {
 
     /// Resolves a parsed request (no `error.occurred` on failure).
     pub fn resolve_request(&self, req: &CarpRequest, wait: &impl Wait) -> Result<Arc<Resolution>> {
-        let session = self.admit(req)?;
         let now = self.now();
+        let session = self.admit(req, now)?;
         let input = ResolveInput {
             snapshot: self.registry.snapshot(),
             limits: &self.limits,

@@ -22,6 +22,7 @@ use crate::resolution::{DenyReason, Outcome, Resolution};
 use crate::resolution_store::Lookup;
 use crate::runtime::{Runtime, Wait};
 use crate::session::{IdemClaim, Session};
+use crate::time::Micros;
 
 /// The first step of an execution: an answer now, or a ticket to run.
 pub enum Begin {
@@ -203,8 +204,9 @@ impl Runtime {
                     "is required when operation is \"execute\"",
                 )])
             })?;
-            let session = self.admit(&req)?;
-            let out = self.begin_checked(&req, exec, Arc::clone(&session), wait);
+            let now = self.now();
+            let session = self.admit(&req, now)?;
+            let out = self.begin_checked(&req, exec, Arc::clone(&session), now, wait);
             if out.is_err() {
                 session.release_request(&req.request_id);
             }
@@ -217,9 +219,9 @@ impl Runtime {
         req: &CarpRequest,
         mut exec: Execution,
         session: Arc<Session>,
+        now: Micros,
         wait: &impl Wait,
     ) -> Result<Begin> {
-        let now = self.now();
         let resolution = self.resolution_for(&session, &exec.resolution_id)?;
         let parameters = Arc::new(std::mem::take(&mut exec.parameters));
         let echo = self.echo(req, &exec, &resolution, Arc::clone(&parameters));

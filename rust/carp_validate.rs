@@ -53,7 +53,7 @@ impl Runtime {
             ));
         }
         // §3 rules 2 and 3, checked without claiming the request id.
-        self.check_skew(req)?;
+        self.check_skew(req, self.now())?;
         if session.has_request(&req.request_id) {
             return Err(at(
                 "/request_id",

@@ -23,6 +23,7 @@ pub mod ids;
 pub mod ids_check;
 pub mod json_view;
 pub mod jsonl;
+pub mod keywords;
 pub mod lifetime;
 pub mod limits;
 pub mod memory;

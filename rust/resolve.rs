@@ -1,16 +1,15 @@
 //! The resolve algorithm (CARP/1.0): candidate atlases and actions, the
 //! deciding policy of each action, the decision, context and constraints.
 
-use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
-use memchr::memmem::Finder;
 use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::atlas::DEFAULT_TTL_SECONDS;
 use crate::error::{CoreError, Fault, Result};
 use crate::ids::new_v7;
+use crate::keywords::{contains, lower, Lowered};
 use crate::limits::{Limits, ScopeKey, Standing};
 use crate::policy::{Limit, PolicyType, RiskTier};
 use crate::registry::{PolicyRef, Snapshot};
@@ -97,7 +96,8 @@ struct Ctx<'a> {
     risk: RiskTier,
     req: &'a CarpRequest,
     input: &'a ResolveInput<'a>,
-    constraints: Vec<PolicyRef>,
+    /// Collected on the stack; the resolution gets an exact-size copy.
+    constraints: SmallVec<[PolicyRef; 8]>,
 }
 
 impl Ctx<'_> {
@@ -202,18 +202,6 @@ impl Ctx<'_> {
     }
 }
 
-/// `text` in lower case, copied only when that changes it.
-fn lower(text: &str) -> Cow<'_, str> {
-    if text
-        .bytes()
-        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
-    {
-        Cow::Owned(text.to_lowercase())
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
 /// Context blocks whose pack conditions hold, by priority.
 fn context_blocks(
     snap: &Snapshot,
@@ -221,27 +209,26 @@ fn context_blocks(
     req: &CarpRequest,
     risk: RiskTier,
 ) -> Vec<BlockRef> {
-    let lowered: Option<(Cow<'_, str>, Vec<Cow<'_, str>>)> =
-        snap.compiled.any_keywords.then(|| {
-            let hints = req
-                .context_hints
-                .iter()
-                .flatten()
-                .map(|h| lower(h))
-                .collect();
-            (lower(&req.goal), hints)
-        });
-    let mut out = Vec::new();
+    // Collected on the stack; the resolution gets an exact-size copy.
+    let lowered: Option<(Lowered<'_>, Vec<Lowered<'_>>)> = snap.compiled.any_keywords.then(|| {
+        let hints = req
+            .context_hints
+            .iter()
+            .flatten()
+            .map(|h| lower(h))
+            .collect();
+        (lower(&req.goal), hints)
+    });
+    let mut out: SmallVec<[BlockRef; 8]> = SmallVec::new();
     for &r in &snap.compiled.packs {
         if !in_candidates[r.atlas as usize] {
             continue;
         }
         let pack = &snap.atlases[r.atlas as usize].packs[r.pack as usize];
         if let (Some(words), Some((goal, hints))) = (&pack.keywords, &lowered) {
-            let found = |w: &Finder<'_>, text: &str| w.find(text.as_bytes()).is_some();
             let hit = words
                 .iter()
-                .any(|w| found(w, goal) || hints.iter().any(|h| found(w, h)));
+                .any(|w| contains(goal, w) || hints.iter().any(|h| contains(h, w)));
             if !hit {
                 continue;
             }
@@ -257,7 +244,7 @@ fn context_blocks(
         }
         out.extend((0..pack.blocks.len() as u32).map(|b| BlockRef { pack: r, block: b }));
     }
-    out
+    out.into_vec()
 }
 
 fn decide(evals: &[Evaluation]) -> DecisionType {
@@ -298,11 +285,11 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
         risk,
         req,
         input,
-        constraints: Vec::new(),
+        constraints: SmallVec::new(),
     };
     let evaluations: Vec<Evaluation> = actions.iter().map(|&(a, i)| ctx.evaluate(a, i)).collect();
     let blocks = context_blocks(snap, &ctx.in_candidates, req, risk);
-    let constraints = std::mem::take(&mut ctx.constraints);
+    let constraints = std::mem::take(&mut ctx.constraints).into_vec();
 
     let decision = decide(&evaluations);
     let ttl = atlases
@@ -352,22 +339,4 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
         res.approval_id = Some(new_v7(input.now));
     }
     Ok(res)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_is_lowered_and_copied_only_when_that_changes_it() {
-        assert!(matches!(
-            lower("refund order 42"),
-            Cow::Borrowed("refund order 42")
-        ));
-        assert_eq!(lower("Refund ORDER"), "refund order");
-        assert!(matches!(lower("Refund"), Cow::Owned(_)));
-        assert_eq!(lower("ÉCOLE café"), "école café");
-        assert_eq!(lower("straße"), "straße");
-        assert_eq!(lower(""), "");
-    }
 }
