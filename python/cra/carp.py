@@ -85,9 +85,10 @@ class CARPResolution:
     """What an agent may do for a goal: allowed and denied actions, context
     blocks, constraints and the decision, from one resolve."""
 
-    # Made by the core (`_core.Front`): called with no arguments, then the
-    # core's handle put in `_r` through the slot. `_doc`, the resolution as
-    # JSON, is set the first time a nested part is read.
+    # Made by the core (`_core.Front`): allocated as `object()` allocates,
+    # with the core's handle stored in the `_r` slot (so: no `__new__` or
+    # `__init__` here). `_doc`, the resolution as JSON, is set the first
+    # time a nested part is read.
     __slots__ = ("_doc", "_r")
     _r: _core.Resolution
     _doc: Dict[str, Any]

@@ -31,8 +31,9 @@ class ExecuteResponse:
     """The answer to an execute request: `success`, `error`, `denied` or
     `pending_approval`, with the executor's result or the error."""
 
-    # Made by the core (`_core.Front`): called with no arguments, then the
-    # core's handle put in `_r` through the slot.
+    # Made by the core (`_core.Front`): allocated as `object()` allocates,
+    # with the core's handle stored in the `_r` slot (so: no `__new__` or
+    # `__init__` here).
     __slots__ = ("_r",)
     _r: _core.ExecuteResponse
 
