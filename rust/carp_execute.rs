@@ -150,7 +150,7 @@ impl Runtime {
     ) -> Result<()> {
         let trace = ExecuteTrace {
             echo,
-            execution_id: execution_id.to_string(),
+            execution_id,
             happened,
         };
         let rec = Record {
@@ -169,8 +169,9 @@ impl Runtime {
         &self,
         session: &Session,
         id: &uuid::Uuid,
+        now: crate::time::Micros,
     ) -> Result<Arc<Resolution>> {
-        match self.resolutions.get(id, self.now()) {
+        match self.resolutions.get(id, now) {
             Lookup::Found(r) if r.session_id == session.session_id => Ok(r),
             Lookup::Expired => Err(CoreError::ResolutionExpired(id.to_string())),
             _ => Err(CoreError::ResolutionNotFound(id.to_string())),
@@ -222,7 +223,7 @@ impl Runtime {
         now: Micros,
         wait: &impl Wait,
     ) -> Result<Begin> {
-        let resolution = self.resolution_for(&session, &exec.resolution_id)?;
+        let resolution = self.resolution_for(&session, &exec.resolution_id, now)?;
         let parameters = Arc::new(std::mem::take(&mut exec.parameters));
         let echo = self.echo(req, &exec, &resolution, Arc::clone(&parameters));
         // The idempotency key is claimed only once every check has passed

@@ -88,7 +88,7 @@ impl Runtime {
             return Ok(());
         };
         let res = self
-            .resolution_for(&session, &exec.resolution_id)
+            .resolution_for(&session, &exec.resolution_id, self.now())
             .map_err(|e| at("/execution/resolution_id", e))?;
         let eval = res
             .evaluation(&exec.action_id)

@@ -8,7 +8,8 @@ use crate::runtime::Payload;
 
 pub struct ExecuteTrace {
     pub echo: ExecEcho,
-    pub execution_id: String,
+    /// Formatted here, on the flush thread.
+    pub execution_id: uuid::Uuid,
     pub happened: Happened,
 }
 
@@ -103,16 +104,20 @@ impl EventSource for ExecuteTrace {
                 let mut p = self.action_payload();
                 match failure {
                     Some((code, message)) => {
-                        p.str("error_code", code)
-                            .str("error_message", message)
-                            .str("execution_id", &self.execution_id);
+                        p.str("error_code", code).str("error_message", message).str(
+                            "execution_id",
+                            self.execution_id.hyphenated().encode_lower(&mut [0; 36]),
+                        );
                         emit("action.failed".into(), p.finish());
                     }
                     None => {
                         let mut text = Vec::new();
                         let _ = crate::canonical::write_f64(&mut text, *duration_ms, "");
                         p.raw("duration_ms", std::str::from_utf8(&text).unwrap_or("0.0"));
-                        p.str("execution_id", &self.execution_id);
+                        p.str(
+                            "execution_id",
+                            self.execution_id.hyphenated().encode_lower(&mut [0; 36]),
+                        );
                         if let Some(r) = result {
                             p.str("result_hash", &to_hex(&algorithm.digest(r.as_bytes())));
                         }
