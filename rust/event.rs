@@ -90,37 +90,14 @@ pub struct TraceEvent {
     pub previous_event_hash: [u8; 32],
 }
 
-/// Ids as text, on the stack, for hashing and writing.
-struct IdTexts {
-    event: [u8; 36],
-    trace: [u8; 36],
-    span: [u8; 36],
-    parent: Option<[u8; 36]>,
-    session: [u8; 36],
-}
-
-fn text(id: &Uuid) -> [u8; 36] {
-    let mut buf = [0u8; 36];
-    id.hyphenated().encode_lower(&mut buf);
-    buf
-}
-
-fn s(b: &[u8; 36]) -> &str {
-    // Hyphenated UUID text is ASCII.
-    std::str::from_utf8(b).unwrap_or("")
+/// Lower-case hex of a digest, on the stack.
+fn hex_text<'b>(digest: &[u8; 32], buf: &'b mut [u8; 64]) -> &'b str {
+    let _ = hex::encode_to_slice(digest, buf);
+    // SAFETY: `encode_to_slice` fills the buffer with ASCII hex digits.
+    unsafe { std::str::from_utf8_unchecked(buf) }
 }
 
 impl TraceEvent {
-    fn id_texts(&self) -> IdTexts {
-        IdTexts {
-            event: text(&self.event_id),
-            trace: text(&self.trace_id),
-            span: text(&self.span_id),
-            parent: self.parent_span_id.as_ref().map(text),
-            session: text(&self.session_id),
-        }
-    }
-
     /// Recomputes this event's hash from its fields.
     pub fn compute_hash(&self, algorithm: HashAlgorithm) -> [u8; 32] {
         self.with_text(|t| t.input.hash(algorithm))
@@ -128,25 +105,25 @@ impl TraceEvent {
 
     /// Calls `f` with the event as the strings that are hashed and written.
     pub fn with_text<T>(&self, f: impl FnOnce(&EventText<'_>) -> T) -> T {
-        let ids = self.id_texts();
-        let mut prev = [0u8; 64];
-        let mut hash = [0u8; 64];
-        let _ = hex::encode_to_slice(self.previous_event_hash, &mut prev);
-        let _ = hex::encode_to_slice(self.event_hash, &mut hash);
-        let prev = std::str::from_utf8(&prev).unwrap_or("");
-        let hash = std::str::from_utf8(&hash).unwrap_or("");
+        let mut ids = [[0u8; 36]; 5];
+        let [event, trace, span, parent, session] = &mut ids;
+        let (mut prev, mut hash) = ([0u8; 64], [0u8; 64]);
+        let hash = hex_text(&self.event_hash, &mut hash);
         let input = HashInput {
             trace_version: TRACE_VERSION,
-            event_id: s(&ids.event),
-            trace_id: s(&ids.trace),
-            span_id: s(&ids.span),
-            parent_span_id: ids.parent.as_ref().map(s),
-            session_id: s(&ids.session),
+            event_id: self.event_id.hyphenated().encode_lower(event),
+            trace_id: self.trace_id.hyphenated().encode_lower(trace),
+            span_id: self.span_id.hyphenated().encode_lower(span),
+            parent_span_id: self
+                .parent_span_id
+                .as_ref()
+                .map(|p| &*p.hyphenated().encode_lower(parent)),
+            session_id: self.session_id.hyphenated().encode_lower(session),
             sequence: self.sequence,
             timestamp: self.timestamp.as_str(),
             event_type: &self.event_type,
             canonical_payload: &self.payload,
-            previous_event_hash: prev,
+            previous_event_hash: hex_text(&self.previous_event_hash, &mut prev),
         };
         f(&EventText {
             input,
