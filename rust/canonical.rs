@@ -20,8 +20,10 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most text needs no escape: skip it eight bytes at a time.
+    let plain = plain_prefix(bytes);
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(plain) {
         if b >= 0x80 {
             // Everything before `i` is ASCII, so `i` is a char boundary.
             out.extend_from_slice(&bytes[start..i]);
@@ -40,6 +42,31 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// How many leading bytes of `bytes`, in whole 8-byte words, are printable
+/// ASCII other than `"` and `\` (written as they are); the rest is checked
+/// byte by byte.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte of `v` is zero <=> its high bit is set in `has_zero(v)`.
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let splat = |b: u8| u64::from_ne_bytes([b; 8]);
+    let mut n = 0;
+    for word in bytes.chunks_exact(8) {
+        let x = u64::from_ne_bytes(word.try_into().unwrap_or([0; 8]));
+        // Below 0x20 (control) or from 0x80 (not ASCII): `x - 0x20` borrows
+        // into the high bit, or the high bit is already set.
+        let outside = (x.wrapping_sub(splat(0x20)) | x) & HIGHS;
+        let special =
+            has_zero(x ^ splat(b'"')) | has_zero(x ^ splat(b'\\')) | has_zero(x ^ splat(0x7f));
+        if outside | special != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n
 }
 
 /// Appends a string given as code points (may hold lone surrogates, as
@@ -379,5 +406,54 @@ mod tests {
         let path = err.path().unwrap();
         assert!(path.starts_with("/x~1y/0/0/"), "{path}");
         assert_eq!(path.matches('/').count(), MAX_DEPTH + 1);
+    }
+}
+
+#[cfg(test)]
+mod write_str_tests {
+    use super::*;
+
+    /// `write_str` without the word-at-a-time skip: byte by byte.
+    fn reference(s: &str) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for c in s.chars() {
+            write_code_point(&mut out, c as u32);
+        }
+        out.push(b'"');
+        out
+    }
+
+    fn written(s: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_str(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn every_ascii_byte_at_every_position_is_escaped_as_byte_by_byte() {
+        for len in 0..=20 {
+            let base: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            assert_eq!(written(&base), reference(&base));
+            for pos in 0..len {
+                for b in 0u8..=0x7f {
+                    let mut bytes = base.clone().into_bytes();
+                    bytes[pos] = b;
+                    let s = String::from_utf8(bytes).unwrap();
+                    assert_eq!(written(&s), reference(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_after_plain_words_is_escaped() {
+        for s in [
+            "abcdefgh\u{e9}",
+            "abcdefghijklmnop\u{1f600}x",
+            "abcdefg\u{7f}",
+            "\u{2028}abcdefgh",
+        ] {
+            assert_eq!(written(s), reference(s), "{s:?}");
+        }
     }
 }
