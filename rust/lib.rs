@@ -16,6 +16,8 @@ pub mod diff;
 pub mod error;
 pub mod event;
 pub mod execute;
+pub mod execute_answer;
+pub mod execute_checks;
 pub mod execute_events;
 pub mod fields;
 pub mod hash;
