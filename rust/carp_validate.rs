@@ -53,7 +53,8 @@ impl Runtime {
             ));
         }
         // §3 rules 2 and 3, checked without claiming the request id.
-        self.check_skew(req, self.now())?;
+        let now = self.now();
+        self.check_skew(req, now)?;
         if session.has_request(&req.request_id) {
             return Err(at(
                 "/request_id",
@@ -88,7 +89,7 @@ impl Runtime {
             return Ok(());
         };
         let res = self
-            .resolution_for(&session, &exec.resolution_id, self.now())
+            .resolution_for(&session, &exec.resolution_id, now)
             .map_err(|e| at("/execution/resolution_id", e))?;
         let eval = res
             .evaluation(&exec.action_id)

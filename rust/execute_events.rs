@@ -4,6 +4,7 @@ use crate::chain::EventSource;
 use crate::event::EventType;
 use crate::execute::{ExecEcho, Happened};
 use crate::hash::to_hex;
+use crate::resolve_events::str_list;
 use crate::runtime::Payload;
 
 pub struct ExecuteTrace {
@@ -11,18 +12,6 @@ pub struct ExecuteTrace {
     /// Formatted here, on the flush thread.
     pub execution_id: uuid::Uuid,
     pub happened: Happened,
-}
-
-fn str_list(list: &[std::sync::Arc<str>]) -> String {
-    let mut out = vec![b'['];
-    for (i, s) in list.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        crate::canonical::write_str(&mut out, s);
-    }
-    out.push(b']');
-    String::from_utf8(out).unwrap_or_default()
 }
 
 impl ExecuteTrace {
@@ -50,12 +39,12 @@ impl EventSource for ExecuteTrace {
         p.str("action_id", &e.action_id)
             .raw("atlas_ids", &str_list(&e.atlas_ids));
         if let Some(h) = &e.context_hints {
-            p.raw("context_hints", &crate::resolve_events::str_list(h));
+            p.raw("context_hints", &str_list(h));
         }
         p.str("goal", &e.goal).str("operation", "execute");
         p.str("request_id", &e.request_id.to_string());
         if let Some(c) = &e.required_capabilities {
-            p.raw("required_capabilities", &crate::resolve_events::str_list(c));
+            p.raw("required_capabilities", &str_list(c));
         }
         p.str("resolution_id", &resolution_id);
         if let Some(t) = e.risk_tier {
