@@ -1,3 +1,5 @@
+"""`python -m cra`: the `cra` command line."""
+
 from .cli import main
 
 raise SystemExit(main())

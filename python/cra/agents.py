@@ -1,24 +1,30 @@
-"""Agent integration: governed tools, and tool definitions for the common
-agent stacks (OpenAI, Anthropic, MCP) from a resolution."""
+"""Governed tools for agents: calls through the runtime, refusals as typed exceptions.
+
+The tool definitions for OpenAI, Anthropic and MCP live in `cra.carp`
+beside the resolution they describe; they are re-exported here.
+"""
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import re
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, TypeVar
 
-from .carp import AllowedAction, CARPRequest, CARPResolution
+from .carp import (
+    CARPRequest,
+    CARPResolution,
+    action_for_tool,
+    to_anthropic_tools,
+    to_mcp_tools,
+    to_openai_tools,
+    tool_name,
+)
 from .errors import ApprovalRequiredError, AuthorizationError, RateLimitedError, UpstreamError
 from .execute import ExecuteResponse
-
-if TYPE_CHECKING:
-    from .runtime import Runtime
 
 __all__ = [
     "ActionDenied",
     "ActionFailed",
     "ApprovalPending",
+    "GovernedRuntime",
     "GovernedTools",
     "action_for_tool",
     "to_anthropic_tools",
@@ -28,7 +34,20 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_NAME_OK = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class GovernedRuntime(Protocol):
+    """What `GovernedTools` needs of a runtime (`cra.Runtime` has it all)."""
+
+    def get_session(self, session_id: str) -> Dict[str, Any]: ...
+
+    def timestamp(self) -> str: ...
+
+    def resolve(self, request: Mapping[str, Any]) -> CARPResolution: ...
+
+    def execute(self, request: Mapping[str, Any]) -> ExecuteResponse: ...
+
+    def register_executor(self, key: str, fn: Callable[..., Any]) -> None: ...
 
 
 class ActionDenied(AuthorizationError):
@@ -89,97 +108,6 @@ class ActionFailed(UpstreamError):
         self.response = response
 
 
-def tool_name(action_id: str) -> str:
-    """A tool name the stacks accept (`^[a-zA-Z0-9_-]{1,64}$`): dots become
-    `__`; an id too long for that is shortened with a hash of it."""
-    name = action_id.replace(".", "__")
-    if not _NAME_OK.match(name):
-        digest = hashlib.sha256(action_id.encode("utf-8")).hexdigest()[:8]
-        name = f"{name[:55]}_{digest}"
-    return name
-
-
-def _tool_names(resolution: CARPResolution) -> Dict[str, str]:
-    """Action id -> tool name for a resolution, unique within it (a name two
-    ids would share, like `a.b__c` and `a__b.c`, gets a hash suffix)."""
-    names: Dict[str, str] = {}
-    taken: Dict[str, str] = {}
-    for a in resolution.allowed_actions:
-        name = tool_name(a.action_id)
-        if name in taken:
-            digest = hashlib.sha256(a.action_id.encode("utf-8")).hexdigest()[:8]
-            name = f"{name[:55]}_{digest}"
-        taken[name] = a.action_id
-        names[a.action_id] = name
-    return names
-
-
-def action_for_tool(resolution: CARPResolution, name: str) -> Optional[str]:
-    """The action id behind a tool name, if the resolution allows it."""
-    for action_id, tool in _tool_names(resolution).items():
-        if name in (action_id, tool):
-            return action_id
-    return None
-
-
-def _schema(a: AllowedAction) -> Dict[str, Any]:
-    schema = a.parameters_schema
-    if not isinstance(schema, dict) or schema.get("type", "object") != "object":
-        return {"type": "object", "properties": {}}
-    # A copy of its own: SDKs may edit a tool's schema in place.
-    return dict(copy.deepcopy(schema), type="object")
-
-
-def _description(a: AllowedAction) -> str:
-    text = a.description or a.name
-    if a.requires_confirmation:
-        text += " (needs a human's approval before it runs)"
-    return text
-
-
-def to_openai_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
-    """Function tools in the OpenAI format."""
-    names = _tool_names(resolution)
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": names[a.action_id],
-                "description": _description(a),
-                "parameters": _schema(a),
-            },
-        }
-        for a in resolution.allowed_actions
-    ]
-
-
-def to_anthropic_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
-    """Tools in the Anthropic Messages API format."""
-    names = _tool_names(resolution)
-    return [
-        {"name": names[a.action_id], "description": _description(a), "input_schema": _schema(a)}
-        for a in resolution.allowed_actions
-    ]
-
-
-def to_mcp_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
-    """Tools in the Model Context Protocol `tools/list` format."""
-    return [
-        {
-            "name": a.action_id,
-            "title": a.name,
-            "description": _description(a),
-            "inputSchema": _schema(a),
-            "annotations": {
-                "title": a.name,
-                "idempotentHint": a.idempotent,
-                "destructiveHint": a.risk_tier in ("high", "critical"),
-            },
-        }
-        for a in resolution.allowed_actions
-    ]
-
-
 def raise_for(response: ExecuteResponse) -> Any:
     """The result of a successful answer; otherwise the matching exception."""
     if response.status == "success":
@@ -201,7 +129,7 @@ class GovernedTools:
 
     def __init__(
         self,
-        rt: Runtime,
+        rt: GovernedRuntime,
         session_id: str,
         *,
         goal: Optional[str] = None,

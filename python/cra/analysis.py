@@ -1,5 +1,8 @@
-"""Audit tools over traces: replay against atlases, diff two traces, and
-rebuild a session's state from its trace alone."""
+"""Audit tools over traces: replay, diff and reconstruct.
+
+Replay re-runs recorded resolves against atlases, diff compares two traces,
+and reconstruct rebuilds a session's state from its trace alone.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from . import _core
 from .errors import IntegrityError, NotFoundError
+from .runtime import Runtime
 from .trace import TRACEEvent
 
 __all__ = [
@@ -151,8 +155,6 @@ def replay(
     memory does not grow with the trace; with `keep_matching=False` only the
     requests that did not match are kept in the report. `progress(bytes_read)`
     is called now and then while a file is read."""
-    from .runtime import Runtime
-
     with Runtime(atlases=list(atlases), clock_skew_seconds=None) as rt:
         source = _source(trace)
         if isinstance(source, str):

@@ -1,12 +1,17 @@
-"""CARP/1.0 values: requests, resolutions and what they contain.
+"""CARP/1.0 values: requests, resolutions, their parts, and their agent-tool forms.
 
 `CARPResolution` is a thin, immutable view over the core's resolution;
 nested JSON (schemas, context content) is built on first access.
+`to_openai_tools`, `to_anthropic_tools` and `to_mcp_tools` turn its allowed
+actions into tool definitions of OpenAI, Anthropic and MCP.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -21,9 +26,16 @@ __all__ = [
     "ContextBlock",
     "Decision",
     "DeniedAction",
+    "action_for_tool",
     "new_id",
     "now_timestamp",
+    "to_anthropic_tools",
+    "to_mcp_tools",
+    "to_openai_tools",
+    "tool_name",
 ]
+
+_NAME_OK = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 def new_id() -> str:
@@ -171,20 +183,14 @@ class CARPResolution:
 
     def to_openai_tools(self) -> List[Dict[str, Any]]:
         """The allowed actions as OpenAI function tools."""
-        from .agents import to_openai_tools
-
         return to_openai_tools(self)
 
     def to_anthropic_tools(self) -> List[Dict[str, Any]]:
         """The allowed actions as Anthropic tools."""
-        from .agents import to_anthropic_tools
-
         return to_anthropic_tools(self)
 
     def to_mcp_tools(self) -> List[Dict[str, Any]]:
         """The allowed actions as MCP tools."""
-        from .agents import to_mcp_tools
-
         return to_mcp_tools(self)
 
     def __repr__(self) -> str:
@@ -283,3 +289,97 @@ class CARPRequest:
             "task": {"goal": goal},
             "execution": execution,
         }
+
+
+# -- tools for agent stacks ----------------------------------------------------------------
+
+
+def tool_name(action_id: str) -> str:
+    """A tool name the stacks accept (`^[a-zA-Z0-9_-]{1,64}$`): dots become
+    `__`; an id too long for that is shortened with a hash of it."""
+    name = action_id.replace(".", "__")
+    if not _NAME_OK.match(name):
+        digest = hashlib.sha256(action_id.encode("utf-8")).hexdigest()[:8]
+        name = f"{name[:55]}_{digest}"
+    return name
+
+
+def _tool_names(resolution: CARPResolution) -> Dict[str, str]:
+    """Action id -> tool name for a resolution, unique within it (a name two
+    ids would share, like `a.b__c` and `a__b.c`, gets a hash suffix)."""
+    names: Dict[str, str] = {}
+    taken: Dict[str, str] = {}
+    for a in resolution.allowed_actions:
+        name = tool_name(a.action_id)
+        if name in taken:
+            digest = hashlib.sha256(a.action_id.encode("utf-8")).hexdigest()[:8]
+            name = f"{name[:55]}_{digest}"
+        taken[name] = a.action_id
+        names[a.action_id] = name
+    return names
+
+
+def action_for_tool(resolution: CARPResolution, name: str) -> Optional[str]:
+    """The action id behind a tool name, if the resolution allows it."""
+    for action_id, tool in _tool_names(resolution).items():
+        if name in (action_id, tool):
+            return action_id
+    return None
+
+
+def _schema(a: AllowedAction) -> Dict[str, Any]:
+    schema = a.parameters_schema
+    if not isinstance(schema, dict) or schema.get("type", "object") != "object":
+        return {"type": "object", "properties": {}}
+    # A copy of its own: SDKs may edit a tool's schema in place.
+    return dict(copy.deepcopy(schema), type="object")
+
+
+def _description(a: AllowedAction) -> str:
+    text = a.description or a.name
+    if a.requires_confirmation:
+        text += " (needs a human's approval before it runs)"
+    return text
+
+
+def to_openai_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
+    """Function tools in the OpenAI format."""
+    names = _tool_names(resolution)
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": names[a.action_id],
+                "description": _description(a),
+                "parameters": _schema(a),
+            },
+        }
+        for a in resolution.allowed_actions
+    ]
+
+
+def to_anthropic_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
+    """Tools in the Anthropic Messages API format."""
+    names = _tool_names(resolution)
+    return [
+        {"name": names[a.action_id], "description": _description(a), "input_schema": _schema(a)}
+        for a in resolution.allowed_actions
+    ]
+
+
+def to_mcp_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
+    """Tools in the Model Context Protocol `tools/list` format."""
+    return [
+        {
+            "name": a.action_id,
+            "title": a.name,
+            "description": _description(a),
+            "inputSchema": _schema(a),
+            "annotations": {
+                "title": a.name,
+                "idempotentHint": a.idempotent,
+                "destructiveHint": a.risk_tier in ("high", "critical"),
+            },
+        }
+        for a in resolution.allowed_actions
+    ]

@@ -1,17 +1,18 @@
-"""The protocol conformance suite: data-driven cases in `specs/conformance/`,
-run against this implementation, reported in the protocol's format."""
+"""The protocol conformance suite: runs the cases of `specs/conformance/`.
+
+The data-driven cases run against this implementation; the report is in
+the protocol's format (`cra conformance` prints it).
+"""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import __version__, _core
+from . import _core
 from .analysis import diff, replay
 from .carp import CARPRequest, now_timestamp
 from .errors import CraError
@@ -19,7 +20,7 @@ from .runtime import Runtime
 from .timing import ManualClock, SessionTTLConfig
 from .trace import verify_chain
 
-__all__ = ["run_suite", "run", "match"]
+__all__ = ["default_cases_dir", "match", "run_suite"]
 
 DYNAMIC = "$dynamic"
 
@@ -376,7 +377,7 @@ def run_suite(directory: Path) -> Dict[str, Any]:
     )
     return {
         "implementation": "cra",
-        "version": __version__,
+        "version": _core.__version__,
         "conformance_level": level,
         "test_run": {
             "timestamp": started,
@@ -396,26 +397,3 @@ def default_cases_dir() -> Optional[Path]:
         Path(__file__).resolve().parents[2] / "specs" / "conformance",
     ]
     return next((p for p in candidates if p.is_dir()), None)
-
-
-def run(args: argparse.Namespace) -> int:
-    directory = Path(args.cases) if args.cases else default_cases_dir()
-    if directory is None or not directory.is_dir():
-        print("error: no conformance cases found; pass --cases DIR", file=sys.stderr)
-        return 2
-    report = run_suite(directory)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        run_ = report["test_run"]
-        for r in report["results"]:
-            mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[r["status"]]
-            line = f"  {mark} {r['test_id']}"
-            if r["status"] != "passed":
-                line += f"  — {r.get('error', '')}"
-            print(line)
-        print(
-            f"conformance: {run_['passed']} passed, {run_['failed']} failed, "
-            f"{run_['skipped']} skipped ({report['conformance_level']}, {run_['duration_ms']:.0f} ms)"
-        )
-    return 0 if report["test_run"]["failed"] == 0 else 1

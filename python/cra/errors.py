@@ -1,5 +1,7 @@
-"""Exceptions of cra: one class per protocol category, each carrying the
-protocol's code, category, HTTP status, JSON path and recoverable flag."""
+"""Exceptions of cra: one class per protocol error category.
+
+Each carries the protocol's code, category, HTTP status, JSON path and
+recoverable flag."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Execute: the response, the executor registry, and running an executor
-between the core's checks and its record of the outcome."""
+"""Execute: the response, the executor registry, and running an executor.
+
+An executor runs between the core's checks and its record of the outcome."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The latency-first surface: the same core as `cra`, with the least work
-per call, for agents that resolve and record in a tight loop.
+"""The latency-first surface: resolve and record with the least work per call.
+
+The same core as `cra`, for agents that resolve and record in a tight loop:
 
     resolver = cra.fast.resolver(rt, session_id)
     res = resolver.resolve("Find the customer's ticket")   # a core Resolution handle

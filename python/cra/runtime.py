@@ -1,5 +1,4 @@
-"""The runtime: sessions and their TRACE chains (and, in later layers,
-resolution and execution)."""
+"""`Runtime`: atlases, sessions, CARP resolve/execute, approvals and TRACE chains."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import json
 import os
 import weakref
 from typing import (
-    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -22,6 +20,7 @@ from typing import (
 )
 
 from . import _core
+from .agents import GovernedTools
 from .carp import AtlasInfo, CARPResolution
 from .execute import ExecuteResponse, Executors, settle
 from .timing import HeartbeatConfig, SessionTTLConfig
@@ -250,8 +249,6 @@ class Runtime:
 
     def governed(self, session_id: str, **options: Any) -> GovernedTools:
         """Governed tools of a session (see `cra.agents.GovernedTools`)."""
-        from .agents import GovernedTools
-
         return GovernedTools(self, session_id, **options)
 
     # -- trace ------------------------------------------------------------
@@ -335,8 +332,5 @@ def _after_fork_in_child() -> None:
 
 
 atexit.register(_flush_all_at_exit)
-if TYPE_CHECKING:
-    from .agents import GovernedTools
-
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,5 +1,7 @@
-"""Time for the runtime: the clock the core reads (timestamps, TTLs,
-windows), session lifetimes, heartbeats, and a standalone rate limiter.
+"""Time for the runtime: clocks, session lifetimes, heartbeats, a rate limiter.
+
+The clock is what the core reads (timestamps, TTLs, windows); the rate
+limiter stands alone.
 
 Tests use `ManualClock` so expiry and windows are exact and never sleep:
 

@@ -9,37 +9,29 @@ the store and closes it.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Dict, Mapping, Optional
+from typing import Any, AsyncIterator, Callable, Mapping, Optional
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
-from . import (
-    routes_approvals,
-    routes_atlases,
-    routes_carp,
-    routes_health,
-    routes_sessions,
-    routes_traces,
-    stream,
-)
+from .._core import __version__
 from .config import ServerConfig
 from .errors import install_handlers
 from .fastpath import FastResolve
+from .openapi import schema
+from .routes import approvals, atlases, carp, health, sessions, stream, traces
 from .state import ServerState
 
 __all__ = ["ROUTERS", "create_app"]
 
 #: Every route the app serves, by resource.
 ROUTERS = (
-    routes_health.router,
-    routes_sessions.router,
-    routes_carp.router,
-    routes_approvals.router,
-    routes_traces.router,
-    routes_atlases.router,
+    health.router,
+    sessions.router,
+    carp.router,
+    approvals.router,
+    traces.router,
+    atlases.router,
     stream.router,
 )
 
@@ -82,28 +74,5 @@ def create_app(
         app.add_middleware(FastResolve, state=state)
     for router in ROUTERS:
         app.include_router(router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: schema(app)  # type: ignore[method-assign]
     return app
-
-
-def _openapi(app: FastAPI) -> Dict[str, Any]:
-    """FastAPI's description of the routes, without the 422 it adds to every
-    operation with parameters (query faults are answered 400 here)."""
-    if app.openapi_schema is None:
-        doc = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        for ops in doc.get("paths", {}).values():
-            for op in ops.values():
-                r422 = op.get("responses", {}).get("422", {})
-                ref = str(r422.get("content", {}).get("application/json", {}).get("schema", {}))
-                if "HTTPValidationError" in ref:
-                    del op["responses"]["422"]
-        schemas = doc.get("components", {}).get("schemas", {})
-        for name in ("HTTPValidationError", "ValidationError"):
-            schemas.pop(name, None)
-        app.openapi_schema = doc
-    return app.openapi_schema

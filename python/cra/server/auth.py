@@ -12,12 +12,12 @@ import hashlib
 import hmac
 from typing import Dict, Iterable, Mapping, Optional
 
-from fastapi import Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import AuthenticationError
 
-__all__ = ["KeyRing", "caller", "key_id"]
+__all__ = ["Caller", "KeyRing", "caller", "key_id"]
 
 _API_KEY = Security(APIKeyHeader(name="X-API-Key", auto_error=False))
 _BEARER = Security(HTTPBearer(auto_error=False))
@@ -76,3 +76,8 @@ async def caller(
     if not ring.enabled:
         return None
     return ring.identify(api_key or (bearer.credentials if bearer else None))
+
+
+#: The caller's key id (None without keys), as a route parameter's default;
+#: it also declares the security schemes in the OpenAPI description.
+Caller = Depends(caller)

@@ -1,5 +1,8 @@
-"""Reading JSON request bodies (size limit, media type, strict JSON) and
-writing JSON answers in the media type the client asked for."""
+"""JSON bodies over HTTP: reading requests strictly, answering in the asked media type.
+
+Requests are read with a size limit, a media type check and strict JSON;
+answers are written in the media type the client's Accept names.
+"""
 
 from __future__ import annotations
 

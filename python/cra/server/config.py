@@ -1,8 +1,9 @@
-"""Settings of `cra serve`: flags, `CRA_*` environment variables, defaults.
+"""Settings of `cra serve`: `CRA_*` environment variables, flags, defaults.
 
-Flags win over the environment, the environment over the defaults. This
-module imports nothing from FastAPI, so the CLI can build its parser (and
-`cra --help` can run) without the `server` extra installed.
+Flags (declared by `cra.cli.serve`) win over the environment, the
+environment over the defaults. This module imports nothing from FastAPI,
+so the CLI can build its parser (and `cra --help` can run) without the
+`server` extra installed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-__all__ = ["ServerConfig", "add_serve_command"]
+__all__ = ["DEFAULT_STORE", "ServerConfig"]
 
 DEFAULT_STORE = os.path.join("cra-traces", "cra.db")
 
@@ -116,31 +117,3 @@ def _parse(source: str, text: str, parse: Callable[[str], Any]) -> Any:
         return parse(text)
     except ValueError:
         raise ValueError(f"{source}: cannot read {text!r}") from None
-
-
-def add_serve_command(
-    sub: Any, lazy: Callable[[str, str], Callable[[argparse.Namespace], int]]
-) -> None:
-    """Registers `cra serve` on the CLI's subparsers."""
-    p = sub.add_parser(
-        "serve",
-        help="serve the runtime over HTTP (needs the `server` extra)",
-        description="Serve the CRA runtime API over HTTP. Every flag has a CRA_* "
-        "environment variable; flags win.",
-    )
-    p.add_argument("--host", help="address to listen on (CRA_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (CRA_PORT, default 8420)")
-    p.add_argument("--atlas-dir", help="load every atlas in this directory (CRA_ATLAS_DIR)")
-    p.add_argument("--store", help=f"SQLite trace store (CRA_STORE, default {DEFAULT_STORE})")
-    p.add_argument("--api-keys", help="comma-separated API keys (CRA_API_KEYS)")
-    p.add_argument("--max-body-bytes", type=int, help="body limit (CRA_MAX_BODY_BYTES, 1 MiB)")
-    p.add_argument("--hash", dest="hash_algorithm", help="sha256 or blake3 (CRA_HASH)")
-    p.add_argument(
-        "--clock-skew", dest="clock_skew_seconds", help="seconds or off (CRA_CLOCK_SKEW)"
-    )
-    p.add_argument("--memory-limit", type=int, help="events kept in memory (CRA_MEMORY_LIMIT)")
-    p.add_argument("--executors", help="module:attribute of executors (CRA_EXECUTORS)")
-    p.add_argument("--shutdown-timeout", type=float, help="seconds (CRA_SHUTDOWN_TIMEOUT, 30)")
-    p.add_argument("--access-log", action="store_true", default=None, help="log every request")
-    p.add_argument("--log-level", help="uvicorn log level (CRA_LOG_LEVEL, default info)")
-    p.set_defaults(func=lazy("server.serve", "run"))

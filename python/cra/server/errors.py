@@ -1,5 +1,6 @@
-"""Every failure of the HTTP layer answered in the protocol's error shape:
-`{"error": {code, message, category, recoverable, details, request_id}}`.
+"""HTTP errors: every failure answered in the protocol's error shape.
+
+The shape is `{"error": {code, message, category, recoverable, details, request_id}}`.
 
 The runtime's exceptions carry their own code, category and status; what
 FastAPI and Starlette raise (unknown route, wrong method, bad query

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..errors import CraError
 from .body import CARP, negotiate, read_json
 from .errors import INPUT_ERRORS, input_error, render, request_id_of
-from .routes_carp import resolve_answer
+from .routes.carp import resolve_answer
 from .state import ServerState
 
 __all__ = ["FastResolve"]

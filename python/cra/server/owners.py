@@ -1,5 +1,6 @@
-"""Which API key owns which session, and which session each approval id
-belongs to. A session belongs to the key that created it; any other key is
+"""`Owners`: which API key owns each session, and which session each approval is of.
+
+A session belongs to the key that created it; any other key is
 told it does not exist.
 
 Owners are kept in memory and, when the store is a file, in a table of the

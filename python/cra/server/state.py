@@ -1,5 +1,8 @@
-"""What one server holds: the runtime, its durable store (a sink of the
-runtime), the stream hub (another sink), the keys and the session owners."""
+"""`ServerState`: the runtime, store, stream hub, keys and owners of one server.
+
+The durable store and the stream hub are sinks of the runtime;
+`state_of(request)` finds the state from a route.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,17 @@ from collections.abc import Mapping as MappingABC
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from fastapi import Request
+
 from ..errors import CraError, NotFoundError
 from ..runtime import Runtime
 from ..storage import SQLiteStore
 from .auth import KeyRing
 from .config import ServerConfig
+from .hub import StreamHub
 from .owners import Owners
-from .stream import StreamHub
 
-__all__ = ["ServerState", "load_atlas_dir"]
+__all__ = ["ServerState", "load_atlas_dir", "register_from_spec", "state_of"]
 
 log = logging.getLogger("cra.server")
 
@@ -95,6 +100,12 @@ class ServerState:
             self.hub.close()
             self.store.close()
             self.owners.close()
+
+
+def state_of(request: Request) -> ServerState:
+    """The server state of the app serving `request`."""
+    st: ServerState = request.app.state.cra
+    return st
 
 
 def load_atlas_dir(runtime: Runtime, directory: str) -> List[str]:

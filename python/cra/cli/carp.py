@@ -1,4 +1,4 @@
-"""`cra atlas validate` and `cra resolve`."""
+"""`cra atlas validate` and `cra resolve`: the command line of CARP."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import json
 import sys
 from typing import Any, Dict, List
 
-from .carp import now_timestamp
-from .errors import CraError
-from .runtime import Runtime
+from ..carp import now_timestamp
+from ..errors import CraError
+from ..runtime import Runtime
+from .exits import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE
 
-EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+__all__ = ["add_commands", "atlas_validate", "resolve"]
 
 
 def atlas_validate(args: argparse.Namespace) -> int:
@@ -82,3 +83,21 @@ def resolve(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     finally:
         rt.close()
+
+
+def add_commands(sub: Any) -> None:
+    """Adds `cra atlas validate` and `cra resolve` to the CLI's subparsers."""
+    atlas = sub.add_parser("atlas", help="work with atlases").add_subparsers(
+        dest="atlas_command", required=True
+    )
+    av = atlas.add_parser("validate", help="validate atlas manifests or directories")
+    av.add_argument("paths", nargs="+", metavar="PATH")
+    av.add_argument("--json", action="store_true", help="machine-readable fault list")
+    av.set_defaults(func=atlas_validate)
+
+    rs = sub.add_parser("resolve", help="resolve one CARP request against atlases")
+    rs.add_argument("--atlas", action="append", required=True, metavar="PATH")
+    rs.add_argument("--request", required=True, metavar="FILE")
+    rs.add_argument("--session-goal", default=None, metavar="TEXT")
+    rs.add_argument("--trace-out", default=None, metavar="FILE")
+    rs.set_defaults(func=resolve)

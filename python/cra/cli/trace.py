@@ -1,4 +1,4 @@
-"""`cra trace replay|diff|show|export`."""
+"""`cra trace verify|replay|diff|show|export`: the command line of TRACE files."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import os
 import sys
 from typing import Any, Dict, List
 
-from .analysis import diff, read_trace, replay
+from ..analysis import diff, read_trace, replay
+from ..errors import CraError
+from ..trace import FileVerification, verify_jsonl
+from .exits import EXIT_DIFFERENT, EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
 
-EXIT_OK, EXIT_DIFFERENT, EXIT_UNREADABLE = 0, 1, 2
+__all__ = ["Progress", "add_commands"]
 
 _COLOURS = {
     "session": "\033[1;36m",
@@ -25,13 +28,124 @@ _DENIED = "\033[31m"
 _RESET = "\033[0m"
 
 
+class Progress:
+    """A one-line progress display on stderr, shown only on a terminal."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, max(total, 1)
+        self.enabled = sys.stderr.isatty() and total > 8 * 1024 * 1024
+
+    def __call__(self, done: int) -> None:
+        if self.enabled:
+            pct = 100.0 * done / self.total
+            sys.stderr.write(
+                f"\r{self.label}: {pct:5.1f}% ({done >> 20} of {self.total >> 20} MiB)"
+            )
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+
+def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
+    return {
+        "file": path,
+        "valid": r.valid,
+        "lines": r.lines,
+        "event_count": r.event_count,
+        "torn_tail": (
+            None if r.torn_tail is None else dict(zip(("line", "offset", "bytes"), r.torn_tail))
+        ),
+        "bad_lines": [{"line": n, "message": m} for n, m in r.bad_lines],
+        "bad_line_count": r.bad_line_count,
+        "anchor_file": r.anchor_file,
+        "anchor_faults": r.anchor_faults,
+        "sessions": [
+            {
+                "session_id": sid,
+                "valid": v.valid,
+                "error": v.error,
+                "index": v.index,
+                "line": v.line,
+                "message": v.message,
+                "event_count": v.event_count,
+                "algorithm": v.algorithm,
+                "anchored_at": v.anchored_at,
+            }
+            for sid, v in r.sessions.items()
+        ],
+    }
+
+
+def _print_verification(path: str, r: FileVerification) -> None:
+    verdict = "VALID" if r.valid else "INVALID"
+    print(f"{path}: {verdict} — {len(r.sessions)} session(s), {r.event_count} event(s)")
+    if r.anchor_file is not None:
+        print(f"  anchor file {r.anchor_file}")
+    for sid, v in r.sessions.items():
+        alg = v.algorithm or "unknown hash"
+        start = (
+            ""
+            if v.anchored_at is None
+            else f", verified from the anchor at sequence {v.anchored_at}, not from genesis"
+        )
+        if v.valid:
+            print(f"  ok    {sid}  {v.event_count} events ({alg}){start}")
+        else:
+            where = f"event {v.index}" + (f", line {v.line}" if v.line else "")
+            print(f"  FAIL  {sid}  {v.error} at {where}: {v.message}")
+    for message in r.anchor_faults:
+        print(f"  FAIL  {message}")
+    for line, message in r.bad_lines:
+        print(f"  FAIL  line {line}: {message}")
+    if r.bad_line_count > len(r.bad_lines):
+        print(f"  … and {r.bad_line_count - len(r.bad_lines)} more bad lines")
+    if r.torn_tail is not None:
+        line, offset, size = r.torn_tail
+        print(
+            f"  FAIL  torn last line {line} ({size} bytes at offset {offset}): "
+            "the file was cut mid-write; events before it are checked above"
+        )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.anchor is not None and len(args.files) != 1:
+        print("error: --anchor goes with exactly one FILE", file=sys.stderr)
+        return EXIT_USAGE
+    worst = EXIT_OK
+    reports = []
+    for path in args.files:
+        try:
+            size = os.path.getsize(path)
+            progress = Progress(f"verifying {path}", size)
+            r = verify_jsonl(path, progress, anchor=args.anchor)
+            progress.finish()
+        except (OSError, CraError) as e:
+            msg = e.message if isinstance(e, CraError) else str(e)
+            if args.json:
+                reports.append({"file": path, "valid": False, "unreadable": msg})
+            else:
+                print(f"{path}: UNREADABLE — {msg}", file=sys.stderr)
+            worst = max(worst, EXIT_UNREADABLE)
+            continue
+        if args.json:
+            reports.append(_verification_json(path, r))
+        else:
+            _print_verification(path, r)
+        if not r.valid:
+            worst = max(worst, EXIT_INVALID)
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+    return worst
+
+
 def _load(path: str) -> List[str]:
     return read_trace(path)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .cli import Progress
-
     progress = Progress(f"replaying {args.file}", os.path.getsize(args.file))
     report = replay(
         args.file, args.atlas, keep_matching=not args.only_mismatches, progress=progress
@@ -120,8 +234,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .errors import CraError
-    from .storage import JSONLStore, SQLiteStore
+    from ..storage import JSONLStore, SQLiteStore
 
     store = JSONLStore(args.store) if os.path.isdir(args.store) else SQLiteStore(args.store)
     if args.out:
@@ -154,8 +267,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_commands(trace: Any, lazy: Any) -> None:
-    """Adds the subcommands to `cra trace`."""
+def add_commands(sub: Any) -> None:
+    """Adds `cra trace` and its subcommands to the CLI's subparsers."""
+    trace = sub.add_parser("trace", help="work with TRACE files").add_subparsers(
+        dest="trace_command", required=True
+    )
+    v = trace.add_parser("verify", help="verify the hash chains of .trace.jsonl files")
+    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("--json", action="store_true", help="machine-readable report")
+    v.add_argument(
+        "--anchor",
+        default=None,
+        metavar="FILE",
+        help="verify chains from this anchor file (default: FILE.anchor.json beside FILE, if any)",
+    )
+    v.set_defaults(func=cmd_verify)
     r = trace.add_parser("replay", help="re-run a trace's resolves against atlases and compare")
     r.add_argument("file", metavar="FILE")
     r.add_argument("--atlas", action="append", required=True, metavar="PATH")
@@ -165,18 +291,18 @@ def add_commands(trace: Any, lazy: Any) -> None:
         action="store_true",
         help="list only the requests that did not match (memory then stays bounded)",
     )
-    r.set_defaults(func=lazy("cli_trace", "cmd_replay"))
+    r.set_defaults(func=cmd_replay)
     d = trace.add_parser("diff", help="compare two traces, ignoring ids, timestamps and hashes")
     d.add_argument("a", metavar="A")
     d.add_argument("b", metavar="B")
     d.add_argument("--json", action="store_true")
-    d.set_defaults(func=lazy("cli_trace", "cmd_diff"))
+    d.set_defaults(func=cmd_diff)
     s = trace.add_parser("show", help="a readable timeline of a trace")
     s.add_argument("file", metavar="FILE")
     s.add_argument("--no-color", action="store_true")
-    s.set_defaults(func=lazy("cli_trace", "cmd_show"))
+    s.set_defaults(func=cmd_show)
     x = trace.add_parser("export", help="write a stored session as .trace.jsonl")
     x.add_argument("--store", required=True, help="an SQLite file or a JSONL store directory")
     x.add_argument("--session", required=True, metavar="ID")
     x.add_argument("--out", default=None, metavar="FILE", help="default: standard output")
-    x.set_defaults(func=lazy("cli_trace", "cmd_export"))
+    x.set_defaults(func=cmd_export)

@@ -1,6 +1,8 @@
-"""Traces, read from the durable store after a flush (so every event
-recorded before the request is there): a session's events, filtered, as a
-JSON array or NDJSON, and the verification of its chain."""
+"""Traces: a session's stored events and the verification of its stored chain.
+
+They are read from the durable store after a flush (so every event
+recorded before the request is there); events come filtered, as a JSON
+array or NDJSON."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from .body import NDJSON, TRACE, TRACE_JSONL, accepted, json_response
-from .common import Caller, responses, state_of
-from .state import ServerState
+from ..auth import Caller
+from ..body import NDJSON, TRACE, TRACE_JSONL, accepted, json_response
+from ..openapi import responses
+from ..state import ServerState, state_of
 
 __all__ = ["router"]
 

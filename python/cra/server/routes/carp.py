@@ -15,10 +15,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..errors import CraError
-from .body import CARP, json_response, negotiate, read_object
-from .common import BODY_ERRORS, Caller, json_body, responses, state_of
-from .state import ServerState
+from ...errors import CraError
+from ..auth import Caller
+from ..body import CARP, json_response, negotiate, read_object
+from ..openapi import BODY_ERRORS, json_body, responses
+from ..state import ServerState, state_of
 
 __all__ = ["router"]
 

@@ -114,7 +114,7 @@ def test_keywords_match_non_ascii_text(rt: cra.Runtime) -> None:
 
 def _front_with(rt: cra.Runtime, resolution_class: type, response_class: type) -> Any:
     from cra import _core
-    from cra.runtime import settle
+    from cra.execute import settle
 
     return _core.Front(rt._core, resolution_class, response_class, {}, settle)
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..errors import ConflictError, NotFoundError
-from .body import json_response, read_object, string_fields
-from .common import BODY_ERRORS, Caller, json_body, responses, state_of
-from .state import ServerState
+from ...errors import ConflictError, NotFoundError
+from ..auth import Caller
+from ..body import json_response, read_object, string_fields
+from ..openapi import BODY_ERRORS, json_body, responses
+from ..state import ServerState, state_of
 
 __all__ = ["router"]
 

@@ -1,20 +1,18 @@
-"""What every route module uses: the server state of a request, the caller
-dependency, and the OpenAPI notes (status codes, bodies) of an operation."""
+"""The OpenAPI description: each operation's statuses and body, and the app's schema.
+
+The app's schema is FastAPI's, without its stock 422 answers.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Dict, Union
 
-from fastapi import Depends, Request
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
-from .auth import caller
 from .body import JSON
-from .state import ServerState
 
-__all__ = ["Caller", "json_body", "responses", "state_of"]
-
-#: The caller's key id (None without keys); declares the security schemes.
-Caller = Depends(caller)
+__all__ = ["BODY_ERRORS", "json_body", "responses", "schema"]
 
 _WHAT = {
     200: "OK",
@@ -38,12 +36,6 @@ _WHAT = {
 BODY_ERRORS = (400, 413, 415)
 
 
-def state_of(request: Request) -> ServerState:
-    """The server state of the app serving `request`."""
-    st: ServerState = request.app.state.cra
-    return st
-
-
 def responses(*codes: int) -> Dict[Union[int, str], Dict[str, Any]]:
     """OpenAPI `responses` entries for the given statuses."""
     return {code: {"description": _WHAT[code]} for code in codes}
@@ -58,3 +50,26 @@ def json_body(*media: str, required: bool = True) -> Dict[str, Any]:
             "content": {m: {"schema": {"type": "object"}} for m in types},
         }
     }
+
+
+def schema(app: FastAPI) -> Dict[str, Any]:
+    """FastAPI's description of the routes, without the 422 it adds to every
+    operation with parameters (query faults are answered 400 here)."""
+    if app.openapi_schema is None:
+        doc = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for ops in doc.get("paths", {}).values():
+            for op in ops.values():
+                r422 = op.get("responses", {}).get("422", {})
+                ref = str(r422.get("content", {}).get("application/json", {}).get("schema", {}))
+                if "HTTPValidationError" in ref:
+                    del op["responses"]["422"]
+        schemas = doc.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = doc
+    return app.openapi_schema

@@ -7,10 +7,12 @@ from typing import Optional
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from ..errors import NotFoundError
-from .body import json_response, read_object, string_fields
-from .common import BODY_ERRORS, Caller, json_body, responses, state_of
-from .errors import invalid
+from ...errors import NotFoundError
+from ..auth import Caller
+from ..body import json_response, read_object, string_fields
+from ..errors import invalid
+from ..openapi import BODY_ERRORS, json_body, responses
+from ..state import state_of
 
 __all__ = ["router"]
 

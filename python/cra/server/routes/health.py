@@ -7,9 +7,10 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from .. import __version__
-from .body import json_response
-from .common import responses, state_of
+from ..._core import __version__
+from ..body import json_response
+from ..openapi import responses
+from ..state import state_of
 
 __all__ = ["router"]
 

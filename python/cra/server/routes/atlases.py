@@ -14,9 +14,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from .body import ATLAS, json_response, negotiate, read_object
-from .common import BODY_ERRORS, Caller, json_body, responses, state_of
-from .errors import invalid
+from ..auth import Caller
+from ..body import ATLAS, json_response, negotiate, read_object
+from ..errors import invalid
+from ..openapi import BODY_ERRORS, json_body, responses
+from ..state import state_of
 
 __all__ = ["router"]
 

@@ -1,0 +1,26 @@
+"""The exit statuses of every `cra` command, each defined once here."""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_DIFFERENT",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_UNREADABLE",
+    "EXIT_USAGE",
+]
+
+#: The command did what was asked, and every check passed.
+EXIT_OK = 0
+#: A check failed: a trace or atlas is invalid, a request was refused, a
+#: conformance case failed, the demo's trace did not verify.
+EXIT_INVALID = 1
+#: `trace replay` and `trace diff`: the traces differ (the status of a failed check).
+EXIT_DIFFERENT = EXIT_INVALID
+#: An input could not be read (a missing file, bad JSON, a store without the session).
+EXIT_UNREADABLE = 2
+#: The command line or the configuration is wrong (argparse uses 2 as well).
+EXIT_USAGE = EXIT_UNREADABLE
+#: Interrupted by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130

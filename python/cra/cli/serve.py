@@ -1,0 +1,87 @@
+"""`cra serve`: its flags, then the configuration, then uvicorn until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from typing import Any
+
+from ..server.config import DEFAULT_STORE, ServerConfig
+from .exits import EXIT_OK, EXIT_USAGE
+
+__all__ = ["add_commands", "run"]
+
+
+def _log_to_stderr(level: str) -> None:
+    """The server's own messages (start-up, the final flush) beside uvicorn's."""
+    log = logging.getLogger("cra.server")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level.upper() if level.upper() in logging._nameToLevel else "INFO")
+    log.propagate = False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serves the runtime API; returns once the server has shut down."""
+    try:
+        config = ServerConfig.from_env().with_args(args).validated()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        import uvicorn
+
+        from ..server.app import create_app
+    except ImportError as e:
+        print(
+            f"error: cra serve needs the server extra (pip install 'cra[server]'): {e}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    _log_to_stderr(config.log_level)
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            access_log=config.access_log,
+            timeout_graceful_shutdown=math.ceil(config.shutdown_timeout),
+            ws_max_size=64 * 1024,
+            proxy_headers=False,
+            server_header=False,
+        )
+    )
+    server.run()
+    return EXIT_OK
+
+
+def add_commands(sub: Any) -> None:
+    """Adds `cra serve` to the CLI's subparsers."""
+    p = sub.add_parser(
+        "serve",
+        help="serve the runtime over HTTP (needs the `server` extra)",
+        description="Serve the CRA runtime API over HTTP. Every flag has a CRA_* "
+        "environment variable; flags win.",
+    )
+    p.add_argument("--host", help="address to listen on (CRA_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (CRA_PORT, default 8420)")
+    p.add_argument("--atlas-dir", help="load every atlas in this directory (CRA_ATLAS_DIR)")
+    p.add_argument("--store", help=f"SQLite trace store (CRA_STORE, default {DEFAULT_STORE})")
+    p.add_argument("--api-keys", help="comma-separated API keys (CRA_API_KEYS)")
+    p.add_argument("--max-body-bytes", type=int, help="body limit (CRA_MAX_BODY_BYTES, 1 MiB)")
+    p.add_argument("--hash", dest="hash_algorithm", help="sha256 or blake3 (CRA_HASH)")
+    p.add_argument(
+        "--clock-skew", dest="clock_skew_seconds", help="seconds or off (CRA_CLOCK_SKEW)"
+    )
+    p.add_argument("--memory-limit", type=int, help="events kept in memory (CRA_MEMORY_LIMIT)")
+    p.add_argument("--executors", help="module:attribute of executors (CRA_EXECUTORS)")
+    p.add_argument("--shutdown-timeout", type=float, help="seconds (CRA_SHUTDOWN_TIMEOUT, 30)")
+    p.add_argument("--access-log", action="store_true", default=None, help="log every request")
+    p.add_argument("--log-level", help="uvicorn log level (CRA_LOG_LEVEL, default info)")
+    p.set_defaults(func=run)
