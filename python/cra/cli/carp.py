@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any, Dict, List
 
 from ..carp import now_timestamp
 from ..errors import CraError
 from ..runtime import Runtime
 from .exits import EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE
+from .safe import err, out, out_json
 
 __all__ = ["add_commands", "atlas_validate", "resolve"]
 
@@ -41,15 +41,15 @@ def atlas_validate(args: argparse.Namespace) -> int:
                 reports.append({"path": path, "valid": False, "code": e.code, "errors": errors})
                 worst = max(worst, EXIT_INVALID)
     if args.json:
-        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        out_json(reports[0] if len(reports) == 1 else reports)
         return worst
     for r in reports:
         if r["valid"]:
-            print(f"{r['path']}: valid — {r['atlas_id']} {r['version']}")
+            out(f"{r['path']}: valid — {r['atlas_id']} {r['version']}")
         else:
-            print(f"{r['path']}: INVALID ({r['code']}, {len(r['errors'])} fault(s))")
+            out(f"{r['path']}: INVALID ({r['code']}, {len(r['errors'])} fault(s))")
             for f in r["errors"]:
-                print(f"  {f['path'] or '(root)'}: {f['message']}")
+                out(f"  {f['path'] or '(root)'}: {f['message']}")
     return worst
 
 
@@ -59,10 +59,10 @@ def resolve(args: argparse.Namespace) -> int:
         with open(args.request, encoding="utf-8") as f:
             request = json.load(f)
     except (OSError, ValueError) as e:
-        print(f"error: cannot read request {args.request}: {e}", file=sys.stderr)
+        err(f"error: cannot read request {args.request}: {e}")
         return EXIT_UNREADABLE
     if not isinstance(request, dict):
-        print(f"error: {args.request} must hold a JSON object", file=sys.stderr)
+        err(f"error: {args.request} must hold a JSON object")
         return EXIT_UNREADABLE
     rt = Runtime(atlases=args.atlas, trace_file=args.trace_out)
     try:
@@ -76,10 +76,10 @@ def resolve(args: argparse.Namespace) -> int:
         if request.get("timestamp") in (None, "$now"):
             request["timestamp"] = now_timestamp()
         res = rt.resolve(request)
-        print(json.dumps(res.to_dict(), indent=2))
+        out_json(res.to_dict())
         return EXIT_OK
     except CraError as e:
-        print(json.dumps(e.to_dict(), indent=2), file=sys.stderr)
+        out_json(e.to_dict(), to_stderr=True)
         return EXIT_INVALID
     finally:
         rt.close()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..conformance import default_cases_dir, run_suite
 from .exits import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from .safe import err, out, out_json
 
 __all__ = ["add_commands", "run"]
 
@@ -18,11 +17,11 @@ def run(args: argparse.Namespace) -> int:
     """Runs the suite on `--cases` (or the default cases) and prints its report."""
     directory = Path(args.cases) if args.cases else default_cases_dir()
     if directory is None or not directory.is_dir():
-        print("error: no conformance cases found; pass --cases DIR", file=sys.stderr)
+        err("error: no conformance cases found; pass --cases DIR")
         return EXIT_USAGE
     report = run_suite(directory)
     if args.json:
-        print(json.dumps(report, indent=2))
+        out_json(report)
     else:
         run_ = report["test_run"]
         for r in report["results"]:
@@ -30,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
             line = f"  {mark} {r['test_id']}"
             if r["status"] != "passed":
                 line += f"  — {r.get('error', '')}"
-            print(line)
-        print(
+            out(line)
+        out(
             f"conformance: {run_['passed']} passed, {run_['failed']} failed, "
             f"{run_['skipped']} skipped ({report['conformance_level']}, {run_['duration_ms']:.0f} ms)"
         )

@@ -22,6 +22,7 @@ from ..execute import ExecuteResponse
 from ..runtime import Runtime
 from ..trace import verify_jsonl
 from .exits import EXIT_INVALID, EXIT_OK
+from .safe import out
 
 __all__ = ["add_commands", "run"]
 
@@ -38,7 +39,7 @@ def _median_us(fn: Callable[[], object], n: int) -> float:
 def _show(step: str, r: ExecuteResponse) -> None:
     err = r.error
     outcome = f"{r.status}" + (f" {err.code}: {err.message}" if err else f" -> {r.result}")
-    print(f"   {step:<34} {outcome}")
+    out(f"   {step:<34} {outcome}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = now_timestamp().replace(":", "").replace("-", "")[:15]
     trace_path = out_dir / f"demo-{stamp}.trace.jsonl"
-    print(f"cra demo — atlas {EXAMPLE_ATLAS.name}, trace -> {trace_path}\n")
+    out(f"cra demo — atlas {EXAMPLE_ATLAS.name}, trace -> {trace_path}")
+    out()
 
     with Runtime(trace_file=trace_path, atlases=[EXAMPLE_ATLAS]) as rt:
         register_executors(rt)
@@ -54,21 +56,22 @@ def run(args: argparse.Namespace) -> int:
         sid = rt.create_session(agent_id=AGENT, goal=goal)
         res = rt.resolve(CARPRequest.resolve(sid, AGENT, goal, risk_tier="medium"))
         d = res.decision
-        print(f"1. resolve: {d.type} — {d.reason or 'everything allowed'}")
+        out(f"1. resolve: {d.type} — {d.reason or 'everything allowed'}")
         for a in res.allowed_actions:
-            print(
+            out(
                 f"   allowed  {a.action_id:<16}{'  (needs approval)' if a.requires_confirmation else ''}"
             )
         for x in res.denied_actions:
-            print(f"   denied   {x.action_id:<16}  {x.reason} [{x.policy_id}]")
+            out(f"   denied   {x.action_id:<16}  {x.reason} [{x.policy_id}]")
         for b in res.context_blocks:
-            print(f"   context  {b.block_id} (priority {b.priority}, ~{b.token_estimate} tokens)")
+            out(f"   context  {b.block_id} (priority {b.priority}, ~{b.token_estimate} tokens)")
 
         def execute(action: str, **params: Any) -> ExecuteResponse:
             req = CARPRequest.execute(sid, AGENT, goal, res.resolution_id, action, params)
             return rt.execute(req)
 
-        print("\n2. the agent acts through the runtime")
+        out()
+        out("2. the agent acts through the runtime")
         rt.record(
             sid,
             "x.llm.call",
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         decision = rt.approve(
             waiting["approval_id"], approver="maria@support", note="order checked"
         )
-        print(
+        out(
             f"   {'human approves':<34} {decision['approver']} grants {decision['action_id']} "
             f"{waiting['parameters']} ({decision['scope']})"
         )
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         rt.flush()
         events = len(rt.events(sid))
 
-    print("\n3. measured on this machine (a separate in-memory runtime)")
+    out()
+    out("3. measured on this machine (a separate in-memory runtime)")
     with Runtime(atlases=[EXAMPLE_ATLAS]) as bench:
         bsid = bench.create_session(agent_id="bench", goal="measure")
         resolver = fast.resolver(bench, bsid)
@@ -111,25 +115,26 @@ def run(args: argparse.Namespace) -> int:
         )
         record, payload = bench.record, {"k": 1}
         record_us = _median_us(lambda: record(bsid, "x.tick", payload), 20000)
-    print(f"   resolve (cra.fast, events included): median {resolve_us:.2f} us")
-    print(
+    out(f"   resolve (cra.fast, events included): median {resolve_us:.2f} us")
+    out(
         f"   record  (rt.record):                 median {record_us:.2f} us (timer overhead included)"
     )
 
     report = verify_jsonl(trace_path)
     chain = next(iter(report.sessions.values()))
     replayed = replay(trace_path, [EXAMPLE_ATLAS])
-    print(f"\n4. trace: {events} events, {os.path.getsize(trace_path)} bytes in {trace_path}")
-    print(
+    out()
+    out(f"4. trace: {events} events, {os.path.getsize(trace_path)} bytes in {trace_path}")
+    out(
         f"   verification: {'VALID' if report.valid else 'INVALID'} ({chain.algorithm}, "
         f"{chain.event_count} events in the chain)"
     )
-    print(
+    out(
         f"   replay against the atlas: {'IDENTICAL' if replayed.identical else 'DIVERGENT'} "
         f"({replayed.matched} of {len(replayed.requests)} decisions reproduced)"
     )
-    print(f"   check it yourself: cra trace verify {trace_path}")
-    print(f"                      cra trace show {trace_path}")
+    out(f"   check it yourself: cra trace verify {trace_path}")
+    out(f"                      cra trace show {trace_path}")
     return EXIT_OK if report.valid and replayed.identical else EXIT_INVALID
 
 

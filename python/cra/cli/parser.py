@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Optional, Sequence
 
 from .._core import __version__
 from ..errors import CraError
 from . import carp, conformance, demo, serve, trace
-from .exits import EXIT_INTERRUPTED, EXIT_UNREADABLE
+from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE
+from .safe import err
 
 __all__ = ["build_parser", "main"]
 
@@ -28,16 +30,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Runs one command line; returns its exit status (see `cra.cli.exits`)."""
+    """Runs one command line; returns its exit status (see `cra.cli.exits`).
+
+    When the reader of the output goes away (`cra trace show FILE | head -1`)
+    the command stops quietly with `EXIT_BROKEN_PIPE`."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        _silence_closed_pipes()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except BrokenPipeError:
+        raise
     except CraError as e:
-        print(f"error: {e.code}: {e}", file=sys.stderr)
+        err(f"error: {e.code}: {e}")
         return EXIT_UNREADABLE
     except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
+        err(f"error: {e}")
         return EXIT_UNREADABLE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _silence_closed_pipes() -> None:
+    """Points a standard stream whose reader has gone at /dev/null, so that
+    what is left in its buffer goes nowhere at exit instead of raising again."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass

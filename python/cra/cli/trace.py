@@ -5,27 +5,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import sqlite3
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
-from ..analysis import diff, read_trace, replay
-from ..errors import CraError
+from ..analysis import diff, replay
+from ..errors import CraError, IntegrityError, NotFoundError
 from ..trace import FileVerification, verify_jsonl
 from .exits import EXIT_DIFFERENT, EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
+from .safe import Raw, err, out, out_json, out_json_text
 
 __all__ = ["Progress", "add_commands"]
 
 _COLOURS = {
-    "session": "\033[1;36m",
-    "carp": "\033[34m",
-    "policy": "\033[35m",
-    "context": "\033[2m",
-    "action": "\033[32m",
-    "error": "\033[1;31m",
-    "x": "\033[33m",
+    "session": Raw("\033[1;36m"),
+    "carp": Raw("\033[34m"),
+    "policy": Raw("\033[35m"),
+    "context": Raw("\033[2m"),
+    "action": Raw("\033[32m"),
+    "error": Raw("\033[1;31m"),
+    "x": Raw("\033[33m"),
 }
-_DENIED = "\033[31m"
-_RESET = "\033[0m"
+_DENIED = Raw("\033[31m")
+_RESET = Raw("\033[0m")
+_NONE = Raw("")
 
 
 class Progress:
@@ -38,15 +42,15 @@ class Progress:
     def __call__(self, done: int) -> None:
         if self.enabled:
             pct = 100.0 * done / self.total
-            sys.stderr.write(
-                f"\r{self.label}: {pct:5.1f}% ({done >> 20} of {self.total >> 20} MiB)"
+            err(
+                Raw("\r"),
+                f"{self.label}: {pct:5.1f}% ({done >> 20} of {self.total >> 20} MiB)",
+                end="",
             )
-            sys.stderr.flush()
 
     def finish(self) -> None:
         if self.enabled:
-            sys.stderr.write("\r" + " " * 60 + "\r")
-            sys.stderr.flush()
+            err(Raw("\r" + " " * 60 + "\r"), end="")
 
 
 def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
@@ -81,9 +85,9 @@ def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
 
 def _print_verification(path: str, r: FileVerification) -> None:
     verdict = "VALID" if r.valid else "INVALID"
-    print(f"{path}: {verdict} — {len(r.sessions)} session(s), {r.event_count} event(s)")
+    out(f"{path}: {verdict} — {len(r.sessions)} session(s), {r.event_count} event(s)")
     if r.anchor_file is not None:
-        print(f"  anchor file {r.anchor_file}")
+        out(f"  anchor file {r.anchor_file}")
     for sid, v in r.sessions.items():
         alg = v.algorithm or "unknown hash"
         start = (
@@ -92,19 +96,19 @@ def _print_verification(path: str, r: FileVerification) -> None:
             else f", verified from the anchor at sequence {v.anchored_at}, not from genesis"
         )
         if v.valid:
-            print(f"  ok    {sid}  {v.event_count} events ({alg}){start}")
+            out(f"  ok    {sid}  {v.event_count} events ({alg}){start}")
         else:
             where = f"event {v.index}" + (f", line {v.line}" if v.line else "")
-            print(f"  FAIL  {sid}  {v.error} at {where}: {v.message}")
+            out(f"  FAIL  {sid}  {v.error} at {where}: {v.message}")
     for message in r.anchor_faults:
-        print(f"  FAIL  {message}")
+        out(f"  FAIL  {message}")
     for line, message in r.bad_lines:
-        print(f"  FAIL  line {line}: {message}")
+        out(f"  FAIL  line {line}: {message}")
     if r.bad_line_count > len(r.bad_lines):
-        print(f"  … and {r.bad_line_count - len(r.bad_lines)} more bad lines")
+        out(f"  … and {r.bad_line_count - len(r.bad_lines)} more bad lines")
     if r.torn_tail is not None:
         line, offset, size = r.torn_tail
-        print(
+        out(
             f"  FAIL  torn last line {line} ({size} bytes at offset {offset}): "
             "the file was cut mid-write; events before it are checked above"
         )
@@ -112,7 +116,7 @@ def _print_verification(path: str, r: FileVerification) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.anchor is not None and len(args.files) != 1:
-        print("error: --anchor goes with exactly one FILE", file=sys.stderr)
+        err("error: --anchor goes with exactly one FILE")
         return EXIT_USAGE
     worst = EXIT_OK
     reports = []
@@ -127,7 +131,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if args.json:
                 reports.append({"file": path, "valid": False, "unreadable": msg})
             else:
-                print(f"{path}: UNREADABLE — {msg}", file=sys.stderr)
+                err(f"{path}: UNREADABLE — {msg}")
             worst = max(worst, EXIT_UNREADABLE)
             continue
         if args.json:
@@ -137,48 +141,108 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not r.valid:
             worst = max(worst, EXIT_INVALID)
     if args.json:
-        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+        out_json(reports[0] if len(reports) == 1 else reports)
     return worst
 
 
-def _load(path: str) -> List[str]:
-    return read_trace(path)
+#: What the core's trace reader skips as a blank line (ASCII whitespace only).
+_BLANK = b" \t\n\r\x0c"
+
+
+def _event_lines(path: str) -> Iterator[Tuple[int, bytes]]:
+    """The lines of a trace file that are not blank, with their numbers
+    (from 1), read as `diff` and `replay` read them: a file whose last line
+    is torn is refused before any line is read."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise NotFoundError(f"{path}: no such file", code="FILE_NOT_FOUND", path=path) from None
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                raise IntegrityError(
+                    f"{path} ends in a torn line; run `cra trace verify` on it first",
+                    code="TRACE_TORN",
+                    path=path,
+                )
+            f.seek(0)
+        for number, line in enumerate(f, 1):
+            if line.strip(_BLANK):
+                yield number, line
+
+
+def _bad_line(path: str, number: int, reason: str) -> IntegrityError:
+    return IntegrityError(f"{path}: line {number}: {reason}", code="TRACE_INVALID")
+
+
+_EVENT_INDEX = re.compile(r"/(\d+)(?:/.*)?")
+
+
+def _located(e: CraError, paths: Sequence[str]) -> CraError:
+    """A core error about the event at index N of a trace (its path `/N/...`)
+    as one that names the file and the line; `e` itself for any other error."""
+    found = _EVENT_INDEX.fullmatch(e.path or "")
+    if e.code != "TRACE_INVALID" or found is None:
+        return e
+    index = int(found.group(1))
+    for path in paths:
+        try:
+            for i, (number, line) in enumerate(_event_lines(path)):
+                if i == index:
+                    if _rejected(line):
+                        return _bad_line(path, number, e.message)
+                    break
+        except (CraError, OSError):
+            continue
+    return e
+
+
+def _rejected(line: bytes) -> bool:
+    """Whether the core refuses this line as an event (as `diff` and `replay` do)."""
+    try:
+        diff([line.decode("utf-8")], [])
+    except (CraError, UnicodeDecodeError):
+        return True
+    return False
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     progress = Progress(f"replaying {args.file}", os.path.getsize(args.file))
-    report = replay(
-        args.file, args.atlas, keep_matching=not args.only_mismatches, progress=progress
-    )
-    progress.finish()
+    try:
+        report = replay(
+            args.file, args.atlas, keep_matching=not args.only_mismatches, progress=progress
+        )
+    except CraError as e:
+        raise _located(e, [args.file]) from None
+    finally:
+        progress.finish()
     total = len(report.requests) if report.request_count is None else report.request_count
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "identical": report.identical,
-                    "matched": report.matched,
-                    "mismatched": report.mismatched,
-                    "executions_counted": report.executions_counted,
-                    "requests": [r.__dict__ for r in report.requests],
-                },
-                indent=2,
-            )
+        out_json(
+            {
+                "identical": report.identical,
+                "matched": report.matched,
+                "mismatched": report.mismatched,
+                "executions_counted": report.executions_counted,
+                "requests": [r.__dict__ for r in report.requests],
+            }
         )
     else:
         for r in report.requests:
             mark = "ok  " if r.matches else "DIFF"
-            print(
+            out(
                 f"  {mark} request {r.request_id} (session {r.session_id[:8]}…, event {r.sequence})"
             )
             if r.error:
-                print(f"       {r.error}")
+                out(f"       {r.error}")
             for m in r.mismatches:
-                print(
+                out(
                     f"       {m['field']}: recorded {json.dumps(m['recorded'])}, replayed {json.dumps(m['replayed'])}"
                 )
         verdict = "IDENTICAL" if report.identical else "DIVERGENT"
-        print(
+        out(
             f"replay: {verdict} — {report.matched} of {total} requests match "
             f"({report.executions_counted} recorded executions counted toward limits)"
         )
@@ -186,20 +250,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    d = diff(args.a, args.b)
+    try:
+        d = diff(args.a, args.b)
+    except CraError as e:
+        raise _located(e, [args.a, args.b]) from None
     if args.json:
-        print(json.dumps(d.to_dict(), indent=2))
+        out_json(d.to_dict())
     else:
         for x in d.differences:
-            print(
+            out(
                 f"  {x.significance:<5} {x.type:<13} {x.path}: {json.dumps(x.before)} -> {json.dumps(x.after)}"
             )
-        print(f"diff: {d.compatibility} ({len(d.differences)} difference(s))")
+        out(f"diff: {d.compatibility} ({len(d.differences)} difference(s))")
     return EXIT_OK if d.compatibility != "divergent" else EXIT_DIFFERENT
 
 
 def _summary(e: Dict[str, Any]) -> str:
-    p, t = e.get("payload", {}), e.get("event_type", "")
+    p, t = e.get("payload", {}), e["event_type"]
+    if not isinstance(p, dict):
+        return json.dumps(p)
     keys = {
         "session.started": ("agent_id", "goal"),
         "session.ended": ("reason", "duration_ms"),
@@ -219,50 +288,106 @@ def _summary(e: Dict[str, Any]) -> str:
     return "  ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in items)
 
 
+_JSON_KINDS: Dict[type, str] = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+def _event(line: bytes) -> Tuple[Optional[Dict[str, Any]], str]:
+    """The event a trace line holds, with the fields `show` prints, or why not."""
+    try:
+        e = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as x:
+        return None, f"not UTF-8 (byte {x.start + 1} of the line)"
+    except RecursionError:
+        return None, "not JSON: nested too deeply"
+    except json.JSONDecodeError as x:
+        return None, f"not JSON: {x.msg} at column {x.colno}"
+    except ValueError as x:  # say, an integer of more digits than Python converts
+        return None, f"not JSON: {x}"
+    if not isinstance(e, dict):
+        kind = _JSON_KINDS.get(type(e), "value")
+        return None, f"not an event: a JSON {kind}, not an object"
+    for key in ("session_id", "trace_id", "span_id", "timestamp", "event_type"):
+        if not isinstance(e.get(key), str):
+            return None, f"the event has no string {key}"
+    seq = e.get("sequence")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return None, "the event has no sequence (a whole number)"
+    return e, ""
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     colour = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
-    for text in _load(args.file):
-        e = json.loads(text)
+    for number, line in _event_lines(args.file):
+        e, why = _event(line)
+        if e is None:
+            raise _bad_line(args.file, number, why)
         t = e["event_type"]
-        c = _COLOURS.get(t.split(".")[0], "") if colour else ""
-        if colour and (t == "action.denied" or e.get("payload", {}).get("result") == "deny"):
+        c = _COLOURS.get(t.split(".")[0], _NONE) if colour else _NONE
+        payload = e.get("payload")
+        if colour and (
+            t == "action.denied" or (isinstance(payload, dict) and payload.get("result") == "deny")
+        ):
             c = _DENIED
         indent = "" if e.get("parent_span_id") is None else "  "
         ts = e["timestamp"][11:26]
-        print(f"{ts} #{e['sequence']:<4} {indent}{c}{t:<26}{_RESET if c else ''} {_summary(e)}")
+        out(
+            f"{ts} #{e['sequence']:<4} {indent}",
+            c,
+            f"{t:<26}",
+            _RESET if c else _NONE,
+            f" {_summary(e)}",
+        )
     return EXIT_OK
+
+
+def _first_sequence(text: str) -> Optional[int]:
+    try:
+        seq = json.loads(text).get("sequence")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return seq if isinstance(seq, int) else None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..storage import JSONLStore, SQLiteStore
 
-    store = JSONLStore(args.store) if os.path.isdir(args.store) else SQLiteStore(args.store)
-    if args.out:
-        try:
-            anchor = store.export(args.session, args.out)
-        except CraError as e:
-            print(f"error: {e.message} ({args.store})", file=sys.stderr)
-            return EXIT_UNREADABLE
-        if anchor is not None:
-            print(
-                f"{args.out}: the session's chain starts at sequence {anchor['first_sequence']} "
-                f"(older events were removed by retention); its anchor is in {args.out}.anchor.json",
-                file=sys.stderr,
-            )
-        return EXIT_OK
-    texts = store._event_texts(args.session)
+    try:
+        store = JSONLStore(args.store) if os.path.isdir(args.store) else SQLiteStore(args.store)
+        if args.out:
+            try:
+                anchor = store.export(args.session, args.out)
+            except CraError as e:
+                err(f"error: {e.message} ({args.store})")
+                return EXIT_UNREADABLE
+            if anchor is not None:
+                err(
+                    f"{args.out}: the session's chain starts at sequence {anchor['first_sequence']} "
+                    f"(older events were removed by retention); its anchor is in {args.out}.anchor.json"
+                )
+            return EXIT_OK
+        texts = store._event_texts(args.session)
+    except (sqlite3.Error, ValueError, KeyError, TypeError, RecursionError) as e:
+        # A store whose content is not what the runtime writes (bad JSON, not UTF-8, not SQLite).
+        err(f"error: cannot read the store {args.store}: {type(e).__name__}: {e}")
+        return EXIT_UNREADABLE
     if not texts:
-        print(f"error: no events for session {args.session} in {args.store}", file=sys.stderr)
+        err(f"error: no events for session {args.session} in {args.store}")
         return EXIT_UNREADABLE
     for text in texts:
-        sys.stdout.write(text + "\n")
-    first = json.loads(texts[0])["sequence"]
-    if first != 0:
-        print(
+        out_json_text(text)
+    first = _first_sequence(texts[0])
+    if first:
+        err(
             f"note: the session's chain starts at sequence {first} (older events "
             "were removed by retention); export with --out FILE to get the anchor file "
-            "FILE.anchor.json that verification needs",
-            file=sys.stderr,
+            "FILE.anchor.json that verification needs"
         )
     return EXIT_OK
 
