@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use cra_core::chain::{Body, ChainStart, Chains, Record, SpanRef};
-use cra_core::event::TraceEvent;
-use cra_core::hash::HashAlgorithm;
 use cra_core::ids::new_v7;
-use cra_core::verify::ChainVerifier;
-use cra_core::verify_file::verify_reader;
+use cra_core::trace::chain::{Body, ChainStart, Chains, Record, SpanRef};
+use cra_core::trace::event::TraceEvent;
+use cra_core::trace::hash::HashAlgorithm;
+use cra_core::trace::verify::ChainVerifier;
+use cra_core::trace::verify_file::verify_reader;
 
 /// Records per iteration: the flush thread's default batch size.
 const BATCH: usize = 4096;

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use serde_json::{json, Value};
 
-use crate::diff::{diff_streams, TraceDiff};
+use crate::audit::diff::{diff_streams, TraceDiff};
+use crate::audit::reconstruct::{reconstruct_file, Reconstructor};
+use crate::audit::replay::{replay_file, ReplayStats, ReplayedRequest, Replayer};
+use crate::audit::trace_reader::{Recorded, TraceReader};
 use crate::error::Result;
-use crate::reconstruct::{reconstruct_file, Reconstructor};
-use crate::recorded::{Recorded, TraceReader};
-use crate::replay::{replay_file, ReplayStats, ReplayedRequest, Replayer};
 
 use super::errors::IntoPyResult;
 use super::runtime::Runtime;

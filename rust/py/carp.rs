@@ -6,12 +6,12 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::atlas::Atlas;
+use crate::atlas::model::Atlas;
+use crate::carp::request::{parse_request, CarpRequest, Operation};
 use crate::error::CoreError;
 use crate::ids::{new_v7, parse_uuid};
-use crate::request::{parse_request, CarpRequest, Operation};
-use crate::runtime::Runtime as CoreRuntime;
-use crate::session::Session;
+use crate::runtime::session::Session;
+use crate::runtime::state::Runtime as CoreRuntime;
 
 use super::errors::{to_py, IntoPyResult};
 use super::request_view::parse_direct;
@@ -218,7 +218,8 @@ impl PreparedResolver {
         let req = CarpRequest::for_resolve(
             new_v7(now),
             now,
-            &self.session,
+            self.session.session_id,
+            &self.session.agent_id,
             goal,
             risk_tier,
             strings(atlas_ids)?,

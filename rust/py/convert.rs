@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use smallvec::SmallVec;
 
-use crate::canonical::{self, write_code_points, write_f64, write_str, MAX_DEPTH};
 use crate::error::{CoreError, Result};
+use crate::json::canonical::{self, write_code_points, write_f64, write_str, MAX_DEPTH};
 
 use super::cache::IdentityCache;
 use super::errors::IntoPyResult;
@@ -246,5 +246,5 @@ pub fn canonical_json(value: &Bound<'_, PyAny>) -> PyResult<String> {
 pub fn canonical_json_text(py: Python<'_>, text: &str) -> PyResult<String> {
     // The core's own reader: keeps lone surrogates and nests as deep as
     // `canonical_json` allows (serde_json::Value can do neither).
-    py.detach(|| canonical::text_to_canonical(text)).py()
+    py.detach(|| canonical::text::text_to_canonical(text)).py()
 }

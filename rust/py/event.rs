@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use crate::event::TraceEvent;
-use crate::hash::{to_hex, HashAlgorithm, HashInput};
+use crate::trace::event::TraceEvent;
+use crate::trace::hash::{to_hex, HashAlgorithm, HashInput};
 
 use super::errors::IntoPyResult;
 

@@ -1,24 +1,28 @@
-//! The execute answer, validate and approvals on `cra._core.Runtime`
-//! (execute itself is in `execute_run.rs`).
+//! Execute on `cra._core.Runtime`: the checks of §5, the executor call
+//! and the record of its outcome in one call from Python, and the
+//! `cra._core.ExecuteResponse` it answers with. The executor is a Python
+//! callable found in the Python layer's registry (a dict by action id or
+//! executor name) and called as `fn(**parameters)`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use pyo3::exceptions::PyException;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
-use serde_json::Value;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use serde_json::{json, Value};
 
-use crate::approvals::{GrantScope, Pending};
-use crate::execute::ExecuteResponse as CoreResponse;
-use crate::ids::parse_uuid;
+use crate::carp::execute::{ExecuteResponse as CoreResponse, RunResult};
+use crate::runtime::execute_answer::{Begin, Ticket};
 use crate::time::format_timestamp;
 
+use super::carp::session_hint_py;
+use super::convert::value_to_canonical;
 use super::errors::IntoPyResult;
+use super::request_view::parse_direct;
 use super::runtime::{Detached, Runtime};
 use super::value::to_value;
-
-fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    py.import("json")?.call_method1("loads", (v.to_string(),))
-}
 
 #[pyclass(frozen, module = "cra._core", name = "ExecuteResponse")]
 pub struct ExecuteResponse(pub Arc<CoreResponse>);
@@ -76,130 +80,209 @@ impl ExecuteResponse {
     }
 }
 
-fn pending_dict<'py>(py: Python<'py>, p: &Pending) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("approval_id", p.approval_id.to_string())?;
-    d.set_item("session_id", p.session_id.to_string())?;
-    d.set_item("resolution_id", p.resolution_id.to_string())?;
-    d.set_item("action_id", &*p.action_id)?;
-    d.set_item("parameters_hash", &p.parameters_hash)?;
-    d.set_item(
-        "parameters",
-        py.import("json")?
-            .call_method1("loads", (&*p.parameters,))?,
-    )?;
-    d.set_item("requested_at", format_timestamp(p.requested_at))?;
-    Ok(d)
+/// The executor of a ticket: by action id, else by the atlas's executor
+/// name. `action_id` is the request's own action id object, when it is a
+/// plain `str` (a key the registry finds without a new string).
+fn find<'py>(
+    executors: &Bound<'py, PyDict>,
+    t: &Ticket,
+    action_id: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let by_action = match action_id {
+        Some(key) => executors.get_item(key)?,
+        None => executors.get_item(&*t.echo.action_id)?,
+    };
+    if by_action.is_some() {
+        return Ok(by_action);
+    }
+    match &t.executor {
+        Some(name) => executors.get_item(&**name),
+        None => Ok(None),
+    }
+}
+
+/// The request's own `execution` dict (of a dict request that passed the
+/// checks).
+fn request_execution<'py>(request: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
+    let py = request.py();
+    request
+        .cast::<PyDict>()
+        .ok()?
+        .get_item(intern!(py, "execution"))
+        .ok()??
+        .cast_into::<PyDict>()
+        .ok()
+}
+
+/// The request's action id object, when it is a plain `str`.
+fn request_action_id<'py>(execution: &Bound<'py, PyDict>) -> Option<Bound<'py, PyAny>> {
+    let id = execution
+        .get_item(intern!(execution.py(), "action_id"))
+        .ok()??;
+    id.is_exact_instance_of::<PyString>().then_some(id)
+}
+
+/// The request's own parameters dict, or `None` when they must be rebuilt
+/// from the checked JSON.
+fn request_parameters<'py>(execution: &Bound<'py, PyDict>) -> Option<Bound<'py, PyDict>> {
+    let py = execution.py();
+    match execution.get_item(intern!(py, "parameters")).ok()? {
+        None => Some(PyDict::new(py)),
+        Some(p) if p.is_none() => Some(PyDict::new(py)),
+        Some(p) => p.cast_into::<PyDict>().ok(),
+    }
+}
+
+/// The checked parameters as a new dict, from their JSON.
+fn parameters_from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyDict>> {
+    let loaded = py
+        .import(intern!(py, "json"))?
+        .call_method1(intern!(py, "loads"), (v.to_string(),))?;
+    Ok(loaded.cast_into::<PyDict>()?)
+}
+
+/// Plain JSON values are never awaitable; anything else goes through the
+/// Python layer's `settle`, which awaits an awaitable and returns the rest.
+fn settled<'py>(
+    value: Bound<'py, PyAny>,
+    settle: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let plain = value.is_none()
+        || value.is_instance_of::<PyDict>()
+        || value.is_instance_of::<PyString>()
+        || value.is_instance_of::<PyList>()
+        || value.is_instance_of::<PyBool>()
+        || value.is_instance_of::<PyInt>()
+        || value.is_instance_of::<PyFloat>();
+    if plain {
+        Ok(value)
+    } else {
+        settle.call1((value,))
+    }
+}
+
+fn returned(result: &Bound<'_, PyAny>) -> RunResult {
+    match value_to_canonical(result) {
+        Ok(text) => RunResult::Returned(text),
+        Err(e) => RunResult::Failed {
+            code: "INVALID_RESULT",
+            message: format!("the executor's result is not JSON: {}", e.message()),
+            details: json!({"path": e.path()}),
+        },
+    }
+}
+
+/// The exception's class name (`type(e).__name__`).
+fn class_name(py: Python<'_>, err: &PyErr) -> String {
+    err.get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into())
+}
+
+fn failed(py: Python<'_>, err: &PyErr) -> RunResult {
+    let name = class_name(py, err);
+    let text = err
+        .value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    RunResult::Failed {
+        code: "EXECUTION_FAILED",
+        message: if text.is_empty() { name.clone() } else { text },
+        details: json!({ "exception": name }),
+    }
+}
+
+impl Runtime {
+    fn record_outcome(
+        &self,
+        py: Python<'_>,
+        t: Ticket,
+        outcome: RunResult,
+        ms: f64,
+    ) -> PyResult<ExecuteResponse> {
+        self.0
+            .execute_finish(t, outcome, ms, &Detached(py))
+            .map(ExecuteResponse)
+            .py()
+    }
 }
 
 #[pymethods]
 impl Runtime {
-    /// Validates a request (§6): `{"valid": bool, "errors": [{"path", "message"}]}`.
-    fn validate<'py>(
+    /// Executes a request: an answer without running anything (denied,
+    /// pending approval, rate-limited, ...), or the executor's outcome.
+    /// `settle(value)` awaits what an executor returned if it is awaitable.
+    pub(super) fn execute(
         &self,
-        py: Python<'py>,
-        request: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let report = match to_value(request, "INVALID_REQUEST") {
-            Ok(v) => self.0.validate_value(&v, &Detached(py)),
-            Err(e) => crate::carp_validate::ValidationReport {
-                valid: false,
-                errors: vec![crate::error::Fault::new(
-                    e.path().unwrap_or_default(),
-                    e.message(),
-                )],
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        executors: &Bound<'_, PyDict>,
+        settle: &Bound<'_, PyAny>,
+    ) -> PyResult<ExecuteResponse> {
+        let wait = Detached(py);
+        let direct = parse_direct(request);
+        let is_direct = direct.is_some();
+        let begun = match direct {
+            Some(req) => self.0.execute_parsed(req, &wait),
+            None => match to_value(request, "INVALID_REQUEST") {
+                Ok(v) => self.0.execute_begin(&v, &wait),
+                // Not JSON at all: still an `error.occurred` in an open session.
+                Err(e) => {
+                    let hint = session_hint_py(request);
+                    self.0.with_error_event(hint, &wait, || Err(e))
+                }
             },
         };
-        let d = PyDict::new(py);
-        d.set_item("valid", report.valid)?;
-        let errors = PyList::empty(py);
-        for f in &report.errors {
-            let e = PyDict::new(py);
-            e.set_item("path", &f.path)?;
-            e.set_item("message", &f.message)?;
-            errors.append(e)?;
+        let t = match begun.py()? {
+            Begin::Answer(resp) => return Ok(ExecuteResponse(resp)),
+            Begin::Run(t) => *t,
+        };
+        let execution = is_direct.then(|| request_execution(request)).flatten();
+        let action_id = execution.as_ref().and_then(request_action_id);
+        let executor = match find(executors, &t, action_id.as_ref()) {
+            Ok(Some(f)) => f,
+            Ok(None) => return self.record_outcome(py, t, RunResult::NoExecutor, 0.0),
+            Err(e) => {
+                let outcome = failed(py, &e);
+                return self.record_outcome(py, t, outcome, 0.0);
+            }
+        };
+        let kwargs = match execution.as_ref().and_then(request_parameters) {
+            Some(d) => d,
+            None => match parameters_from_json(py, &t.parameters) {
+                Ok(d) => d,
+                Err(e) => {
+                    let outcome = failed(py, &e);
+                    return self.record_outcome(py, t, outcome, 0.0);
+                }
+            },
+        };
+        let started = Instant::now();
+        let called = executor
+            .call((), Some(&kwargs))
+            .and_then(|r| settled(r, settle));
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match called {
+            Ok(result) => {
+                let outcome = returned(&result);
+                self.record_outcome(py, t, outcome, ms)
+            }
+            Err(err) if err.is_instance_of::<PyException>(py) => {
+                let outcome = failed(py, &err);
+                self.record_outcome(py, t, outcome, ms)
+            }
+            // KeyboardInterrupt, SystemExit, ...: recorded, then raised on.
+            Err(err) => {
+                let outcome = RunResult::Failed {
+                    code: "EXECUTION_FAILED",
+                    message: format!("interrupted: {}", class_name(py, &err)),
+                    details: Value::Object(Default::default()),
+                };
+                self.record_outcome(py, t, outcome, ms)?;
+                Err(err)
+            }
         }
-        d.set_item("errors", errors)?;
-        Ok(d)
     }
-
-    /// Grants an approval; returns the decision as recorded.
-    #[pyo3(signature = (approval_id, approver, note=None, action_id=None, parameters_hash=None, scope="once"))]
-    #[allow(clippy::too_many_arguments)]
-    fn approve<'py>(
-        &self,
-        py: Python<'py>,
-        approval_id: &str,
-        approver: &str,
-        note: Option<&str>,
-        action_id: Option<&str>,
-        parameters_hash: Option<&str>,
-        scope: &str,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let id = parse_uuid(approval_id, "/approval_id").py()?;
-        let scope = GrantScope::parse(scope).py()?;
-        let d = self
-            .0
-            .approve(
-                &id,
-                approver,
-                note,
-                action_id,
-                parameters_hash,
-                scope,
-                &Detached(py),
-            )
-            .py()?;
-        decision_dict(py, &d)
-    }
-
-    /// Rejects an approval; the actions it gates are denied from now on.
-    #[pyo3(signature = (approval_id, approver, note=None))]
-    fn reject<'py>(
-        &self,
-        py: Python<'py>,
-        approval_id: &str,
-        approver: &str,
-        note: Option<&str>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let id = parse_uuid(approval_id, "/approval_id").py()?;
-        let d = self.0.reject(&id, approver, note, &Detached(py)).py()?;
-        decision_dict(py, &d)
-    }
-
-    /// Executions waiting for a human, oldest first.
-    #[pyo3(signature = (session_id=None))]
-    fn pending_approvals<'py>(
-        &self,
-        py: Python<'py>,
-        session_id: Option<&str>,
-    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let id = session_id
-            .map(|s| parse_uuid(s, "/session_id"))
-            .transpose()
-            .py()?;
-        self.0
-            .pending_approvals(id.as_ref())
-            .iter()
-            .map(|p| pending_dict(py, p))
-            .collect()
-    }
-}
-
-fn decision_dict<'py>(
-    py: Python<'py>,
-    d: &crate::approvals::Decision,
-) -> PyResult<Bound<'py, PyDict>> {
-    let out = PyDict::new(py);
-    out.set_item("approval_id", d.approval_id.to_string())?;
-    out.set_item("session_id", d.session_id.to_string())?;
-    out.set_item("resolution_id", d.resolution_id.to_string())?;
-    out.set_item("action_id", d.action_id.as_deref())?;
-    out.set_item("parameters_hash", d.parameters_hash.as_deref())?;
-    out.set_item("scope", d.scope.as_str())?;
-    out.set_item("approver", &d.approver)?;
-    out.set_item("note", d.note.as_deref())?;
-    out.set_item("granted", d.granted)?;
-    let _ = json_to_py;
-    Ok(out)
 }

@@ -2,13 +2,13 @@
 //! GIL handling live here; every rule lives in the plain-Rust core.
 
 mod analysis;
+mod approve;
 mod cache;
 mod carp;
 mod convert;
 mod errors;
 mod event;
 mod execute;
-mod execute_run;
 mod front;
 mod request_view;
 mod resolution;
@@ -17,6 +17,7 @@ mod sink;
 mod sqlite;
 mod timing;
 mod utf8;
+mod validate;
 mod value;
 mod verify;
 

@@ -1,5 +1,5 @@
 //! CARP requests read straight from Python dicts: the core's request rules
-//! (`request::parse_request_from`) run on the objects through a JSON view,
+//! (`carp::request::parse_request_from`) run on the objects through a JSON view,
 //! so a valid request is checked without first copying it into a
 //! `serde_json` tree. Only the free-form subtrees (`context`, execution
 //! `parameters`) are converted.
@@ -18,8 +18,8 @@ use serde_json::Value;
 use smallvec::SmallVec;
 use uuid::Uuid;
 
-use crate::json_view::{Kind, Node, Obj, Text};
-use crate::request::{parse_request_from, CarpRequest, KEY_NAMES};
+use crate::carp::request::{parse_request_from, CarpRequest, KEY_NAMES};
+use crate::json::view::{Kind, Node, Obj, Text};
 
 use super::cache::{IdentityCache, Lookup};
 use super::utf8;

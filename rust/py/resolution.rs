@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use crate::resolution::Resolution as CoreResolution;
-use crate::resolution_json::to_value;
+use crate::carp::resolution::Resolution as CoreResolution;
+use crate::carp::resolution_json::to_value;
 use crate::time::format_timestamp;
 
 #[pyclass(frozen, module = "cra._core", name = "Resolution")]

@@ -8,17 +8,17 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::chain::SpanRef;
 use crate::error::CoreError;
-use crate::event::{is_custom_event_type, EventType, STANDARD_EVENT_TYPES};
-use crate::hash::HashAlgorithm;
 use crate::ids::parse_uuid;
-use crate::jsonl::write_events_file;
-use crate::memory::EventQuery;
-use crate::recorder::{Overflow, RecorderConfig};
-use crate::runtime::{Runtime as CoreRuntime, RuntimeConfig, Wait};
-use crate::session::{Session, SessionStatus};
-use crate::sink::SinkFactory;
+use crate::runtime::session::{Session, SessionStatus};
+use crate::runtime::state::{Runtime as CoreRuntime, RuntimeConfig, Wait};
+use crate::trace::chain::SpanRef;
+use crate::trace::event::{is_custom_event_type, EventType, STANDARD_EVENT_TYPES};
+use crate::trace::hash::HashAlgorithm;
+use crate::trace::jsonl::write_events_file;
+use crate::trace::memory::EventQuery;
+use crate::trace::recorder::{Overflow, RecorderConfig};
+use crate::trace::sink::SinkFactory;
 
 use super::cache::IdentityCache;
 use super::convert::payload_to_canonical;
@@ -172,7 +172,7 @@ impl Runtime {
                 ))),
             }
         };
-        let lifetime = crate::lifetime::Lifetime {
+        let lifetime = crate::runtime::lifetime::Lifetime {
             idle: secs(session_idle_seconds, "/session_idle_seconds")?,
             max: secs(session_max_seconds, "/session_max_seconds")?,
             heartbeat: secs(heartbeat_interval_seconds, "/heartbeat_interval_seconds")?
@@ -282,7 +282,7 @@ impl Runtime {
         let tid = parse_uuid(trace_id, "/trace_id").py()?;
         let root = parse_uuid(root_span_id, "/root_span_id").py()?;
         let created = crate::time::parse_timestamp(started_at, "/started_at").py()?;
-        let prev = crate::hash::from_hex(previous_hash).ok_or_else(|| {
+        let prev = crate::trace::hash::from_hex(previous_hash).ok_or_else(|| {
             super::errors::to_py(CoreError::invalid(
                 "INVALID_OPTION",
                 "/previous_hash",

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::error::{CoreError, Result};
-use crate::sink::{SealedBatch, Sink, SinkFactory};
+use crate::trace::sink::{SealedBatch, Sink, SinkFactory};
 
 use super::event::Event;
 

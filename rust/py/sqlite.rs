@@ -14,12 +14,12 @@ use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple};
 use rusqlite::types::Value;
 
 use crate::error::CoreError;
-use crate::sqlite_error::{SqliteError, SqliteFault};
-use crate::sqlite_event::StoreEvent;
-use crate::sqlite_query::Rows;
-use crate::sqlite_schema::SESSION_COLUMNS;
-use crate::sqlite_sink::{SharedDb, SqliteSinkFactory};
-use crate::sqlite_store::SqliteDb;
+use crate::sqlite::error::{SqliteError, SqliteFault};
+use crate::sqlite::event::StoreEvent;
+use crate::sqlite::query::Rows;
+use crate::sqlite::schema::SESSION_COLUMNS;
+use crate::sqlite::sink::{SharedDb, SqliteSinkFactory};
+use crate::sqlite::store::SqliteDb;
 
 use super::event::Event;
 
@@ -222,7 +222,7 @@ impl SQLiteDatabase {
     }
 }
 
-/// A store the flush thread writes natively (see `sqlite_sink`).
+/// A store the flush thread writes natively (see `sqlite::sink`).
 #[pyclass(frozen, module = "cra._core", name = "SQLiteSink")]
 pub struct SQLiteSink(pub Arc<SqliteSinkFactory>);
 

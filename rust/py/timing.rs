@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
+use crate::carp::limits::SlidingWindow;
 use crate::error::CoreError;
-use crate::limits::SlidingWindow;
 use crate::time::{Clock, ManualClock as CoreManualClock, Micros, SharedClock, SystemClock};
 
 use super::errors::to_py;

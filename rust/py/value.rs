@@ -4,8 +4,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
-use crate::canonical::{too_deep, At, MAX_DEPTH};
 use crate::error::{CoreError, Result};
+use crate::json::canonical::{too_deep, At, MAX_DEPTH};
 
 use super::utf8;
 

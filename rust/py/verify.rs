@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::verify::ChainVerification;
-use crate::verify_file::{verify_file_with, AnchorSource, FileVerification};
+use crate::trace::verify::ChainVerification;
+use crate::trace::verify_file::{verify_file_with, AnchorSource, FileVerification};
 
 use super::errors::IntoPyResult;
 use super::event::Event;
@@ -155,7 +155,7 @@ pub fn verify_events(events: &Bound<'_, PyList>) -> PyResult<ChainReport> {
     for item in events.iter() {
         list.push(std::sync::Arc::clone(&item.cast::<Event>()?.get().0));
     }
-    Ok(ChainReport(crate::runtime::verify_events(&list)))
+    Ok(ChainReport(crate::trace::memory::verify_events(&list)))
 }
 
 /// Verifies events given as JSON texts (one chain, in order); `anchor`
@@ -169,7 +169,7 @@ pub fn verify_chain_json(
 ) -> PyResult<ChainReport> {
     let anchor = anchor.as_ref().map(|(s, h)| (*s, h.as_str()));
     py.detach(|| {
-        crate::verify_file::verify_chain_texts(events.iter().map(|e| e.as_bytes()), anchor)
+        crate::trace::verify_file::verify_chain_texts(events.iter().map(|e| e.as_bytes()), anchor)
     })
     .map(ChainReport)
     .py()

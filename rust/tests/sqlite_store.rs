@@ -2,9 +2,9 @@
 //! is all or nothing, keys a rolled-back batch created are forgotten, the
 //! sessions table follows the store's row rules, and a bad event is typed.
 
-use cra_core::sqlite_error::{SqliteError, SqliteFault};
-use cra_core::sqlite_event::StoreEvent;
-use cra_core::sqlite_store::SqliteDb;
+use cra_core::sqlite::error::{SqliteError, SqliteFault};
+use cra_core::sqlite::event::StoreEvent;
+use cra_core::sqlite::store::SqliteDb;
 use rusqlite::types::Value;
 use serde_json::json;
 

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use cra_core::canonical::to_canonical;
-use cra_core::hash::{to_hex, HashAlgorithm, HashInput};
-use cra_core::verify::{ChainVerifier, EventText};
+use cra_core::json::canonical::to_canonical;
+use cra_core::trace::hash::{to_hex, HashAlgorithm, HashInput};
+use cra_core::trace::verify::{ChainVerifier, EventText};
 use serde_json::Value;
 
 fn load(name: &str) -> Value {

@@ -1,0 +1,175 @@
+//! Building the context packs of an atlas: their blocks (inline content
+//! or files read from the atlas directory) and their conditions.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use memchr::memmem::Finder;
+use serde_json::Value;
+
+use crate::atlas::id_grammar::is_plain_id;
+use crate::atlas::model::{Block, ContextPack};
+use crate::atlas::parts::{check_id, items, tiers};
+use crate::json::fields::{at, at_index, Faults};
+
+const PACK_KEYS: &[&str] = &[
+    "pack_id",
+    "name",
+    "description",
+    "files",
+    "content",
+    "content_type",
+    "priority",
+    "conditions",
+];
+
+pub fn build_packs(v: Option<&Value>, base_dir: Option<&Path>, f: &mut Faults) -> Vec<ContextPack> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (path, m) in items(v, "/context_packs", f) {
+        f.no_other_keys(m, PACK_KEYS, &path);
+        let id = f.req_str(m, "pack_id", &path).unwrap_or_default();
+        check_id(
+            id,
+            &at(&path, "pack_id"),
+            &mut seen,
+            is_plain_id,
+            "context pack",
+            f,
+        );
+        let name = f.opt_str(m, "name", &path).unwrap_or(id);
+        let priority = f.opt_int(m, "priority", &path, 0, 1000).unwrap_or(0);
+        let content_type = f.opt_str(m, "content_type", &path);
+        let files = f.opt_str_list(m, "files", &path);
+        let content = f.opt_str(m, "content", &path);
+        let mut blocks = Vec::new();
+        match (files, content) {
+            (Some(_), Some(_)) => f.add(
+                path.clone(),
+                "a context pack has files or content, not both",
+            ),
+            (None, None) => f.add(path.clone(), "a context pack needs files or content"),
+            (None, Some(text)) => blocks.push(block(
+                id.to_string(),
+                content_type.unwrap_or("text/markdown"),
+                text,
+            )),
+            (Some(list), None) => {
+                let base = at(&path, "files");
+                for (i, file) in list.iter().enumerate() {
+                    if let Some(text) = read_context_file(file, base_dir, &at_index(&base, i), f) {
+                        let ct = content_type.unwrap_or_else(|| content_type_of(file));
+                        blocks.push(block(format!("{id}/{file}"), ct, &text));
+                    }
+                }
+            }
+        }
+        let (keywords, risk_tiers, capabilities) =
+            pack_conditions(m.get("conditions"), &at(&path, "conditions"), f);
+        out.push(ContextPack {
+            pack_id: Arc::from(id),
+            name: Arc::from(name),
+            priority,
+            blocks,
+            keywords,
+            risk_tiers,
+            capabilities,
+        });
+    }
+    out
+}
+
+fn block(block_id: String, content_type: &str, content: &str) -> Block {
+    Block {
+        block_id: Arc::from(block_id),
+        content_type: Arc::from(content_type),
+        token_estimate: content.len().div_ceil(4) as u64,
+        content: Arc::from(content),
+    }
+}
+
+fn content_type_of(file: &str) -> &'static str {
+    if file.ends_with(".json") {
+        "application/json"
+    } else if file.ends_with(".md") || file.ends_with(".markdown") {
+        "text/markdown"
+    } else {
+        "text/plain"
+    }
+}
+
+/// Reads a context file that must exist inside the atlas directory.
+fn read_context_file(
+    file: &str,
+    base_dir: Option<&Path>,
+    path: &str,
+    f: &mut Faults,
+) -> Option<String> {
+    let Some(base) = base_dir else {
+        f.add(
+            path,
+            format!(
+                "context file {file:?} cannot be read: this atlas was loaded without a directory"
+            ),
+        );
+        return None;
+    };
+    let rel = Path::new(file);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        f.add(
+            path,
+            format!("context file {file:?} escapes the atlas directory"),
+        );
+        return None;
+    }
+    let full = base.join(rel);
+    let (Ok(real), Ok(root)) = (full.canonicalize(), base.canonicalize()) else {
+        f.add(path, format!("context file {file:?} is missing"));
+        return None;
+    };
+    if !real.starts_with(&root) {
+        f.add(
+            path,
+            format!("context file {file:?} escapes the atlas directory"),
+        );
+        return None;
+    }
+    match std::fs::read_to_string(&real) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            f.add(path, format!("context file {file:?} cannot be read: {e}"));
+            None
+        }
+    }
+}
+
+type PackConditions = (Option<Vec<Finder<'static>>>, u8, Option<Vec<String>>);
+
+fn pack_conditions(v: Option<&Value>, path: &str, f: &mut Faults) -> PackConditions {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return (None, 0, None);
+    };
+    let Some(m) = f.object(v, path) else {
+        return (None, 0, None);
+    };
+    f.no_other_keys(m, &["keywords", "risk_tiers", "capabilities"], path);
+    let keywords = f.opt_str_list(m, "keywords", path).map(|l| {
+        l.into_iter()
+            .map(|w| Finder::new(&w.to_lowercase()).into_owned())
+            .collect()
+    });
+    let risk = tiers(
+        f.opt_str_list(m, "risk_tiers", path),
+        &at(path, "risk_tiers"),
+        f,
+    );
+    let caps = f
+        .opt_str_list(m, "capabilities", path)
+        .map(|l| l.into_iter().map(str::to_string).collect());
+    (keywords, risk, caps)
+}

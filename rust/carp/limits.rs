@@ -1,0 +1,271 @@
+//! Rate-limit windows and budgets: counters over executions, keyed by the
+//! policy and its scope (session, agent or global).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::atlas::policy::{Limit, Policy, Scope};
+use crate::ids::FastMap;
+use crate::time::Micros;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ScopeKey {
+    Session(Uuid),
+    Agent(Arc<str>),
+    Global,
+}
+
+impl ScopeKey {
+    pub fn of(scope: Scope, session: Uuid, agent: &str) -> ScopeKey {
+        match scope {
+            Scope::Session => ScopeKey::Session(session),
+            Scope::Agent => ScopeKey::Agent(Arc::from(agent)),
+            Scope::Global => ScopeKey::Global,
+        }
+    }
+}
+
+impl Counter {
+    /// Where one more execution of `action_id` stands (prunes the window).
+    fn standing(&mut self, policy: &Policy, action_id: &str, now: Micros) -> Standing {
+        match &policy.limit {
+            Limit::Rate {
+                max_calls,
+                window_micros,
+                ..
+            } => {
+                while self
+                    .calls
+                    .front()
+                    .is_some_and(|&t| t <= now - window_micros)
+                {
+                    self.calls.pop_front();
+                }
+                if self.calls.len() as u64 >= *max_calls {
+                    let oldest = self.calls.front().copied().unwrap_or(now);
+                    Standing::RateExceeded {
+                        retry_after: (oldest + window_micros - now).max(0),
+                    }
+                } else {
+                    Standing::Ok
+                }
+            }
+            Limit::Budget { limit, .. } if self.spent + policy.cost_of(action_id) > *limit => {
+                Standing::BudgetExceeded {
+                    spent: self.spent,
+                    limit: *limit,
+                }
+            }
+            _ => Standing::Ok,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counter {
+    /// Execution times inside the current window, oldest first.
+    calls: VecDeque<Micros>,
+    spent: f64,
+}
+
+/// Where a request stands against one limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Standing {
+    Ok,
+    /// The window is full; room again after this many microseconds.
+    RateExceeded {
+        retry_after: Micros,
+    },
+    BudgetExceeded {
+        spent: f64,
+        limit: f64,
+    },
+}
+
+/// What one admitted execution counted, so it can be taken back.
+#[derive(Debug, Default)]
+pub struct Reservation(Vec<(Arc<str>, ScopeKey, Micros, f64, bool)>);
+
+#[derive(Default)]
+pub struct Limits {
+    counters: Mutex<FastMap<(Arc<str>, ScopeKey), Counter>>,
+}
+
+impl Limits {
+    pub fn new() -> Self {
+        Limits::default()
+    }
+
+    /// Can one more execution of `action_id` happen under `policy` now?
+    pub fn standing(
+        &self,
+        policy: &Policy,
+        key: &ScopeKey,
+        action_id: &str,
+        now: Micros,
+    ) -> Standing {
+        let mut counters = self.counters.lock();
+        let Some(c) = counters.get_mut(&(Arc::clone(&policy.key), key.clone())) else {
+            return match &policy.limit {
+                Limit::Budget { limit, .. } if policy.cost_of(action_id) > *limit => {
+                    Standing::BudgetExceeded {
+                        spent: 0.0,
+                        limit: *limit,
+                    }
+                }
+                _ => Standing::Ok,
+            };
+        };
+        c.standing(policy, action_id, now)
+    }
+
+    /// Counts one execution of `action_id` against `policy`.
+    pub fn count(&self, policy: &Policy, key: &ScopeKey, action_id: &str, now: Micros) {
+        let mut counters = self.counters.lock();
+        let c = counters
+            .entry((Arc::clone(&policy.key), key.clone()))
+            .or_default();
+        match &policy.limit {
+            Limit::Rate { .. } => c.calls.push_back(now),
+            Limit::Budget { .. } => c.spent += policy.cost_of(action_id),
+            Limit::None => {}
+        }
+    }
+
+    /// Checks every limit and, only if all have room, counts one execution
+    /// against each (atomically: concurrent callers never overshoot).
+    /// On refusal returns the index of the limit that refused and why.
+    pub fn acquire(
+        &self,
+        limits: &[(&Policy, ScopeKey)],
+        action_id: &str,
+        now: Micros,
+    ) -> std::result::Result<Reservation, (usize, Standing)> {
+        let mut counters = self.counters.lock();
+        for (i, (p, key)) in limits.iter().enumerate() {
+            let c = counters
+                .entry((Arc::clone(&p.key), key.clone()))
+                .or_default();
+            let standing = c.standing(p, action_id, now);
+            if standing != Standing::Ok {
+                return Err((i, standing));
+            }
+        }
+        let mut taken = Vec::with_capacity(limits.len());
+        for (p, key) in limits {
+            let c = counters
+                .entry((Arc::clone(&p.key), key.clone()))
+                .or_default();
+            match &p.limit {
+                Limit::Rate { .. } => c.calls.push_back(now),
+                Limit::Budget { .. } => c.spent += p.cost_of(action_id),
+                Limit::None => continue,
+            }
+            taken.push((
+                Arc::clone(&p.key),
+                key.clone(),
+                now,
+                p.cost_of(action_id),
+                matches!(p.limit, Limit::Rate { .. }),
+            ));
+        }
+        Ok(Reservation(taken))
+    }
+
+    /// Takes back what a reservation counted (the execution did not happen).
+    pub fn release(&self, r: Reservation) {
+        let mut counters = self.counters.lock();
+        for (policy, key, at, cost, rate) in r.0 {
+            if let Some(c) = counters.get_mut(&(policy, key)) {
+                if rate {
+                    if let Some(i) = c.calls.iter().rposition(|&t| t == at) {
+                        c.calls.remove(i);
+                    }
+                } else {
+                    c.spent = (c.spent - cost).max(0.0);
+                }
+            }
+        }
+    }
+
+    /// Forgets every counter (used when rebuilding state from a trace).
+    pub fn clear(&self) {
+        self.counters.lock().clear();
+    }
+}
+
+/// A sliding-window limiter on its own: at most `max_calls` per window,
+/// per key.
+pub struct SlidingWindow {
+    max_calls: u64,
+    window: Micros,
+    calls: Mutex<FastMap<String, VecDeque<Micros>>>,
+}
+
+impl SlidingWindow {
+    pub fn new(max_calls: u64, window: Micros) -> Self {
+        SlidingWindow {
+            max_calls,
+            window: window.max(1),
+            calls: Mutex::new(FastMap::default()),
+        }
+    }
+
+    fn pruned<'a>(
+        &self,
+        map: &'a mut FastMap<String, VecDeque<Micros>>,
+        key: &str,
+        now: Micros,
+    ) -> &'a mut VecDeque<Micros> {
+        let q = map.entry(key.to_string()).or_default();
+        while q.front().is_some_and(|&t| t <= now - self.window) {
+            q.pop_front();
+        }
+        q
+    }
+
+    /// Takes a slot if there is one: `Ok(())`, or `Err(retry_after)`.
+    pub fn acquire(&self, key: &str, now: Micros) -> std::result::Result<(), Micros> {
+        let mut map = self.calls.lock();
+        let max = self.max_calls;
+        let window = self.window;
+        let q = self.pruned(&mut map, key, now);
+        if q.len() as u64 >= max {
+            let oldest = q.front().copied().unwrap_or(now);
+            return Err((oldest + window - now).max(0));
+        }
+        q.push_back(now);
+        Ok(())
+    }
+
+    pub fn remaining(&self, key: &str, now: Micros) -> u64 {
+        let mut map = self.calls.lock();
+        let max = self.max_calls;
+        max.saturating_sub(self.pruned(&mut map, key, now).len() as u64)
+    }
+
+    /// Microseconds until a slot frees up (0 if one is free now).
+    pub fn retry_after(&self, key: &str, now: Micros) -> Micros {
+        let mut map = self.calls.lock();
+        let (max, window) = (self.max_calls, self.window);
+        let q = self.pruned(&mut map, key, now);
+        if (q.len() as u64) < max {
+            0
+        } else {
+            (q.front().copied().unwrap_or(now) + window - now).max(0)
+        }
+    }
+
+    pub fn reset(&self, key: Option<&str>) {
+        let mut map = self.calls.lock();
+        match key {
+            Some(k) => {
+                map.remove(k);
+            }
+            None => map.clear(),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The `Runtime` itself: its configuration, clock, recorder and sinks,
+//! in-memory store, session table and the CARP state (registry, limits,
+//! resolutions, approvals); recording (`record_for`, `push`), reading and
+//! verifying what is in memory, flush, close and fork. Every other
+//! `impl Runtime` is in a file of its own in `runtime/`.
+//! Every operation that can wait takes a [`Wait`] so the Python glue can
+//! release the GIL around the waiting part only.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::RwLock;
+use uuid::Uuid;
+
+use crate::atlas::registry::Registry;
+use crate::carp::approvals::Approvals;
+use crate::carp::limits::Limits;
+use crate::carp::resolution_store::{ResolutionStore, DEFAULT_MAX_RESOLUTIONS};
+use crate::error::{CoreError, Result};
+use crate::ids::IdMap;
+use crate::runtime::lifetime::Lifetime;
+use crate::runtime::session::Session;
+use crate::time::{Micros, SharedClock, SystemClock};
+use crate::trace::chain::{Body, Record, SpanRef};
+use crate::trace::event::{EventType, TraceEvent};
+use crate::trace::hash::{to_hex, HashAlgorithm};
+use crate::trace::jsonl::JsonlSinkFactory;
+use crate::trace::memory::{EventQuery, MemorySink, MemoryStore, DEFAULT_MEMORY_LIMIT};
+use crate::trace::recorder::{Pushed, Recorder, RecorderConfig, RecorderStats};
+use crate::trace::sink::{Sink, SinkFactory};
+use crate::trace::verify::{ChainVerification, ChainVerifier};
+
+/// How to wait: directly, or with some lock (the GIL) released.
+pub trait Wait {
+    fn wait<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T;
+}
+
+/// Waits on the current thread as it is.
+pub struct Direct;
+
+impl Wait for Direct {
+    fn wait<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        f()
+    }
+}
+
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    pub recorder: RecorderConfig,
+    pub memory_limit: usize,
+    pub trace_file: Option<PathBuf>,
+    /// Largest accepted distance between a request's timestamp and the
+    /// clock, in microseconds; `None` disables the check.
+    pub clock_skew: Option<Micros>,
+    pub max_resolutions: usize,
+    pub lifetime: Lifetime,
+}
+
+pub const DEFAULT_CLOCK_SKEW: Micros = 300 * 1_000_000;
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            recorder: RecorderConfig::default(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            trace_file: None,
+            clock_skew: Some(DEFAULT_CLOCK_SKEW),
+            max_resolutions: DEFAULT_MAX_RESOLUTIONS,
+            lifetime: Lifetime::default(),
+        }
+    }
+}
+
+pub struct Runtime {
+    config: RuntimeConfig,
+    clock: SharedClock,
+    factories: Vec<Arc<dyn SinkFactory>>,
+    pub(super) recorder: ArcSwap<Recorder>,
+    memory: ArcSwap<MemoryStore>,
+    /// Swapped whole in a forked child (a lock held at fork time stays held).
+    pub(super) sessions: ArcSwap<SessionTable>,
+    pub(crate) registry: Registry,
+    pub(crate) limits: Limits,
+    pub(crate) resolutions: ResolutionStore,
+    pub(crate) approvals: Approvals,
+}
+
+type SessionTable = RwLock<IdMap<Arc<Session>>>;
+
+impl Runtime {
+    pub fn new(
+        config: RuntimeConfig,
+        clock: Option<SharedClock>,
+        extra_sinks: Vec<Arc<dyn SinkFactory>>,
+    ) -> Result<Self> {
+        let mut factories: Vec<Arc<dyn SinkFactory>> = Vec::new();
+        if let Some(path) = &config.trace_file {
+            factories.push(Arc::new(JsonlSinkFactory(path.clone())));
+        }
+        factories.extend(extra_sinks);
+        let (recorder, memory) = open_recorder(&config, &factories, false)?;
+        Ok(Runtime {
+            clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            factories,
+            recorder: ArcSwap::from_pointee(recorder),
+            memory: ArcSwap::new(memory),
+            sessions: ArcSwap::from_pointee(RwLock::new(IdMap::default())),
+            registry: Registry::new(),
+            limits: Limits::new(),
+            resolutions: ResolutionStore::new(config.max_resolutions),
+            approvals: Approvals::new(config.max_resolutions),
+            config,
+        })
+    }
+
+    pub fn now(&self) -> Micros {
+        self.clock.now_micros()
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// A record for `session` stamped with the clock's current reading.
+    pub fn record_for(
+        &self,
+        session: &Session,
+        event_type: EventType,
+        payload: Box<str>,
+        span: SpanRef,
+    ) -> Record {
+        Record {
+            session_id: session.session_id,
+            span,
+            micros: self.now(),
+            body: Body::One(event_type, payload),
+            start: None,
+            ends_chain: false,
+        }
+    }
+
+    /// Pushes `rec` while the session is held open, waiting through `wait`
+    /// when the queue is full.
+    #[inline]
+    pub fn push(&self, session: &Session, rec: Record, wait: &impl Wait) -> Result<()> {
+        if self.config.lifetime.is_set() {
+            self.check_lifetime(session)?;
+        }
+        session.touch(rec.micros);
+        session.while_open(|| {
+            let recorder = self.recorder.load();
+            match recorder.try_push(rec)? {
+                Pushed::Full(rec) => wait.wait(|| recorder.push_blocking(rec)),
+                Pushed::Queued | Pushed::Dropped => Ok(()),
+            }
+        })
+    }
+
+    pub fn events(&self, id: &Uuid, query: &EventQuery<'_>) -> Vec<Arc<TraceEvent>> {
+        self.memory.load().events(id, query)
+    }
+
+    pub fn all_events(&self) -> Vec<Arc<TraceEvent>> {
+        self.memory.load().all_events()
+    }
+
+    /// Verifies a session's chain as held in memory (from its anchor when
+    /// the memory limit evicted its oldest events).
+    pub fn verify_session(&self, id: &Uuid) -> Result<ChainVerification> {
+        let memory = self.memory.load();
+        let (evicted, anchor) = memory.eviction(id);
+        if evicted {
+            return Err(CoreError::invalid(
+                "EVENTS_EVICTED",
+                "/session_id",
+                format!("the events of session {id} were evicted from memory (memory_limit); verify its trace file or store"),
+            ));
+        }
+        let events = memory.events(id, &EventQuery::default());
+        let mut v = match anchor {
+            Some((seq, prev)) => ChainVerifier::anchored(seq, &to_hex(&prev)),
+            None => ChainVerifier::new(),
+        };
+        for e in &events {
+            e.with_text(|text| v.push(text, None));
+        }
+        Ok(v.finish())
+    }
+
+    /// The hash algorithm of this runtime's chains (also used for
+    /// `parameters_hash` and `result_hash`).
+    pub fn algorithm(&self) -> HashAlgorithm {
+        self.config.recorder.algorithm
+    }
+
+    pub fn flush(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.recorder.load().flush(timeout)
+    }
+
+    pub fn close(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.recorder.load().close(timeout)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.recorder.load().is_closed()
+    }
+
+    pub fn stats(&self) -> (RecorderStats, usize, (u64, u64), usize) {
+        let memory = self.memory.load();
+        (
+            self.recorder.load().stats(),
+            memory.len(),
+            memory.evicted(),
+            self.sessions.load().read().len(),
+        )
+    }
+
+    /// In a child after `fork()`: a fresh recorder and store, no sessions.
+    /// The parent's recorder is left untouched (its thread does not exist here).
+    pub fn after_fork(&self) -> Result<()> {
+        let (recorder, memory) = open_recorder(&self.config, &self.factories, true)?;
+        std::mem::forget(self.recorder.swap(Arc::new(recorder)));
+        self.memory.store(memory);
+        // The parent may have held this lock while forking: never touch it.
+        std::mem::forget(self.sessions.swap(Arc::new(RwLock::new(IdMap::default()))));
+        Ok(())
+    }
+}
+
+fn open_recorder(
+    config: &RuntimeConfig,
+    factories: &[Arc<dyn SinkFactory>],
+    in_child: bool,
+) -> Result<(Recorder, Arc<MemoryStore>)> {
+    let memory = Arc::new(MemoryStore::new(config.memory_limit));
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(MemorySink(Arc::clone(&memory)))];
+    for f in factories {
+        sinks.push(if in_child {
+            f.open_in_child()?
+        } else {
+            f.open()?
+        });
+    }
+    Ok((Recorder::start(config.recorder.clone(), sinks)?, memory))
+}

@@ -1,0 +1,457 @@
+//! The recorder: callers push compact records onto a bounded lock-free
+//! queue; one flush thread seals them (numbers, hashes, chains) and hands
+//! batches to the sinks. Nothing is lost: a full queue makes the caller wait
+//! (or, by choice, drops and counts), and a failing sink keeps its batch
+//! and retries while the error waits for the next `flush()`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{CoreError, Result};
+use crate::trace::chain::{Chains, Record};
+use crate::trace::event::TraceEvent;
+use crate::trace::hash::HashAlgorithm;
+use crate::trace::sink::Sink;
+
+/// What a full queue does to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Wait for room; nothing is ever dropped.
+    Block,
+    /// Drop the record and count it in `stats().dropped` (never a
+    /// chain's first or last record: those wait for room).
+    Drop,
+}
+
+impl Overflow {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "block" => Ok(Overflow::Block),
+            "drop" => Ok(Overflow::Drop),
+            _ => Err(CoreError::invalid(
+                "INVALID_OPTION",
+                "/overflow",
+                format!("unknown overflow policy {name:?} (use \"block\" or \"drop\")"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    pub capacity: usize,
+    pub overflow: Overflow,
+    pub algorithm: HashAlgorithm,
+    pub batch_max: usize,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            capacity: 65_536,
+            overflow: Overflow::Block,
+            algorithm: HashAlgorithm::Sha256,
+            batch_max: 4096,
+        }
+    }
+}
+
+/// A snapshot of the recorder's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecorderStats {
+    pub recorded: u64,
+    pub sealed: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub queue_depth: u64,
+    pub high_water_mark: u64,
+    pub sink_errors: u64,
+    pub orphaned: u64,
+    pub repaired_bytes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    recorded: AtomicU64,
+    sealed: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    high_water: AtomicU64,
+    sink_errors: AtomicU64,
+    orphaned: AtomicU64,
+    repaired_bytes: AtomicU64,
+}
+
+#[derive(Default)]
+struct FlushState {
+    /// Everything written up to here has been synced.
+    synced: u64,
+    /// The highest `recorded` count a `flush()` is waiting for.
+    requested: u64,
+    /// A sink failure not yet reported to a caller.
+    error: Option<CoreError>,
+    finished: bool,
+}
+
+struct Shared {
+    counters: Counters,
+    state: Mutex<FlushState>,
+    changed: Condvar,
+    closing: AtomicBool,
+    /// A producer has woken the flush thread and it has not looked yet.
+    wake_sent: AtomicBool,
+}
+
+/// The result of a non-blocking push.
+pub enum Pushed {
+    Queued,
+    Dropped,
+    /// The queue is full and the policy is `block`: push it again with
+    /// [`Recorder::push_blocking`] (after releasing anything the flush
+    /// thread may need, such as the GIL).
+    Full(Record),
+}
+
+pub struct Recorder {
+    tx: Sender<Record>,
+    wake: Sender<()>,
+    shared: Arc<Shared>,
+    overflow: Overflow,
+    algorithm: HashAlgorithm,
+    capacity: u64,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Recorder {
+    pub fn start(config: RecorderConfig, sinks: Vec<Box<dyn Sink>>) -> Result<Self> {
+        let (tx, rx) = bounded(config.capacity.max(1));
+        let (wake, wake_rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            counters: Counters::default(),
+            state: Mutex::new(FlushState::default()),
+            changed: Condvar::new(),
+            closing: AtomicBool::new(false),
+            wake_sent: AtomicBool::new(false),
+        });
+        let repaired: u64 = sinks.iter().map(|s| s.repaired_bytes()).sum();
+        shared
+            .counters
+            .repaired_bytes
+            .store(repaired, Ordering::Relaxed);
+        let worker = FlushThread {
+            rx,
+            wake: wake_rx,
+            sinks,
+            chains: Chains::new(config.algorithm),
+            shared: Arc::clone(&shared),
+            batch_max: config.batch_max.max(1),
+        };
+        let thread = std::thread::Builder::new()
+            .name("cra-trace-flush".into())
+            .spawn(move || worker.run())
+            .map_err(|e| CoreError::Sink(format!("cannot start the flush thread: {e}")))?;
+        Ok(Recorder {
+            tx,
+            wake,
+            shared,
+            overflow: config.overflow,
+            algorithm: config.algorithm,
+            capacity: config.capacity.max(1) as u64,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn algorithm(&self) -> HashAlgorithm {
+        self.algorithm
+    }
+
+    /// Reserves a place in the count before sending, so that `flush()` can
+    /// never return before a record that was pushed ahead of it.
+    #[inline]
+    fn reserve(&self, n: u64) -> Result<()> {
+        let c = &self.shared.counters;
+        c.recorded.fetch_add(n, Ordering::SeqCst);
+        if self.shared.closing.load(Ordering::SeqCst) {
+            c.recorded.fetch_sub(n, Ordering::SeqCst);
+            return Err(CoreError::RecorderClosed);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn note_depth(&self) {
+        let depth = self.tx.len() as u64;
+        let hwm = &self.shared.counters.high_water;
+        if depth > hwm.load(Ordering::Relaxed) {
+            hwm.fetch_max(depth, Ordering::Relaxed);
+        }
+        // A filling queue wakes the (polling) flush thread, once.
+        if depth * 2 > self.capacity && !self.shared.wake_sent.swap(true, Ordering::SeqCst) {
+            let _ = self.wake.send(());
+        }
+    }
+
+    /// Pushes without waiting.
+    #[inline]
+    pub fn try_push(&self, rec: Record) -> Result<Pushed> {
+        let n = rec.event_count() as u64;
+        self.reserve(n)?;
+        let c = &self.shared.counters;
+        match self.tx.try_send(rec) {
+            Ok(()) => {
+                self.note_depth();
+                Ok(Pushed::Queued)
+            }
+            Err(TrySendError::Full(rec)) => {
+                c.recorded.fetch_sub(n, Ordering::SeqCst);
+                // A record that opens or closes a chain is never dropped:
+                // without it every later event of the session is lost.
+                if self.overflow == Overflow::Drop && rec.start.is_none() && !rec.ends_chain {
+                    c.dropped.fetch_add(n, Ordering::Relaxed);
+                    Ok(Pushed::Dropped)
+                } else {
+                    Ok(Pushed::Full(rec))
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                c.recorded.fetch_sub(n, Ordering::SeqCst);
+                Err(CoreError::RecorderClosed)
+            }
+        }
+    }
+
+    /// Pushes, waiting for room in the queue.
+    pub fn push_blocking(&self, rec: Record) -> Result<()> {
+        let n = rec.event_count() as u64;
+        self.reserve(n)?;
+        if self.tx.send(rec).is_err() {
+            self.shared.counters.recorded.fetch_sub(n, Ordering::SeqCst);
+            return Err(CoreError::RecorderClosed);
+        }
+        self.note_depth();
+        Ok(())
+    }
+
+    /// Pushes, waiting for room if the policy says so (no GIL concerns).
+    pub fn push(&self, rec: Record) -> Result<()> {
+        match self.try_push(rec)? {
+            Pushed::Full(rec) => self.push_blocking(rec),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits until every record pushed before the call is written and
+    /// synced. `Ok(false)` on timeout; a kept sink error is returned once.
+    pub fn flush(&self, timeout: Option<Duration>) -> Result<bool> {
+        let target = self.shared.counters.recorded.load(Ordering::SeqCst);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.shared.state.lock();
+        state.requested = state.requested.max(target);
+        let _ = self.wake.send(());
+        loop {
+            if let Some(err) = state.error.take() {
+                return Err(err);
+            }
+            let goal = target.min(self.shared.counters.recorded.load(Ordering::SeqCst));
+            if state.synced >= goal {
+                return Ok(true);
+            }
+            if state.finished {
+                return Ok(false);
+            }
+            match deadline {
+                Some(d) => {
+                    if self.shared.changed.wait_until(&mut state, d).timed_out() {
+                        return Ok(false);
+                    }
+                }
+                None => self.shared.changed.wait(&mut state),
+            }
+        }
+    }
+
+    /// Refuses new records, flushes, and stops the flush thread.
+    /// `Ok(false)` if the timeout passed before everything was written.
+    pub fn close(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        let done = self.flush(timeout)?;
+        let _ = self.wake.send(());
+        if done {
+            if let Some(handle) = self.thread.lock().take() {
+                let _ = handle.join();
+            }
+        }
+        Ok(done)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.closing.load(Ordering::SeqCst)
+    }
+
+    pub fn stats(&self) -> RecorderStats {
+        let c = &self.shared.counters;
+        RecorderStats {
+            recorded: c.recorded.load(Ordering::SeqCst),
+            sealed: c.sealed.load(Ordering::SeqCst),
+            written: c.written.load(Ordering::SeqCst),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            queue_depth: self.tx.len() as u64,
+            high_water_mark: c.high_water.load(Ordering::Relaxed),
+            sink_errors: c.sink_errors.load(Ordering::Relaxed),
+            orphaned: c.orphaned.load(Ordering::Relaxed),
+            repaired_bytes: c.repaired_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.is_closed() {
+            let _ = self.close(Some(Duration::from_secs(10)));
+        }
+    }
+}
+
+/// The flush thread's own state.
+struct FlushThread {
+    rx: Receiver<Record>,
+    wake: Receiver<()>,
+    sinks: Vec<Box<dyn Sink>>,
+    chains: Chains,
+    shared: Arc<Shared>,
+    batch_max: usize,
+}
+
+const IDLE_MIN: Duration = Duration::from_millis(1);
+const IDLE_MAX: Duration = Duration::from_millis(20);
+const RETRY_MIN: Duration = Duration::from_millis(5);
+const RETRY_MAX: Duration = Duration::from_millis(500);
+
+impl FlushThread {
+    fn run(mut self) {
+        let mut pending: Vec<Arc<TraceEvent>> = Vec::with_capacity(self.batch_max);
+        let mut done_sinks = vec![false; self.sinks.len()];
+        let mut backoff = RETRY_MIN;
+        let mut idle = IDLE_MIN;
+        loop {
+            if pending.is_empty() {
+                // Producers never wake this thread (a futex wake per push
+                // would cost every caller microseconds): it polls, backing
+                // off while idle, and is woken by flush()/close() or by a
+                // queue filling past half.
+                let first = match self.rx.try_recv() {
+                    Ok(rec) => Some(rec),
+                    Err(_) => {
+                        let _ = self.wake.recv_timeout(idle);
+                        self.shared.wake_sent.store(false, Ordering::SeqCst);
+                        idle = (idle * 2).min(IDLE_MAX);
+                        self.rx.try_recv().ok()
+                    }
+                };
+                if let Some(rec) = first {
+                    idle = IDLE_MIN;
+                    self.seal(rec, &mut pending);
+                }
+                while pending.len() < self.batch_max {
+                    match self.rx.try_recv() {
+                        Ok(rec) => self.seal(rec, &mut pending),
+                        Err(_) => break,
+                    }
+                }
+                let n = pending.len() as u64;
+                self.shared.counters.sealed.fetch_add(n, Ordering::SeqCst);
+            }
+            if !pending.is_empty() {
+                if let Err(err) = self.write(&pending, &mut done_sinks) {
+                    self.fail(err);
+                    let _ = self.wake.recv_timeout(backoff);
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                    continue;
+                }
+                backoff = RETRY_MIN;
+                done_sinks.iter_mut().for_each(|d| *d = false);
+                let n = pending.len() as u64;
+                pending.clear();
+                self.shared.counters.written.fetch_add(n, Ordering::SeqCst);
+            }
+            if let Some(err) = self.sync_if_asked() {
+                self.fail(err);
+                let _ = self.wake.recv_timeout(backoff);
+                continue;
+            }
+            if self.shared.closing.load(Ordering::SeqCst) && self.all_written() {
+                let mut state = self.shared.state.lock();
+                state.finished = true;
+                self.shared.changed.notify_all();
+                return;
+            }
+        }
+    }
+
+    fn seal(&mut self, rec: Record, pending: &mut Vec<Arc<TraceEvent>>) {
+        let n = rec.event_count() as u64;
+        if self.chains.seal(rec, pending) == 0 && n > 0 {
+            // A record for a session without a chain: the runtime never
+            // sends one; count it so that `flush()` still completes.
+            let c = &self.shared.counters;
+            c.orphaned.fetch_add(n, Ordering::Relaxed);
+            c.written.fetch_add(n, Ordering::SeqCst);
+        }
+    }
+
+    fn write(&mut self, batch: &[Arc<TraceEvent>], done: &mut [bool]) -> Result<()> {
+        for (sink, done) in self.sinks.iter_mut().zip(done.iter_mut()) {
+            if !*done {
+                sink.write_batch(batch)?;
+                *done = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn all_written(&self) -> bool {
+        let c = &self.shared.counters;
+        self.rx.is_empty() && c.written.load(Ordering::SeqCst) >= c.recorded.load(Ordering::SeqCst)
+    }
+
+    /// Syncs the sinks when a `flush()` waits and its records are written.
+    fn sync_if_asked(&mut self) -> Option<CoreError> {
+        let written = self.shared.counters.written.load(Ordering::SeqCst);
+        let requested = {
+            let state = self.shared.state.lock();
+            if state.synced >= state.requested.min(written)
+                && !self.shared.closing.load(Ordering::SeqCst)
+            {
+                return None;
+            }
+            state.requested
+        };
+        if written < requested && !self.rx.is_empty() {
+            return None; // more to write first
+        }
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.sync() {
+                return Some(e);
+            }
+        }
+        let mut state = self.shared.state.lock();
+        state.synced = state.synced.max(written);
+        self.shared.changed.notify_all();
+        None
+    }
+
+    fn fail(&self, err: CoreError) {
+        self.shared
+            .counters
+            .sink_errors
+            .fetch_add(1, Ordering::Relaxed);
+        let mut state = self.shared.state.lock();
+        state.error = Some(err);
+        self.shared.changed.notify_all();
+    }
+}
