@@ -197,6 +197,7 @@ impl CoreError {
                 "CHAIN_INVALID" | "TRACE_INVALID" | "TRACE_TORN" => Category::Integrity,
                 "INTERNAL" => Category::Internal,
                 "EVENTS_EVICTED" => Category::NotFound,
+                "AGENT_MISMATCH" => Category::Authorization,
                 _ => Category::Validation,
             },
             // A path the caller named that is not there, or not theirs, is

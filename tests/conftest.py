@@ -183,10 +183,11 @@ def h() -> Iterator[Harness]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One server with two API keys for the module's live tests."""
-    from server_helpers import KEY_A, KEY_B, LiveServer
+    """One server for the module's live tests, with two agent keys (A and B),
+    an approver key and an admin key (`server_helpers.LIVE_KEYS`)."""
+    from server_helpers import LIVE_KEYS, LiveServer
 
-    server = LiveServer(tmp_path_factory.mktemp("live"), keys=f"{KEY_A},{KEY_B}")
+    server = LiveServer(tmp_path_factory.mktemp("live"), keys=LIVE_KEYS)
     yield server
     server.stop()
 
@@ -197,6 +198,33 @@ def a(live: LiveServer) -> Iterator[httpx.Client]:
     from server_helpers import KEY_A
 
     with live.client(KEY_A) as c:
+        yield c
+
+
+@pytest.fixture
+def b(live: LiveServer) -> Iterator[httpx.Client]:
+    """A client of `live` with the second agent key."""
+    from server_helpers import KEY_B
+
+    with live.client(KEY_B) as c:
+        yield c
+
+
+@pytest.fixture
+def approver(live: LiveServer) -> Iterator[httpx.Client]:
+    """A client of `live` with the approver key (named `lead`)."""
+    from server_helpers import KEY_APPROVER
+
+    with live.client(KEY_APPROVER) as c:
+        yield c
+
+
+@pytest.fixture
+def admin(live: LiveServer) -> Iterator[httpx.Client]:
+    """A client of `live` with the admin key (named `ops`)."""
+    from server_helpers import KEY_ADMIN
+
+    with live.client(KEY_ADMIN) as c:
         yield c
 
 

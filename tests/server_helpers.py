@@ -31,6 +31,13 @@ SUPPORT = "dev.cra.example.support"
 HOST = "127.0.0.1"
 
 KEY_A, KEY_B = "key-alpha-0123456789", "key-beta-9876543210"
+#: Keys of the other roles, with their names (`NAME:ROLE:KEY`).
+KEY_APPROVER, KEY_ADMIN = "key-lead-approver-5555", "key-ops-admin-7777"
+APPROVER_NAME, ADMIN_NAME = "lead", "ops"
+#: The keys of the shared live server: two agents (bare keys), an approver, an admin.
+LIVE_KEYS = (
+    f"{KEY_A},{KEY_B},{APPROVER_NAME}:approver:{KEY_APPROVER},{ADMIN_NAME}:admin:{KEY_ADMIN}"
+)
 
 ERROR_KEYS = {"code", "message", "category", "recoverable", "details", "request_id"}
 

@@ -117,7 +117,8 @@ class ReplayedRequest:
 @dataclass(frozen=True)
 class ReplayReport:
     """Per recorded resolve: whether the decision type, the allowed and
-    denied counts and every `policy.evaluated` outcome came out the same.
+    denied counts, every `policy.evaluated` outcome and the context blocks
+    (count, and each block's id and token count in order) came out the same.
 
     `requests` lists every resolve replayed, or only those that did not
     match when the replay was asked not to keep matching ones;

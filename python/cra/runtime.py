@@ -95,6 +95,7 @@ class Runtime:
         clock: Optional[Any] = None,
         session_ttl: Optional[SessionTTLConfig] = None,
         heartbeat: Optional[HeartbeatConfig] = None,
+        atlas_limits: Optional[Mapping[str, int]] = None,
     ) -> None:
         self._core = _core.Runtime(
             hash_algorithm=hash_algorithm,
@@ -108,6 +109,9 @@ class Runtime:
             **(session_ttl._core_args() if session_ttl else {}),
             **(heartbeat._core_args() if heartbeat else {}),
         )
+        if atlas_limits is not None:
+            # All or nothing; an unknown name is INVALID_OPTION with "did you mean".
+            self._core.set_atlas_limits(dict(atlas_limits))
         # The hot path goes straight to the core, with no Python frame between:
         # `_core.Front` wraps the core's handles in CARPResolution and
         # ExecuteResponse and names a failed request in its error itself.
@@ -123,6 +127,11 @@ class Runtime:
             self.load_atlas(source)
 
     # -- atlases ----------------------------------------------------------
+    @property
+    def atlas_limits(self) -> Dict[str, int]:
+        """The limits every atlas source is held to (`specs/atlas.md` §9)."""
+        return dict(self._core.atlas_limits())
+
     def load_atlas(
         self, source: AtlasSource, *, replace: bool = False, base_dir: Optional[PathLike] = None
     ) -> AtlasInfo:

@@ -10,18 +10,35 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::atlas::id_grammar::is_atlas_id;
+use crate::atlas::limits::AtlasLimits;
 use crate::atlas::model::{Atlas, DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS};
-use crate::atlas::packs::build_packs;
+use crate::atlas::packs::{build_packs, ContextBudget};
 use crate::atlas::parts::{build_actions, build_capabilities, build_policies};
 use crate::error::{CoreError, Result};
 use crate::json::fields::{at, Faults};
 
 impl Atlas {
-    /// Validates and compiles a manifest. Context files are read from
-    /// `base_dir` now, never during resolve.
+    /// Validates and compiles a manifest under the default limits.
     pub fn build(manifest: Arc<Value>, base_dir: Option<&Path>) -> Result<Atlas> {
+        Atlas::build_with(manifest, base_dir, &AtlasLimits::default())
+    }
+
+    /// Validates and compiles a manifest. The limits are checked first, on
+    /// the manifest as given, before any schema is compiled or file read
+    /// (`ATLAS_TOO_LARGE`); context files are read from `base_dir` now,
+    /// never during resolve.
+    pub fn build_with(
+        manifest: Arc<Value>,
+        base_dir: Option<&Path>,
+        limits: &AtlasLimits,
+    ) -> Result<Atlas> {
+        limits.check_manifest(&manifest)?;
         let mut f = Faults::default();
-        let atlas = build(&manifest, base_dir, &mut f);
+        let mut budget = ContextBudget::new(limits.max_context_bytes);
+        let atlas = build(&manifest, base_dir, &mut budget, &mut f);
+        if let Some(e) = budget.over {
+            return Err(e);
+        }
         match atlas {
             Some(mut a) if f.is_empty() => {
                 a.manifest = manifest;
@@ -32,7 +49,12 @@ impl Atlas {
     }
 }
 
-fn build(v: &Value, base_dir: Option<&Path>, f: &mut Faults) -> Option<Atlas> {
+fn build(
+    v: &Value,
+    base_dir: Option<&Path>,
+    budget: &mut ContextBudget,
+    f: &mut Faults,
+) -> Option<Atlas> {
     let m = f.object(v, "")?;
     match m.get("atlas_version") {
         Some(Value::String(s)) if s == "1.0" => {}
@@ -77,7 +99,7 @@ fn build(v: &Value, base_dir: Option<&Path>, f: &mut Faults) -> Option<Atlas> {
     let action_ids: HashSet<&str> = actions.iter().map(|a| &*a.action_id).collect();
     let capabilities = build_capabilities(m.get("capabilities"), &action_ids, f);
     let policies = build_policies(m.get("policies"), &atlas_id, f);
-    let packs = build_packs(m.get("context_packs"), base_dir, f);
+    let packs = build_packs(m.get("context_packs"), base_dir, budget, f);
     let dependencies = build_dependencies(m.get("dependencies"), f);
     Some(Atlas {
         atlas_id,

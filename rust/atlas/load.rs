@@ -5,48 +5,63 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::atlas::limits::{too_large, AtlasLimits, JSON_DEPTH_CEILING};
 use crate::atlas::model::Atlas;
+use crate::atlas::text_depth::{self, Base};
 use crate::error::{CoreError, Fault, Result};
-
-/// Largest manifest (or merged part) read from disk.
-pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
 fn invalid(path: impl Into<String>, message: impl Into<String>) -> CoreError {
     CoreError::AtlasInvalid(vec![Fault::new(path, message)])
 }
 
-/// Parses JSON text, naming the file and position on failure.
-pub fn parse_json(text: &[u8], file: &str) -> Result<Value> {
-    serde_json::from_slice(text).map_err(|e| invalid("", format!("{file} is not valid JSON: {e}")))
+/// Parses JSON text, naming the file and position on failure. Text nested
+/// past what the parser reads (128 levels) is `ATLAS_TOO_LARGE`; the
+/// limits are checked on the parsed value (`AtlasLimits::check_manifest`).
+pub fn parse_json(text: &[u8], file: &str, base: &Base<'_>, limits: &AtlasLimits) -> Result<Value> {
+    serde_json::from_slice(text).map_err(|e| {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            // Named at its place when the scan finds it (it does, unless
+            // the limits are above what the parser reads).
+            text_depth::too_deep_in(text, base, limits).unwrap_or_else(|| {
+                too_large(
+                    "",
+                    &format!("{file} is nested deeper than {JSON_DEPTH_CEILING} levels ({e})"),
+                    "max_json_depth",
+                    JSON_DEPTH_CEILING,
+                )
+            })
+        } else {
+            invalid("", format!("{file} is not valid JSON: {e}"))
+        }
+    })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+fn read(path: &Path, limits: &AtlasLimits) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).map_err(|e| CoreError::io(path.display(), e))?;
-    if meta.len() > MAX_MANIFEST_BYTES {
-        return Err(invalid(
-            "",
-            format!(
-                "{} is larger than {MAX_MANIFEST_BYTES} bytes",
-                path.display()
-            ),
-        ));
-    }
+    limits.check_file_size(&path.display().to_string(), meta.len())?;
     std::fs::read(path).map_err(|e| CoreError::io(path.display(), e))
 }
 
 /// Loads an atlas from a manifest file or an atlas directory.
-pub fn load_path(path: &Path) -> Result<Atlas> {
-    let (manifest, base) = read_manifest(path)?;
-    Atlas::build(std::sync::Arc::new(manifest), Some(&base))
+pub fn load_path(path: &Path, limits: &AtlasLimits) -> Result<Atlas> {
+    let (manifest, base) = read_manifest(path, limits)?;
+    Atlas::build_with(std::sync::Arc::new(manifest), Some(&base), limits)
 }
 
 /// Reads the (merged) manifest of a manifest file or an atlas directory,
-/// and the directory its context files are relative to.
-pub fn read_manifest(path: &Path) -> Result<(Value, PathBuf)> {
+/// and the directory its context files are relative to. Each file is
+/// checked against `max_manifest_bytes` before it is read; the merged
+/// manifest is checked against every limit by `Atlas::build_with`.
+pub fn read_manifest(path: &Path, limits: &AtlasLimits) -> Result<(Value, PathBuf)> {
     if path.is_dir() {
-        Ok((read_dir_manifest(path)?, path.to_path_buf()))
+        Ok((read_dir_manifest(path, limits)?, path.to_path_buf()))
     } else if path.exists() {
-        let manifest = parse_json(&read(path)?, &path.display().to_string())?;
+        let manifest = parse_json(
+            &read(path, limits)?,
+            &path.display().to_string(),
+            &Base::ROOT,
+            limits,
+        )?;
         Ok((
             manifest,
             path.parent().unwrap_or(Path::new(".")).to_path_buf(),
@@ -56,19 +71,35 @@ pub fn read_manifest(path: &Path) -> Result<(Value, PathBuf)> {
     }
 }
 
-fn read_dir_manifest(dir: &Path) -> Result<Value> {
+fn read_dir_manifest(dir: &Path, limits: &AtlasLimits) -> Result<Value> {
     let main = dir.join("atlas.json");
     if !main.is_file() {
         return Err(invalid("", format!("{} has no atlas.json", dir.display())));
     }
-    let mut manifest = parse_json(&read(&main)?, &main.display().to_string())?;
+    let text = read(&main, limits)?;
+    // The files together are held to `max_manifest_bytes` as well.
+    let mut total = text.len() as u64;
+    let mut manifest = parse_json(&text, &main.display().to_string(), &Base::ROOT, limits)?;
+    drop(text);
     for part in ["policies", "actions"] {
         for file in json_files(&dir.join(part))? {
             let shown = format!(
                 "{part}/{}",
                 file.file_name().unwrap_or_default().to_string_lossy()
             );
-            let Value::Array(items) = parse_json(&read(&file)?, &shown)? else {
+            let text = read(&file, limits)?;
+            total += text.len() as u64;
+            limits.check_file_size(&format!("{} with its part files", dir.display()), total)?;
+            let pointer = format!("/{part}");
+            let first_index = match manifest.get(part) {
+                Some(Value::Array(list)) => list.len(),
+                _ => 0,
+            };
+            let base = Base {
+                pointer: &pointer,
+                first_index,
+            };
+            let Value::Array(items) = parse_json(&text, &shown, &base, limits)? else {
                 return Err(invalid(
                     format!("/{part}"),
                     format!("{shown} must hold a JSON array"),

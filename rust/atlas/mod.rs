@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod id_grammar;
+pub mod limits;
 pub mod load;
 pub mod model;
 pub mod packs;
@@ -12,7 +13,9 @@ pub mod parts;
 pub mod pattern;
 pub mod policy;
 pub mod registry;
+pub mod text_depth;
 
+pub use limits::AtlasLimits;
 pub use model::{Action, Atlas};
 pub use policy::{Policy, RiskTier};
 pub use registry::{Registry, Snapshot};

@@ -9,8 +9,10 @@ use memchr::memmem::Finder;
 use serde_json::Value;
 
 use crate::atlas::id_grammar::is_plain_id;
+use crate::atlas::limits::too_large;
 use crate::atlas::model::{Block, ContextPack};
 use crate::atlas::parts::{check_id, items, tiers};
+use crate::error::CoreError;
 use crate::json::fields::{at, at_index, Faults};
 
 const PACK_KEYS: &[&str] = &[
@@ -24,7 +26,49 @@ const PACK_KEYS: &[&str] = &[
     "conditions",
 ];
 
-pub fn build_packs(v: Option<&Value>, base_dir: Option<&Path>, f: &mut Faults) -> Vec<ContextPack> {
+/// The context text an atlas may still take (`max_context_bytes`); the
+/// first pack past it is the error the build returns.
+pub struct ContextBudget {
+    max: u64,
+    used: u64,
+    pub over: Option<CoreError>,
+}
+
+impl ContextBudget {
+    pub fn new(max: u64) -> Self {
+        ContextBudget {
+            max,
+            used: 0,
+            over: None,
+        }
+    }
+
+    /// Takes `len` bytes for the text at `path`; false (and the error
+    /// kept) if that is past the limit.
+    fn take(&mut self, len: u64, path: &str) -> bool {
+        if self.over.is_some() {
+            return false;
+        }
+        self.used = self.used.saturating_add(len);
+        if self.used > self.max {
+            self.over = Some(too_large(
+                path,
+                &format!("the context of this atlas is more than {} bytes", self.max),
+                "max_context_bytes",
+                self.max,
+            ));
+            return false;
+        }
+        true
+    }
+}
+
+pub fn build_packs(
+    v: Option<&Value>,
+    base_dir: Option<&Path>,
+    budget: &mut ContextBudget,
+    f: &mut Faults,
+) -> Vec<ContextPack> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (path, m) in items(v, "/context_packs", f) {
@@ -50,15 +94,20 @@ pub fn build_packs(v: Option<&Value>, base_dir: Option<&Path>, f: &mut Faults) -
                 "a context pack has files or content, not both",
             ),
             (None, None) => f.add(path.clone(), "a context pack needs files or content"),
-            (None, Some(text)) => blocks.push(block(
-                id.to_string(),
-                content_type.unwrap_or("text/markdown"),
-                text,
-            )),
+            (None, Some(text)) => {
+                if budget.take(text.len() as u64, &at(&path, "content")) {
+                    blocks.push(block(
+                        id.to_string(),
+                        content_type.unwrap_or("text/markdown"),
+                        text,
+                    ));
+                }
+            }
             (Some(list), None) => {
                 let base = at(&path, "files");
                 for (i, file) in list.iter().enumerate() {
-                    if let Some(text) = read_context_file(file, base_dir, &at_index(&base, i), f) {
+                    let at_file = at_index(&base, i);
+                    if let Some(text) = read_context_file(file, base_dir, &at_file, budget, f) {
                         let ct = content_type.unwrap_or_else(|| content_type_of(file));
                         blocks.push(block(format!("{id}/{file}"), ct, &text));
                     }
@@ -104,6 +153,7 @@ fn read_context_file(
     file: &str,
     base_dir: Option<&Path>,
     path: &str,
+    budget: &mut ContextBudget,
     f: &mut Faults,
 ) -> Option<String> {
     let Some(base) = base_dir else {
@@ -137,6 +187,11 @@ fn read_context_file(
             path,
             format!("context file {file:?} escapes the atlas directory"),
         );
+        return None;
+    }
+    // The size on disk is taken before the file is read.
+    let len = std::fs::metadata(&real).map(|m| m.len()).unwrap_or(0);
+    if !budget.take(len, path) {
         return None;
     }
     match std::fs::read_to_string(&real) {

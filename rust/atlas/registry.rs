@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
+use crate::atlas::limits::AtlasLimits;
 use crate::atlas::model::Atlas;
 use crate::atlas::pattern::Pattern;
 use crate::error::{CoreError, Fault, Result};
@@ -216,16 +217,28 @@ fn compile(atlases: &[Arc<Atlas>]) -> Compiled {
     }
 }
 
-/// The set of loaded atlases.
+/// The set of loaded atlases, and the limits new ones are held to.
 #[derive(Default)]
 pub struct Registry {
     current: ArcSwap<Snapshot>,
     writer: Mutex<()>,
+    limits: ArcSwap<AtlasLimits>,
 }
 
 impl Registry {
     pub fn new() -> Self {
         Registry::default()
+    }
+
+    /// The limits atlases are loaded (and resolves are made) under.
+    #[inline]
+    pub fn limits(&self) -> AtlasLimits {
+        **self.limits.load()
+    }
+
+    /// Changes the limits; atlases loaded already stay loaded.
+    pub fn set_limits(&self, limits: AtlasLimits) {
+        self.limits.store(Arc::new(limits));
     }
 
     /// The current snapshot (cheap; hold it for the length of one resolve).

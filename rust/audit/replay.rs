@@ -74,6 +74,8 @@ const MAX_OPEN_EXECUTES: usize = 64;
 struct RecordedResolve {
     request: Recorded,
     evaluations: Vec<(String, String, String)>,
+    /// `context.injected`: block id and token count, in recorded order.
+    blocks: Vec<(String, i64)>,
     /// Order in which the request was read (for resolves never completed).
     opened: u64,
 }
@@ -164,6 +166,7 @@ impl<F: FnMut(ReplayedRequest)> Replayer<F> {
                 let open = RecordedResolve {
                     request: e,
                     evaluations: Vec::new(),
+                    blocks: Vec::new(),
                     opened: self.opened,
                 };
                 self.spans.insert(span, open);
@@ -189,6 +192,13 @@ impl<F: FnMut(ReplayedRequest)> Replayer<F> {
                 } else {
                     // An execute waiting for approval: its outcome is this.
                     self.close_execute(&e);
+                }
+            }
+            "context.injected" => {
+                if let Some(s) = self.spans.get_mut(e.span_id.as_str()) {
+                    let id = e.str("block_id").unwrap_or_default().to_string();
+                    let tokens = e.payload["token_count"].as_i64().unwrap_or(-1);
+                    s.blocks.push((id, tokens));
                 }
             }
             "carp.resolution.completed" => {
@@ -336,6 +346,8 @@ fn replay_one(
         limits,
         now: r.micros,
         trace_id: Uuid::nil(),
+        // A replay weighs what the trace recorded, however many.
+        max_candidate_actions: u64::MAX,
     };
     let res = match resolve(&input, &req) {
         Ok(res) => res,
@@ -376,6 +388,11 @@ fn replay_one(
                 p["denied_count"].clone(),
                 json!(res.evaluations.len() as u64 - allowed),
             );
+            check(
+                "context_block_count",
+                p["context_block_count"].clone(),
+                json!(res.blocks.len() as u64),
+            );
         }
         None => check("decision_type", Value::Null, json!(res.decision.as_str())),
     }
@@ -388,6 +405,26 @@ fn replay_one(
             &format!("policy.evaluated/{i}"),
             as_json(s.evaluations.get(i)),
             as_json(replayed.get(i)),
+        );
+    }
+    // The context given: the same blocks, in the same order, of the same size.
+    let blocks: Vec<(String, i64)> = res
+        .blocks
+        .iter()
+        .map(|b| {
+            let (block, _, _) = res.block(b);
+            (block.block_id.to_string(), block.token_estimate as i64)
+        })
+        .collect();
+    for i in 0..s.blocks.len().max(blocks.len()) {
+        let as_json = |b: Option<&(String, i64)>| {
+            b.map(|(id, tokens)| json!({"block_id": id, "token_count": tokens}))
+                .unwrap_or(Value::Null)
+        };
+        check(
+            &format!("context.injected/{i}"),
+            as_json(s.blocks.get(i)),
+            as_json(blocks.get(i)),
         );
     }
     out.matches = mism.is_empty();

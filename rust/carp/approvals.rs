@@ -42,6 +42,23 @@ impl GrantScope {
     }
 }
 
+/// Longest note accepted on a decision, in characters.
+pub const MAX_NOTE: usize = 1_000;
+
+/// A decision's note goes into its hashed event: at most `MAX_NOTE`
+/// characters, none of them a control character (line breaks included).
+pub fn check_note(note: Option<&str>) -> Result<()> {
+    let Some(n) = note else { return Ok(()) };
+    let fault = if n.chars().any(char::is_control) {
+        "must not contain control characters (line breaks, tabs, escapes)".to_string()
+    } else if n.chars().count() > MAX_NOTE {
+        format!("is longer than {MAX_NOTE} characters")
+    } else {
+        return Ok(());
+    };
+    Err(CoreError::invalid("INVALID_NOTE", "/note", fault))
+}
+
 /// An execution waiting for a human.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -228,6 +245,7 @@ impl Approvals {
         scope: GrantScope,
         now: Micros,
     ) -> Result<Decision> {
+        check_note(note)?;
         let mut inner = self.inner.lock();
         let map = &mut inner.by_id;
         let a = live(map, approval_id, now)?;
@@ -296,6 +314,7 @@ impl Approvals {
         note: Option<&str>,
         now: Micros,
     ) -> Result<(Decision, Vec<Pending>)> {
+        check_note(note)?;
         let mut inner = self.inner.lock();
         let map = &mut inner.by_id;
         let a = live(map, approval_id, now)?;
@@ -385,6 +404,49 @@ mod tests {
     }
 
     #[test]
+    fn a_note_is_bounded_and_has_no_control_characters() {
+        let a = Approvals::new(10);
+        a.open(id(1), id(1000), id(2001), 1_000, 0);
+        let long = "é".repeat(MAX_NOTE + 1);
+        for bad in [
+            long.as_str(),
+            "a\nb",
+            "tab\there",
+            "esc\u{1b}[0m",
+            "c1\u{85}",
+        ] {
+            let err = a.reject(&id(1), "ops", Some(bad), 1).unwrap_err();
+            assert_eq!((err.code(), err.path()), ("INVALID_NOTE", Some("/note")));
+            let err = a
+                .approve(
+                    &id(1),
+                    "ops",
+                    Some(bad),
+                    Some("x"),
+                    None,
+                    GrantScope::Resolution,
+                    1,
+                )
+                .unwrap_err();
+            assert_eq!(err.code(), "INVALID_NOTE");
+        }
+        // Nothing was decided by the refused calls.
+        let ok = "é".repeat(MAX_NOTE);
+        let d = a
+            .approve(
+                &id(1),
+                "ops",
+                Some(&ok),
+                Some("x"),
+                None,
+                GrantScope::Resolution,
+                1,
+            )
+            .unwrap();
+        assert_eq!(d.note.as_deref(), Some(ok.as_str()));
+    }
+
+    #[test]
     fn an_expired_approval_not_yet_dropped_answers_expired() {
         let a = Approvals::new(10);
         a.open(id(1), id(1000), id(2001), 1_000, 0);
@@ -396,3 +458,7 @@ mod tests {
         assert!(matches!(err, CoreError::ApprovalExpired(_)), "{err:?}");
     }
 }
+
+#[cfg(test)]
+#[path = "approvals_tests.rs"]
+mod more_tests;

@@ -136,7 +136,8 @@ impl Limits {
     }
 
     /// Checks every limit and, only if all have room, counts one execution
-    /// against each (atomically: concurrent callers never overshoot).
+    /// against each (atomically: concurrent callers never overshoot); a
+    /// counter listed twice (the same policy key and scope) counts once.
     /// On refusal returns the index of the limit that refused and why.
     pub fn acquire(
         &self,
@@ -154,8 +155,15 @@ impl Limits {
                 return Err((i, standing));
             }
         }
-        let mut taken = Vec::with_capacity(limits.len());
+        let mut taken: Vec<(Arc<str>, ScopeKey, Micros, f64, bool)> =
+            Vec::with_capacity(limits.len());
         for (p, key) in limits {
+            // One policy (atlas/policy id) listed twice, e.g. by the
+            // snapshot a resolution was issued under and the one loaded
+            // now: both versions were checked above; it counts once.
+            if taken.iter().any(|t| t.0 == p.key && &t.1 == key) {
+                continue;
+            }
             let c = counters
                 .entry((Arc::clone(&p.key), key.clone()))
                 .or_default();
@@ -267,5 +275,60 @@ impl SlidingWindow {
             }
             None => map.clear(),
         }
+    }
+}
+
+#[cfg(test)]
+#[path = "limits_tests.rs"]
+mod tests;
+
+/// The one policy listed by two atlas snapshots (a resolution's and the
+/// current one): both versions are checked, the counter counts once.
+#[cfg(test)]
+mod shared_counter_tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::{Limits, ScopeKey, Standing};
+    use crate::atlas::model::Atlas;
+    use crate::atlas::policy::Policy;
+
+    fn rate(max_calls: u64) -> Policy {
+        let manifest = json!({
+            "atlas_version": "1.0", "atlas_id": "org.test.shared", "version": "1.0.0",
+            "name": "Shared", "actions": [{"action_id": "api.call", "name": "Call"}],
+            "policies": [{
+                "policy_id": "rate", "type": "rate_limit", "actions": ["api.call"],
+                "parameters": {"max_calls": max_calls, "window_seconds": 60, "scope": "agent"},
+            }],
+        });
+        Atlas::build(Arc::new(manifest), None)
+            .unwrap()
+            .policies
+            .remove(0)
+    }
+
+    #[test]
+    fn a_policy_in_both_snapshots_counts_once_and_the_stricter_version_decides() {
+        let (then, now) = (rate(2), rate(3));
+        assert_eq!(then.key, now.key);
+        let limits = Limits::new();
+        let key = ScopeKey::of(crate::atlas::policy::Scope::Agent, Uuid::nil(), "agent-1");
+        let both = [(&then, key.clone()), (&now, key.clone())];
+        let t = 1_000_000;
+        let r = limits.acquire(&both, "api.call", t).unwrap();
+        assert_eq!(r.0.len(), 1, "counted once");
+        limits.acquire(&both, "api.call", t + 1).unwrap();
+        // Two calls in the window: the old version (2) refuses, the new (3) would not.
+        let (i, standing) = limits.acquire(&both, "api.call", t + 2).unwrap_err();
+        assert_eq!(i, 0);
+        assert!(matches!(standing, Standing::RateExceeded { .. }));
+        assert_eq!(
+            limits.standing(&now, &key, "api.call", t + 2),
+            Standing::Ok,
+            "the counter holds 2 calls, not 4"
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, LazyLock};
 use smallvec::SmallVec;
 use uuid::Uuid;
 
+use crate::atlas::limits::RESOLUTION_TOO_LARGE;
 use crate::atlas::model::DEFAULT_TTL_SECONDS;
 use crate::atlas::policy::{Limit, PolicyType, RiskTier};
 use crate::atlas::registry::{PolicyRef, Snapshot};
@@ -25,6 +26,9 @@ pub struct ResolveInput<'a> {
     pub limits: &'a Limits,
     pub now: Micros,
     pub trace_id: Uuid,
+    /// Candidate actions one resolve may weigh (`AtlasLimits`); more is
+    /// `RESOLUTION_TOO_LARGE`, so a response and its trace stay bounded.
+    pub max_candidate_actions: u64,
 }
 
 /// Few atlases are loaded at once: the candidate lists of a resolve stay
@@ -49,6 +53,29 @@ fn candidates(snap: &Snapshot, req: &CarpRequest) -> Result<AtlasList> {
             Ok(out)
         }
     }
+}
+
+/// `RESOLUTION_TOO_LARGE` when a request weighs more candidate actions than
+/// `max`, at what narrows it: its capabilities if it names some, else its
+/// atlas ids.
+fn check_size(n: usize, max: u64, req: &CarpRequest) -> Result<()> {
+    if n as u64 <= max {
+        return Ok(());
+    }
+    let path = if req.required_capabilities.is_some() {
+        "/task/required_capabilities"
+    } else {
+        "/atlas_ids"
+    };
+    Err(CoreError::invalid(
+        RESOLUTION_TOO_LARGE,
+        path,
+        format!(
+            "the request selects {n} candidate actions, more than one resolve weighs \
+             (limit max_candidate_actions = {max}); narrow it with atlas_ids or \
+             task.required_capabilities"
+        ),
+    ))
 }
 
 /// Candidate actions `(atlas, action)` in atlas then declaration order.
@@ -274,6 +301,7 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
     let snap: &Snapshot = &input.snapshot;
     let atlases = candidates(snap, req)?;
     let actions = candidate_actions(snap, &atlases, req)?;
+    check_size(actions.len(), input.max_candidate_actions, req)?;
     let mut in_candidates = SmallVec::from_elem(false, snap.atlases.len());
     for &a in &atlases {
         in_candidates[a as usize] = true;
@@ -340,3 +368,7 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
     }
     Ok(res)
 }
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod tests;

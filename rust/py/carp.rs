@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyBool, PyDict, PyString};
 
 use crate::atlas::model::Atlas;
 use crate::carp::request::{parse_request, CarpRequest, Operation};
@@ -18,7 +18,7 @@ use super::request_view::parse_direct;
 use super::resolution::Resolution;
 use super::runtime::{Detached, Runtime};
 use super::utf8;
-use super::value::to_value;
+use super::value::{atlas_to_value, to_value};
 
 fn atlas_info<'py>(py: Python<'py>, a: &Atlas) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -101,7 +101,7 @@ impl Runtime {
     ) -> PyResult<Bound<'py, PyDict>> {
         let rt = &self.0;
         let atlas = if source.is_instance_of::<PyDict>() {
-            let manifest = to_value(source, "ATLAS_INVALID").py()?;
+            let manifest = atlas_to_value(source, &rt.atlas_limits()).py()?;
             py.detach(|| rt.load_atlas_value(manifest, base_dir.as_deref(), replace))
                 .py()?
         } else {
@@ -109,6 +109,46 @@ impl Runtime {
             py.detach(|| rt.load_atlas_path(&path, replace)).py()?
         };
         atlas_info(py, &atlas)
+    }
+
+    /// The atlas limits, `{name: value}` in their documented order.
+    fn atlas_limits<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (name, value) in self.0.atlas_limits().pairs() {
+            d.set_item(name, value)?;
+        }
+        Ok(d)
+    }
+
+    /// Changes some atlas limits (`{name: int}`); the others keep their
+    /// values. All or nothing: an unknown name (told the closest known
+    /// one) or a value that is not an integer >= 1 changes none.
+    fn set_atlas_limits(&self, limits: &Bound<'_, PyDict>) -> PyResult<()> {
+        let mut next = self.0.atlas_limits();
+        for (k, v) in limits.iter() {
+            let name: String = k.extract().map_err(|_| {
+                to_py(CoreError::invalid(
+                    "INVALID_OPTION",
+                    "/atlas_limits",
+                    "atlas limit names must be strings",
+                ))
+            })?;
+            let value = if v.is_instance_of::<PyBool>() {
+                None
+            } else {
+                v.extract::<u64>().ok()
+            };
+            let Some(value) = value else {
+                return Err(to_py(CoreError::invalid(
+                    "INVALID_OPTION",
+                    crate::json::fields::at("/atlas_limits", &name),
+                    format!("{name} must be an integer >= 1"),
+                )));
+            };
+            next.set(&name, value).py()?;
+        }
+        self.0.set_atlas_limits(next);
+        Ok(())
     }
 
     fn unload_atlas(&self, atlas_id: &str) -> PyResult<()> {

@@ -12,6 +12,7 @@ mod execute;
 mod front;
 mod request_view;
 mod resolution;
+mod rows;
 mod runtime;
 mod sink;
 mod sqlite;
@@ -40,6 +41,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sqlite::SQLiteSink>()?;
     m.add("SQLITE_SESSION_COLUMNS", sqlite::session_columns(m.py())?)?;
     m.add_class::<timing::SlidingWindowRateLimiter>()?;
+    rows::register(m)?;
     m.add_function(wrap_pyfunction!(carp::check_request, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::diff_traces, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::reconstruct_trace, m)?)?;

@@ -58,8 +58,34 @@ fn to_py(err: SqliteError) -> PyErr {
     })
 }
 
-/// A statement parameter: None, int, float, str or bytes (bools are ints).
-fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+/// A batch of events as a store reads them: core events or JSON texts;
+/// `fault` turns an event the store cannot index into the caller's error.
+pub(super) fn read_batch(
+    events: &Bound<'_, PyAny>,
+    fault: fn(SqliteError) -> PyErr,
+) -> PyResult<Vec<StoreEvent>> {
+    let mut batch = Vec::with_capacity(events.len().unwrap_or(0));
+    for (i, e) in events.try_iter()?.enumerate() {
+        let e = e?;
+        if let Ok(core) = e.cast::<Event>() {
+            batch.push(StoreEvent::sealed(&core.get().0));
+        } else if let Ok(text) = e.cast::<PyString>() {
+            let event = StoreEvent::from_text(i, text.to_cow()?.into_owned());
+            batch.push(event.map_err(fault)?);
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "event {i} of the batch must be a core event or JSON text, not {}",
+                e.get_type().name()?
+            )));
+        }
+    }
+    Ok(batch)
+}
+
+/// An SQLite value from Python: None, int, float, str or bytes (bools are
+/// ints); `what` names the value in the error (a statement parameter, a
+/// session row's value).
+pub(super) fn sql_value(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
     if obj.is_none() {
         Ok(Value::Null)
     } else if obj.is_instance_of::<PyInt>() {
@@ -72,16 +98,30 @@ fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
         Ok(Value::Blob(b.as_bytes().to_vec()))
     } else {
         Err(PyTypeError::new_err(format!(
-            "a statement parameter must be None, int, float, str or bytes, not {}",
+            "{what} must be None, int, float, str or bytes, not {}",
             obj.get_type().name()?
         )))
     }
 }
 
+/// An SQLite value as a Python object.
+pub(super) fn py_value<'py>(py: Python<'py>, v: Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Integer(i) => i.into_pyobject(py)?.into_any(),
+        Value::Real(f) => f.into_pyobject(py)?.into_any(),
+        Value::Text(s) => s.into_pyobject(py)?.into_any(),
+        Value::Blob(b) => PyBytes::new(py, &b).into_any(),
+    })
+}
+
 fn to_values(params: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Value>> {
     match params {
         None => Ok(Vec::new()),
-        Some(p) => p.try_iter()?.map(|v| to_value(&v?)).collect(),
+        Some(p) => p
+            .try_iter()?
+            .map(|v| sql_value(&v?, "a statement parameter"))
+            .collect(),
     }
 }
 
@@ -90,15 +130,7 @@ fn to_list<'py>(py: Python<'py>, rows: Rows) -> PyResult<Bound<'py, PyList>> {
     for row in rows {
         let items = row
             .into_iter()
-            .map(|v| -> PyResult<Bound<'py, PyAny>> {
-                Ok(match v {
-                    Value::Null => py.None().into_bound(py),
-                    Value::Integer(i) => i.into_pyobject(py)?.into_any(),
-                    Value::Real(f) => f.into_pyobject(py)?.into_any(),
-                    Value::Text(s) => s.into_pyobject(py)?.into_any(),
-                    Value::Blob(b) => PyBytes::new(py, &b).into_any(),
-                })
-            })
+            .map(|v| py_value(py, v))
             .collect::<PyResult<Vec<_>>>()?;
         out.append(PyTuple::new(py, items)?)?;
     }
@@ -150,21 +182,7 @@ impl SQLiteDatabase {
 
     /// Stores a batch (core events and JSON texts) in one transaction.
     fn write_batch(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut batch = Vec::with_capacity(events.len().unwrap_or(0));
-        for (i, e) in events.try_iter()?.enumerate() {
-            let e = e?;
-            if let Ok(core) = e.cast::<Event>() {
-                batch.push(StoreEvent::sealed(&core.get().0));
-            } else if let Ok(text) = e.cast::<PyString>() {
-                let event = StoreEvent::from_text(i, text.to_cow()?.into_owned());
-                batch.push(event.map_err(to_py)?);
-            } else {
-                return Err(PyTypeError::new_err(format!(
-                    "event {i} of the batch must be a core event or JSON text, not {}",
-                    e.get_type().name()?
-                )));
-            }
-        }
+        let batch = read_batch(events, to_py)?;
         self.with(py, |db| db.write_batch(&batch))
     }
 

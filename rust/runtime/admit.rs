@@ -42,7 +42,7 @@ impl Runtime {
         out
     }
 
-    /// Checks §3 rules 2–4 (session, duplicate id, clock skew) and claims
+    /// Checks §3 rules 2–4 (session, its agent, duplicate id, clock skew) and claims
     /// the request id; the caller releases it if the operation fails.
     /// `now` is the runtime clock's reading for this request.
     pub(crate) fn admit(&self, req: &CarpRequest, now: Micros) -> Result<Arc<Session>> {
@@ -51,6 +51,7 @@ impl Runtime {
         if session.status() != SessionStatus::Active {
             return Err(CoreError::SessionEnded(req.session_id.to_string()));
         }
+        check_agent(req, &session)?;
         self.check_skew(req, now)?;
         if !session.claim_request(req.request_id) {
             return Err(CoreError::DuplicateRequest(req.request_id.to_string()));
@@ -75,5 +76,24 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+}
+
+/// The message of `AGENT_MISMATCH`; it names neither id.
+pub const AGENT_MISMATCH: &str = "the request's agent_id is not the session's agent";
+
+/// A request speaks for its session's agent only: one session cannot act,
+/// or spend an agent-scoped limit, as another agent. A plain comparison,
+/// no allocation unless it fails.
+#[inline]
+pub(crate) fn check_agent(req: &CarpRequest, session: &Session) -> Result<()> {
+    if *req.agent_id == *session.agent_id {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(
+            "AGENT_MISMATCH",
+            "/requester/agent_id",
+            AGENT_MISMATCH,
+        ))
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::atlas::limits::AtlasLimits;
 use crate::atlas::load::read_manifest;
 use crate::atlas::model::Atlas;
 use crate::atlas::registry::{Claims, Snapshot};
@@ -16,8 +17,18 @@ use crate::runtime::state::Runtime;
 impl Runtime {
     /// Loads an atlas from a manifest file or directory.
     pub fn load_atlas_path(&self, path: &Path, replace: bool) -> Result<Arc<Atlas>> {
-        let (manifest, base) = read_manifest(path)?;
+        let (manifest, base) = read_manifest(path, &self.registry.limits())?;
         self.build_and_load(manifest, Some(&base), replace)
+    }
+
+    /// The limits atlases are loaded and resolves made under.
+    pub fn atlas_limits(&self) -> AtlasLimits {
+        self.registry.limits()
+    }
+
+    /// Changes the atlas limits (atlases loaded already stay loaded).
+    pub fn set_atlas_limits(&self, limits: AtlasLimits) {
+        self.registry.set_limits(limits);
     }
 
     /// Builds an atlas; if its manifest has faults, adds those it has
@@ -29,7 +40,8 @@ impl Runtime {
         replace: bool,
     ) -> Result<Arc<Atlas>> {
         let manifest = Arc::new(manifest);
-        match Atlas::build(Arc::clone(&manifest), base_dir) {
+        let limits = self.registry.limits();
+        match Atlas::build_with(Arc::clone(&manifest), base_dir, &limits) {
             Ok(atlas) => self.registry.load(atlas, replace),
             Err(CoreError::AtlasInvalid(mut faults)) => {
                 for f in self.registry.claim_faults(&Claims::of(&manifest)) {

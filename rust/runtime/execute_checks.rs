@@ -7,8 +7,12 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::atlas::policy::{Limit, RiskTier, Scope};
-use crate::carp::applicable::applicable;
+use jsonschema::Validator;
+
+use crate::atlas::model::Action;
+use crate::atlas::policy::{Limit, Policy, RiskTier, Scope};
+use crate::atlas::registry::Snapshot;
+use crate::carp::applicable::{applicable, Applied};
 use crate::carp::approvals::{Gate, Pending};
 use crate::carp::execute::{idem_fingerprint, ExecError, Happened, Status};
 use crate::carp::limits::{ScopeKey, Standing};
@@ -78,32 +82,46 @@ impl Runtime {
                 wait,
             );
         }
-        // ...and still be, by the policies loaded now.
+        // ...and still be, by the policies loaded now AND by those of the
+        // snapshot the resolution was issued under: both must let it
+        // through, so the stricter answer wins. When nothing was loaded
+        // since (the same snapshot), the policies are looked at once.
         let snap = self.registry.snapshot();
         let Some(&(ai, xi)) = snap.compiled.actions.get(action_id) else {
+            let reason = format!(
+                "{action_id} was removed from the loaded atlases after resolution {} was issued",
+                resolution.resolution_id
+            );
             return ctx.deny(
                 "ACTION_NOT_ALLOWED",
                 "not_loaded",
-                &format!("{action_id} is no longer loaded"),
+                &reason,
                 json!({"action_id": action_id}),
                 None,
                 wait,
             );
         };
-        let mut in_candidates = vec![false; snap.atlases.len()];
-        for id in &resolution.echo.atlas_ids {
-            if let Some(&i) = snap.index.get(&**id) {
-                in_candidates[i as usize] = true;
-            }
-        }
         let risk = resolution
             .echo
             .risk_tier
             .unwrap_or(RiskTier::Low)
             .max(req.risk());
-        let applied = applicable(&snap, &in_candidates, ai, xi, risk, &req.agent_id);
-        if let Some(d) = applied.deny {
-            let p = snap.policy(d);
+        // Policies match, and agent-scoped limits count, by the session's
+        // agent: no request text chooses them.
+        let agent: &str = &session.agent_id;
+        let then_snap: &Snapshot = &resolution.snapshot;
+        let same = Arc::ptr_eq(&snap, &resolution.snapshot);
+        let candidates = &resolution.echo.atlas_ids;
+        let applied = applied_in(&snap, candidates, ai, xi, risk, agent);
+        let then = (!same)
+            .then(|| applied_in(then_snap, candidates, eval.atlas, eval.action, risk, agent));
+        let action = &snap.atlases[ai as usize].actions[xi as usize];
+        let then_action = resolution.action(&eval);
+        let denied = then
+            .as_ref()
+            .and_then(|t| t.deny.map(|d| then_snap.policy(d)))
+            .or_else(|| applied.deny.map(|d| snap.policy(d)));
+        if let Some(p) = denied {
             return ctx.deny(
                 "ACTION_NOT_ALLOWED",
                 &p.policy_id,
@@ -113,15 +131,10 @@ impl Runtime {
                 wait,
             );
         }
-        let action = &snap.atlases[ai as usize].actions[xi as usize];
-        let gate_policy: Option<Arc<str>> = applied
-            .approval
-            .map(|r| Arc::clone(&snap.policy(r).policy_id))
-            .or_else(|| {
-                action
-                    .requires_confirmation
-                    .then(|| Arc::from("requires_confirmation"))
-            });
+        let gate_policy: Option<Arc<str>> = then
+            .as_ref()
+            .and_then(|t| gate_of(then_snap, t, then_action))
+            .or_else(|| gate_of(&snap, &applied, action));
         let mut grant = None;
         if let Some(policy_id) = gate_policy {
             let Some(approval_id) = resolution.approval_id else {
@@ -170,7 +183,7 @@ impl Runtime {
                         .map(Begin::Answer);
                 }
             }
-        } else if applied.allow.is_none() {
+        } else if applied.allow.is_none() || then.as_ref().is_some_and(|t| t.allow.is_none()) {
             let reason = DEFAULT_DENY_REASON;
             return ctx.deny(
                 "ACTION_NOT_ALLOWED",
@@ -187,18 +200,21 @@ impl Runtime {
                     .restore(&p.approval_id, &p.action_id, &p.parameters_hash);
             }
         };
-        // Limits: checked and counted in one step.
-        let limits: Vec<_> = applied
-            .limits
+        // Limits of either snapshot, checked and counted in one step (a
+        // policy in both shares its counter and is counted once).
+        let key_of = |p: &Policy| {
+            let scope = match &p.limit {
+                Limit::Rate { scope, .. } | Limit::Budget { scope, .. } => *scope,
+                Limit::None => Scope::Global,
+            };
+            ScopeKey::of(scope, session.session_id, agent)
+        };
+        let then_limits = then.as_ref().map(|t| &t.limits[..]).unwrap_or_default();
+        let limits: Vec<(&Policy, ScopeKey)> = then_limits
             .iter()
-            .map(|&r| {
-                let p = snap.policy(r);
-                let scope = match &p.limit {
-                    Limit::Rate { scope, .. } | Limit::Budget { scope, .. } => *scope,
-                    Limit::None => Scope::Global,
-                };
-                (p, ScopeKey::of(scope, session.session_id, &req.agent_id))
-            })
+            .map(|&r| then_snap.policy(r))
+            .chain(applied.limits.iter().map(|&r| snap.policy(r)))
+            .map(|p| (p, key_of(p)))
             .collect();
         let reservation = match self.limits.acquire(&limits, action_id, now) {
             Ok(r) => r,
@@ -233,8 +249,9 @@ impl Runtime {
                 };
             }
         };
-        // Parameters against the compiled schema.
-        if let Some(validator) = &action.validator {
+        // Parameters against the schema the resolution was issued under and
+        // the one loaded now (once when it is the same compiled schema).
+        for validator in validators(then_action, action).into_iter().flatten() {
             let faults = schema_faults(validator, &parameters, "");
             if !faults.is_empty() {
                 self.limits.release(reservation);
@@ -297,6 +314,48 @@ impl Runtime {
             started: now,
         })))
     }
+}
+
+/// The policies of one snapshot that apply to an execution: those of the
+/// resolution's candidate atlases that snapshot holds.
+fn applied_in(
+    snap: &Snapshot,
+    candidates: &[Arc<str>],
+    atlas: u32,
+    action: u32,
+    risk: RiskTier,
+    agent: &str,
+) -> Applied {
+    let mut in_candidates = vec![false; snap.atlases.len()];
+    for id in candidates {
+        if let Some(&i) = snap.index.get(&**id) {
+            in_candidates[i as usize] = true;
+        }
+    }
+    applicable(snap, &in_candidates, atlas, action, risk, agent)
+}
+
+/// The approval gate one snapshot puts on an action, if any.
+fn gate_of(snap: &Snapshot, applied: &Applied, action: &Action) -> Option<Arc<str>> {
+    applied
+        .approval
+        .map(|r| Arc::clone(&snap.policy(r).policy_id))
+        .or_else(|| {
+            action
+                .requires_confirmation
+                .then(|| Arc::from("requires_confirmation"))
+        })
+}
+
+/// The parameter schemas an execution must pass: the action's as the
+/// resolution was issued, and as loaded now when that is another schema.
+pub(crate) fn validators<'a>(then: &'a Action, now: &'a Action) -> [Option<&'a Arc<Validator>>; 2] {
+    let first = then.validator.as_ref();
+    let second = now
+        .validator
+        .as_ref()
+        .filter(|v| first.is_none_or(|f| !Arc::ptr_eq(f, v)));
+    [first, second]
 }
 
 fn unreachable_ok() -> Result<Begin> {

@@ -51,6 +51,7 @@ impl Runtime {
             limits: &self.limits,
             now,
             trace_id: session.trace_id,
+            max_candidate_actions: self.registry.limits().max_candidate_actions,
         };
         let resolution = match resolve(&input, req) {
             Ok(r) => Arc::new(r),

@@ -8,6 +8,8 @@ use crate::carp::request::{parse_request, CarpRequest};
 use crate::carp::resolution::Outcome;
 use crate::error::{CoreError, Fault, Result};
 use crate::json::fields::schema_faults;
+use crate::runtime::admit::check_agent;
+use crate::runtime::execute_checks::validators;
 use crate::runtime::session::SessionStatus;
 use crate::runtime::state::{Runtime, Wait};
 use crate::trace::chain::SpanRef;
@@ -53,6 +55,7 @@ impl Runtime {
                 CoreError::SessionEnded(req.session_id.to_string()),
             ));
         }
+        check_agent(req, &session).map_err(|e| at("/requester/agent_id", e))?;
         // §3 rules 2 and 3, checked without claiming the request id.
         let now = self.now();
         self.check_skew(req, now)?;
@@ -105,14 +108,17 @@ impl Runtime {
                     ),
                 )
             })?;
-        // The schema execute would apply: the action as loaded now.
+        // The schemas execute would apply: the action as the resolution was
+        // issued and, if it was loaded again since, as loaded now.
+        let then = res.action(eval);
         let snap = self.snapshot();
-        let current = snap
+        let now_action = snap
             .compiled
             .actions
-            .get(&*res.action(eval).action_id)
-            .map(|&(a, x)| &snap.atlases[a as usize].actions[x as usize]);
-        if let Some(validator) = current.and_then(|a| a.validator.as_ref()) {
+            .get(&*then.action_id)
+            .map(|&(a, x)| &snap.atlases[a as usize].actions[x as usize])
+            .unwrap_or(then);
+        for validator in validators(then, now_action).into_iter().flatten() {
             let faults = schema_faults(validator, &exec.parameters, "/execution/parameters");
             if !faults.is_empty() {
                 return Err(CoreError::InvalidRequest(faults));

@@ -1,7 +1,8 @@
-//! The `sessions` table's rows and what a batch does to them: the same
-//! rules as `Store._apply_scanned` / `Store._apply_fields` in
-//! `python/cra/storage/base.py` (which the memory and JSON Lines stores
-//! keep), so that every store describes a session alike.
+//! The `sessions` table's rows and what a batch does to them: the one
+//! home of these rules. The SQLite writer (`sqlite::store`) applies them to
+//! the rows it reads from its file; the memory and JSON Lines stores to
+//! the rows they keep in Python (`cra._core.apply_session_rows`, through
+//! [`apply_batch`]), so that every store describes a session alike.
 
 use rusqlite::types::Value;
 
@@ -166,4 +167,28 @@ pub fn apply(
     row.last_sequence = Value::Integer(events[last].sequence);
     row.last_hash = events[last].event_hash(last)?;
     Ok(())
+}
+
+/// Applies a batch to its sessions' rows, sessions in order of first
+/// appearance: `stored(session id)` gives a session's row as kept (None:
+/// a new row, whose trace id is its first event's). Returns each row the
+/// batch changed, as it is after the batch, with the positions of its
+/// session's events; on an error nothing is returned, so a caller keeping
+/// rows changes none of them.
+pub fn apply_batch(
+    events: &[StoreEvent],
+    mut stored: impl FnMut(&str) -> SqliteResult<Option<SessionRow>>,
+) -> SqliteResult<Vec<(SessionRow, Vec<usize>)>> {
+    let sessions = by_session(events);
+    let special = events.iter().any(|e| is_row_event(&e.event_type));
+    let mut rows = Vec::with_capacity(sessions.len());
+    for (sid, at) in sessions {
+        let mut row = match stored(sid)? {
+            Some(row) => row,
+            None => SessionRow::new(sid, events[at[0]].trace_id(at[0])?),
+        };
+        apply(&mut row, events, &at, special)?;
+        rows.push((row, at));
+    }
+    Ok(rows)
 }

@@ -12,7 +12,7 @@ use rusqlite::{params, params_from_iter, Connection, ToSql, Transaction, Transac
 
 use crate::sqlite::error::{SqliteError, SqliteResult};
 use crate::sqlite::event::StoreEvent;
-use crate::sqlite::rows::{apply, by_session, is_row_event, SessionRow};
+use crate::sqlite::rows::{apply_batch, SessionRow};
 use crate::sqlite::schema::{self, Layout, ROWS_PER_INSERT, SESSION_COLUMNS};
 
 static SELECT_ROW: LazyLock<String> = LazyLock::new(|| {
@@ -127,29 +127,19 @@ fn write_in(
     events: &[StoreEvent],
 ) -> SqliteResult<()> {
     let fail = |e| SqliteError::from_sqlite(path, e);
-    let sessions = by_session(events);
-    let special = events.iter().any(|e| is_row_event(&e.event_type));
-    let mut rows = Vec::with_capacity(sessions.len());
-    for (sid, at) in &sessions {
-        let stored = {
-            let mut select = tx.prepare_cached(&SELECT_ROW).map_err(fail)?;
-            let mut found = select.query(params![sid]).map_err(fail)?;
-            match found.next().map_err(fail)? {
-                Some(r) => Some(SessionRow::from_sql(r).map_err(fail)?),
-                None => None,
-            }
-        };
-        let mut row = match stored {
-            Some(row) => row,
-            None => SessionRow::new(sid, events[at[0]].trace_id(at[0])?),
-        };
-        apply(&mut row, events, at, special)?;
-        rows.push(row);
-    }
+    let rows = apply_batch(events, |sid| {
+        let mut select = tx.prepare_cached(&SELECT_ROW).map_err(fail)?;
+        let mut found = select.query(params![sid]).map_err(fail)?;
+        match found.next().map_err(fail)? {
+            Some(r) => Ok(Some(SessionRow::from_sql(r).map_err(fail)?)),
+            None => Ok(None),
+        }
+    })?;
     match layout {
         Layout::Keyed => {
-            for (sid, _) in &sessions {
-                if !keys.contains_key(*sid) {
+            for (row, _) in &rows {
+                let sid = row.session_id.as_str();
+                if !keys.contains_key(sid) {
                     let key = key_of(tx, sid, created).map_err(fail)?;
                     keys.insert(sid.to_string(), key);
                 }
@@ -179,7 +169,7 @@ fn write_in(
         }
     }
     let mut replace = tx.prepare_cached(&REPLACE_ROW).map_err(fail)?;
-    for row in &rows {
+    for (row, _) in &rows {
         replace
             .execute(params_from_iter(row.to_sql()))
             .map_err(fail)?;

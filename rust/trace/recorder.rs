@@ -455,3 +455,7 @@ impl FlushThread {
         self.shared.changed.notify_all();
     }
 }
+
+#[cfg(test)]
+#[path = "recorder_tests.rs"]
+mod tests;

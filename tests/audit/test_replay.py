@@ -22,6 +22,7 @@ from audit_helpers import (
     write_atlas,
     write_trace,
 )
+from cra.analysis import ReplayReport
 from cra.errors import IntegrityError, NotFoundError
 from execute_helpers import Harness, code, ops_atlas
 
@@ -294,3 +295,62 @@ def test_an_empty_trace_replays_to_nothing() -> None:
     report = cra.replay([], [ops_atlas()])
     assert report.identical
     assert (report.requests, report.executions_counted) == ([], 0)
+
+
+# -- context blocks (issue 13, finding 7) ------------------------------------------------
+
+GUIDE = {"pack_id": "guide", "content": "Read this first."}
+NOTES = {"pack_id": "notes", "content": "Then these notes.", "priority": 5}
+
+
+def _recorded_with_context() -> list[cra.TRACEEvent]:
+    with Harness(ops_atlas(context_packs=[GUIDE, NOTES])) as h:
+        h.resolve()
+        h.rt.flush()
+        return h.events()
+
+
+def _context_mismatches(report: ReplayReport) -> list[dict[str, Any]]:
+    (req,) = report.requests
+    return [m for m in req.mismatches if m["field"].startswith("context")]
+
+
+def test_the_same_context_replays_identically() -> None:
+    events = _recorded_with_context()
+    injected = [e.payload["block_id"] for e in events if e.event_type == "context.injected"]
+    assert injected == ["notes", "guide"]
+    assert cra.replay(events, [ops_atlas(context_packs=[GUIDE, NOTES])]).identical
+
+
+def test_changed_context_content_is_a_difference() -> None:
+    events = _recorded_with_context()
+    longer = dict(GUIDE, content="Read this first, and then read it again twice over.")
+    report = cra.replay(events, [ops_atlas(context_packs=[longer, NOTES])])
+    assert not report.identical
+    assert _context_mismatches(report) == [
+        {
+            "field": "context.injected/1",
+            "recorded": {"block_id": "guide", "token_count": 4},
+            "replayed": {"block_id": "guide", "token_count": 13},
+        }
+    ]
+
+
+def test_changed_context_ids_and_order_are_differences() -> None:
+    events = _recorded_with_context()
+    renamed = dict(GUIDE, pack_id="handbook", priority=9)
+    report = cra.replay(events, [ops_atlas(context_packs=[renamed])])
+    assert not report.identical
+    assert _context_mismatches(report) == [
+        {"field": "context_block_count", "recorded": 2, "replayed": 1},
+        {
+            "field": "context.injected/0",
+            "recorded": {"block_id": "notes", "token_count": 5},
+            "replayed": {"block_id": "handbook", "token_count": 4},
+        },
+        {
+            "field": "context.injected/1",
+            "recorded": {"block_id": "guide", "token_count": 4},
+            "replayed": None,
+        },
+    ]

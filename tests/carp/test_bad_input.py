@@ -231,12 +231,16 @@ def test_session_id_errors_have_a_path_and_no_event(rt: cra.Runtime, sid: str) -
 
 
 def test_longest_accepted_strings(rt: cra.Runtime, sid: str) -> None:
-    req = request(rt, sid, "g" * 10_000)
-    req["requester"]["agent_id"] = "a" * 255
+    # A request speaks for its session's agent, so the longest agent id is
+    # the session's own.
+    long_sid = rt.create_session("a" * 255, "Work")
+    req = request(rt, long_sid, "g" * 10_000)
+    assert req["requester"]["agent_id"] == "a" * 255
     assert rt.resolve(req).decision.type == "partial"
     # Lengths are in characters, not bytes.
-    req = request(rt, sid, "é" * 10_000)
-    req["requester"]["agent_id"] = "ü" * 255
+    wide_sid = rt.create_session("ü" * 255, "Work")
+    req = request(rt, wide_sid, "é" * 10_000)
+    assert req["requester"]["agent_id"] == "ü" * 255
     rt.resolve(req)
     expect_error(rt, sid, request(rt, sid, "é" * 10_001), "/task/goal")
 

@@ -32,20 +32,17 @@ def test_session_lifecycle(a: httpx.Client) -> None:
     sid = s["session_id"]
     assert a.get(f"/v1/sessions/{sid}").json() == s
 
-    wanted = str(uuid.uuid4())
     child = a.post(
         "/v1/sessions",
-        json={
-            "agent_id": "agent-7",
-            "goal": "Sub-task",
-            "session_id": wanted,
-            "parent_session_id": sid,
-        },
+        json={"agent_id": "agent-7", "goal": "Sub-task", "parent_session_id": sid.upper()},
     )
-    assert child.status_code == 201 and child.json()["session_id"] == wanted
-    assert child.json()["parent_session_id"] == sid
-    again = {"agent_id": "agent-7", "goal": "Again", "session_id": wanted}
-    assert_error(a.post("/v1/sessions", json=again), 409, "SESSION_EXISTS")
+    assert child.status_code == 201 and child.json()["parent_session_id"] == sid
+    wanted = child.json()["session_id"]
+    # With keys the server mints every id: a chosen one is refused, whatever it is.
+    for chosen in (str(uuid.uuid4()), wanted, "not-a-uuid"):
+        again = {"agent_id": "agent-7", "goal": "Again", "session_id": chosen}
+        err = assert_error(a.post("/v1/sessions", json=again), 400, "SESSION_ID_NOT_ALLOWED")
+        assert err["details"]["path"] == "/session_id"
 
     listed = a.get("/v1/sessions", params={"status": "active", "limit": 10_000}).json()
     ids = [x["session_id"] for x in listed["sessions"]]
@@ -72,9 +69,15 @@ def test_session_request_faults(a: httpx.Client) -> None:
     assert err["details"]["path"] == "/agent_id"
     err = assert_error(a.post("/v1/sessions", json={"agent_id": "a", "goal": "g", "x": 1}), 400)
     assert err["details"]["path"] == "/x"
-    bad_id = {"agent_id": "a", "goal": "g", "session_id": "not-a-uuid"}
-    assert_error(a.post("/v1/sessions", json=bad_id), 400, "INVALID_REQUEST")
+    bad_parent = {"agent_id": "a", "goal": "g", "parent_session_id": "not-a-uuid"}
+    err = assert_error(a.post("/v1/sessions", json=bad_parent), 400, "INVALID_REQUEST")
+    assert err["details"]["path"] == "/parent_session_id"
     assert_error(a.get(f"/v1/sessions/{uuid.uuid4()}"), 404, "SESSION_NOT_FOUND")
+    for path in ("/v1/sessions/not-a-uuid", "/v1/traces/x", "/v1/traces/{x}/verify"):
+        err = assert_error(a.get(path), 400, "INVALID_REQUEST")
+        assert err["details"]["path"] == "/path/session_id"
+    err = assert_error(a.get("/v1/approvals", params={"session_id": "x"}), 400)
+    assert err["details"]["path"] == "/query/session_id"
     assert_error(a.get("/v1/sessions", params={"status": "sleeping"}), 400, "INVALID_REQUEST")
     assert_error(a.get("/v1/sessions", params={"limit": 0}), 400, "INVALID_REQUEST")
 
@@ -154,17 +157,13 @@ def test_execute_statuses(a: httpx.Client) -> None:
     assert_error(a.post("/v1/execute", json=gone), 404, "RESOLUTION_NOT_FOUND")
 
 
-def test_budget_is_429_without_retry_after(a: httpx.Client) -> None:
+def test_budget_is_429_without_retry_after(a: httpx.Client, approver: httpx.Client) -> None:
     agent = f"budget-{uuid.uuid4().hex[:8]}"  # the budget is per agent
     sid = new_session(a, agent)
     res = resolved(a, sid, "Refund the order", agent_id=agent)
-    grant = {
-        "decision": "grant",
-        "approver": "lead",
-        "action_id": "refund.issue",
-        "scope": "resolution",
-    }
-    assert a.post(f"/v1/approvals/{res['decision']['approval_id']}", json=grant).status_code == 200
+    grant = {"decision": "grant", "action_id": "refund.issue", "scope": "resolution"}
+    aid = res["decision"]["approval_id"]
+    assert approver.post(f"/v1/approvals/{aid}", json=grant).status_code == 200
     codes = []
     for i in range(4):
         body = execute_body(
@@ -180,7 +179,7 @@ def test_budget_is_429_without_retry_after(a: httpx.Client) -> None:
     assert r.json()["error"]["code"] == "BUDGET_EXCEEDED" and "retry-after" not in r.headers
 
 
-def test_approvals(a: httpx.Client) -> None:
+def test_approvals(a: httpx.Client, approver: httpx.Client) -> None:
     sid = new_session(a)
     res = resolved(a, sid)
     aid = res["decision"]["approval_id"]
@@ -190,29 +189,28 @@ def test_approvals(a: httpx.Client) -> None:
     waiting = a.get("/v1/approvals", params={"session_id": sid}).json()["approvals"]
     assert [(w["approval_id"], w["parameters"]) for w in waiting] == [(aid, params)]
 
-    assert_error(a.post(f"/v1/approvals/{aid}", json={"decision": "maybe", "approver": "x"}), 400)
-    assert_error(a.post(f"/v1/approvals/{aid}", json={"decision": "grant"}), 400)
-    only_grant = {"decision": "reject", "approver": "x", "scope": "resolution"}
-    assert_error(a.post(f"/v1/approvals/{aid}", json=only_grant), 400)
-    assert_error(
-        a.post(f"/v1/approvals/{uuid.uuid4()}", json={"decision": "grant", "approver": "x"}), 404
-    )
+    assert_error(approver.post(f"/v1/approvals/{aid}", json={"decision": "maybe"}), 400)
+    assert_error(approver.post(f"/v1/approvals/{aid}", json={"note": "x"}), 400)
+    only_grant = {"decision": "reject", "scope": "resolution"}
+    assert_error(approver.post(f"/v1/approvals/{aid}", json=only_grant), 400)
+    assert_error(approver.post(f"/v1/approvals/{aid}", json={"decision": "grant", "x": 1}), 400)
+    assert_error(approver.post(f"/v1/approvals/{uuid.uuid4()}", json={"decision": "grant"}), 404)
+    err = assert_error(approver.post("/v1/approvals/nope", json={"decision": "grant"}), 400)
+    assert err["details"]["path"] == "/path/approval_id"
 
-    r = a.post(f"/v1/approvals/{aid}", json={"decision": "grant", "approver": "lead", "note": "ok"})
+    r = approver.post(f"/v1/approvals/{aid.upper()}", json={"decision": "grant", "note": "ok"})
     assert r.status_code == 200
     granted = r.json()
-    assert (
-        granted["granted"] is True and granted["approver"] == "lead" and granted["scope"] == "once"
-    )
+    assert granted["granted"] is True and granted["approver"] == "lead"
+    assert granted["scope"] == "once" and granted["approval_id"] == aid
     body = execute_body(sid, res["resolution_id"], "refund.issue", params)
     done = a.post("/v1/execute", json=body)
     assert done.status_code == 200 and done.json()["result"] == {"order_id": "o-9", "refunded": 30}
     assert a.get("/v1/approvals", params={"session_id": sid}).json()["approvals"] == []
 
     res2 = resolved(a, sid)
-    r = a.post(
-        f"/v1/approvals/{res2['decision']['approval_id']}",
-        json={"decision": "reject", "approver": "lead"},
+    r = approver.post(
+        f"/v1/approvals/{res2['decision']['approval_id']}", json={"decision": "reject"}
     )
     assert r.status_code == 200 and r.json()["granted"] is False
     body = execute_body(sid, res2["resolution_id"], "refund.issue", params)
@@ -289,16 +287,19 @@ def test_verify_get_and_post(a: httpx.Client) -> None:
 
 
 # -- atlases ---------------------------------------------------------------------
-def test_atlas_management(a: httpx.Client) -> None:
+def test_atlas_management(a: httpx.Client, admin: httpx.Client) -> None:
+    """Atlas management, by an admin key (test_server_roles: only admins)."""
     atlas_id = f"org.test.inline{uuid.uuid4().hex[:6]}"
     assert SUPPORT in [x["atlas_id"] for x in a.get("/v1/atlases").json()["atlases"]]
-    r = a.post(
+    r = admin.post(
         "/v1/atlases",
         json=inline_atlas(atlas_id),
         headers={"Content-Type": "application/vnd.cra.atlas+json"},
     )
     assert r.status_code == 201 and r.json()["actions"] == ["note.read"]
-    assert_error(a.post("/v1/atlases", json=inline_atlas(atlas_id)), 409, "ATLAS_ALREADY_LOADED")
+    assert_error(
+        admin.post("/v1/atlases", json=inline_atlas(atlas_id)), 409, "ATLAS_ALREADY_LOADED"
+    )
 
     got = a.get(f"/v1/atlases/{atlas_id}", headers={"Accept": "application/vnd.cra.atlas+json"})
     assert (
@@ -306,30 +307,30 @@ def test_atlas_management(a: httpx.Client) -> None:
     )
     assert got.json()["version"] == "1.0.0"
 
-    r = a.put(f"/v1/atlases/{atlas_id}", json=inline_atlas(atlas_id, "1.1.0"))
+    r = admin.put(f"/v1/atlases/{atlas_id}", json=inline_atlas(atlas_id, "1.1.0"))
     assert r.status_code == 200 and r.json()["version"] == "1.1.0"
     assert a.get(f"/v1/atlases/{atlas_id}").json()["version"] == "1.1.0"
     other = f"{atlas_id}.two"
     second = inline_atlas(other, action_id="memo.read")
-    assert a.put(f"/v1/atlases/{other}", json=second).status_code == 201
-    err = assert_error(a.put(f"/v1/atlases/{atlas_id}", json=second), 400)
+    assert admin.put(f"/v1/atlases/{other}", json=second).status_code == 201
+    err = assert_error(admin.put(f"/v1/atlases/{atlas_id}", json=second), 400)
     assert err["details"]["path"] == "/atlas_id"
     err = assert_error(
-        a.post("/v1/atlases", json={"atlas_version": "1.0", "atlas_id": "Bad"}),
+        admin.post("/v1/atlases", json={"atlas_version": "1.0", "atlas_id": "Bad"}),
         400,
         "ATLAS_INVALID",
     )
     assert err["details"]["errors"]
     with_file = inline_atlas(f"{atlas_id}.file", action_id="file.read")
     with_file["context_packs"] = [{"pack_id": "p", "name": "P", "files": ["../../etc/passwd"]}]
-    assert_error(a.post("/v1/atlases", json=with_file), 400, "ATLAS_INVALID")
+    assert_error(admin.post("/v1/atlases", json=with_file), 400, "ATLAS_INVALID")
 
     sid = new_session(a)
     res = resolved(a, sid, "Read the notes", atlas_ids=[atlas_id])
     assert [x["action_id"] for x in res["allowed_actions"]] == ["note.read"]
 
     for aid in (atlas_id, other):
-        assert a.delete(f"/v1/atlases/{aid}").status_code == 204
+        assert admin.delete(f"/v1/atlases/{aid}").status_code == 204
         assert_error(a.get(f"/v1/atlases/{aid}"), 404, "ATLAS_NOT_FOUND")
-    assert_error(a.delete(f"/v1/atlases/{atlas_id}"), 404, "ATLAS_NOT_FOUND")
+    assert_error(admin.delete(f"/v1/atlases/{atlas_id}"), 404, "ATLAS_NOT_FOUND")
     assert_error(a.post("/v1/resolve", json=resolve_body(sid, atlas_ids=[atlas_id])), 404)

@@ -118,7 +118,7 @@ def test_sigterm_under_load_flushes_every_trace(tmp_path: Path) -> None:
             assert c.get(f"/v1/traces/{sid}/verify").json()["valid"] is True
             assert c.get(f"/v1/sessions/{sid}").json()["session_id"] == sid
             dup = {"agent_id": "x", "goal": "g", "session_id": sid}
-            assert_error(c.post("/v1/sessions", json=dup), 409, "SESSION_EXISTS")
+            assert_error(c.post("/v1/sessions", json=dup), 400, "SESSION_ID_NOT_ALLOWED")
         with again.client(KEY_B) as c:
             assert_error(c.get(f"/v1/traces/{sid}"), 404, "SESSION_NOT_FOUND")
     finally:

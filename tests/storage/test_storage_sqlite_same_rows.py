@@ -1,10 +1,11 @@
-"""The Rust writer of SQLiteStore (the flush thread's native sink, and
-`write_batch` called directly with core events, dicts or JSON text) leaves
-the rows the store's Python rules make (issue 5): the sessions table as
-`Store._apply_scanned` keeps it (a MemoryStore fed the same batches is the
-reference), and the events table with every event's text, for a generated
+"""Every store describes a session alike: the session-row rules live once,
+in the core (`rust/sqlite/rows.rs`), and the SQLite store (its native sink,
+and `write_batch` called directly with core events, dicts or JSON text),
+the memory store and the JSON Lines store (fed the same batches, and
+reopened from its files after a restart) leave identical session rows, and
+the SQLite store's events table holds every event's text, for a generated
 mix of sessions interleaved in multi-session batches, started and ended
-mid-batch, continued by a second runtime after the store was reopened and
+mid-batch, continued by a second runtime after the stores were reopened and
 trimmed by retention.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 import cra
 import pytest
 from conftest import ListSink
-from cra.storage import MemoryStore, SQLiteStore
+from cra.storage import JSONLStore, MemoryStore, SQLiteStore
 from test_storage_sqlite import SCHEMA_V0
 
 
@@ -67,14 +68,15 @@ def _play(rt: cra.Runtime, rng: random.Random, sids: list[str], steps: int) -> N
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_native_writes_leave_the_rows_of_the_python_rules(tmp_path: Path, seed: int) -> None:
+def test_every_store_leaves_the_same_session_rows(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     path = tmp_path / "store.db"
     reference = MemoryStore()
+    jsonl = JSONLStore(tmp_path / "jsonl")
 
     # A first runtime: the flush thread writes the store natively.
     store = SQLiteStore(path)
-    with cra.Runtime(sinks=[reference, store]) as rt:
+    with cra.Runtime(sinks=[reference, store, jsonl]) as rt:
         open_sids = [rt.create_session("agent-0", "first")]
         _play(rt, rng, open_sids, 1_500)
         for sid in open_sids[:2]:
@@ -82,15 +84,22 @@ def test_native_writes_leave_the_rows_of_the_python_rules(tmp_path: Path, seed: 
         open_sids = open_sids[2:]
         assert rt.flush(timeout=30)
     store.close()
+    jsonl.close()
+    assert JSONLStore(tmp_path / "jsonl")._rows == reference._rows
 
-    # Restart: the store reopened, retention, the open sessions continued.
+    # Restart: the stores reopened, retention, the open sessions continued.
     store = SQLiteStore(path)
+    jsonl = JSONLStore(tmp_path / "jsonl")
     assert store.retention(max_events=40) == reference.retention(max_events=40) > 0
-    with cra.Runtime(sinks=[reference, store]) as rt:
+    assert jsonl.retention(max_events=40) > 0
+    jsonl.close()
+    jsonl = JSONLStore(tmp_path / "jsonl")  # rows from the cut files and their anchors
+    assert jsonl.sessions() == reference.sessions()
+    with cra.Runtime(sinks=[reference, store, jsonl]) as rt:
         for sid in open_sids:
             assert store.resume(rt, sid) == sid
         _play(rt, rng, open_sids, 1_000)
-    assert store.sessions() == reference.sessions()
+    assert store.sessions() == reference.sessions() == jsonl.sessions()
 
     # Events sealed elsewhere, written directly as core events, dicts and JSON text.
     capture = ListSink()
@@ -112,10 +121,13 @@ def test_native_writes_leave_the_rows_of_the_python_rules(tmp_path: Path, seed: 
     for batch in batches:
         store.write_batch(batch)
         reference.write_batch(batch)
+        jsonl.write_batch(batch)
     store.close()
+    jsonl.close()
 
     sessions, events = _file_rows(path)
-    assert sessions == {sid: row for sid, row in reference._rows.items()}
+    assert sessions == {sid: row for sid, row in reference._rows.items()} == jsonl._rows
+    assert JSONLStore(tmp_path / "jsonl")._rows == jsonl._rows
     assert events == _reference_rows(reference)
     assert {r["status"] for r in sessions.values()} == {"active", "ended"}
     assert any(r["first_sequence"] > 0 for r in sessions.values())

@@ -73,7 +73,15 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--port", type=int, help="port (CRA_PORT, default 8420)")
     p.add_argument("--atlas-dir", help="load every atlas in this directory (CRA_ATLAS_DIR)")
     p.add_argument("--store", help=f"SQLite trace store (CRA_STORE, default {DEFAULT_STORE})")
-    p.add_argument("--api-keys", help="comma-separated API keys (CRA_API_KEYS)")
+    p.add_argument(
+        "--api-keys",
+        help="comma-separated NAME:ROLE:KEY entries, ROLE being agent, approver or admin; "
+        "a bare KEY is an agent key (CRA_API_KEYS)",
+    )
+    p.add_argument(
+        "--api-keys-file",
+        help="JSON or TOML file of {name, role, sha256} keys (CRA_API_KEYS_FILE)",
+    )
     p.add_argument("--max-body-bytes", type=int, help="body limit (CRA_MAX_BODY_BYTES, 1 MiB)")
     p.add_argument("--hash", dest="hash_algorithm", help="sha256 or blake3 (CRA_HASH)")
     p.add_argument(

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from .keys import ApiKey, KeySpecError, combine, load_key_file, parse_entries
+
 __all__ = ["DEFAULT_STORE", "ServerConfig"]
 
 DEFAULT_STORE = os.path.join("cra-traces", "cra.db")
@@ -28,8 +30,11 @@ class ServerConfig:
     atlas_dir: Optional[str] = None
     #: The SQLite file every sealed event goes to (`:memory:` for none on disk).
     store: str = DEFAULT_STORE
-    #: With keys, every endpoint but `/v1/health` needs one.
+    #: With keys, every endpoint but `/v1/health` needs one. Each entry is
+    #: `NAME:ROLE:KEY` or a bare `KEY` (an agent key; see `cra.server.keys`).
     api_keys: Tuple[str, ...] = field(default=(), repr=False)
+    #: A JSON or TOML file of `{name, role, sha256}` keys (digests only).
+    api_keys_file: Optional[str] = None
     #: Request bodies larger than this are refused with 413.
     max_body_bytes: int = 1 << 20
     hash_algorithm: str = "sha256"
@@ -79,11 +84,27 @@ class ServerConfig:
             raise ValueError("the shutdown timeout cannot be negative")
         if any(not k for k in self.api_keys):
             raise ValueError("an API key cannot be empty")
+        self.keys()
         return self
+
+    def keys(self) -> Tuple[ApiKey, ...]:
+        """The configured keys (entries, then the key file's); raises
+        ValueError, in one line that never holds a key, for a bad entry, a
+        bad file, or two entries with one key or one name."""
+        entries = parse_entries(self.api_keys)
+        from_file = load_key_file(self.api_keys_file) if self.api_keys_file else []
+        return tuple(key for _, key in combine(entries, from_file))
 
 
 def _keys(text: str) -> Tuple[str, ...]:
-    return tuple(k.strip() for k in text.split(",") if k.strip())
+    entries = tuple(k.strip() for k in text.split(",") if k.strip())
+    parse_entries(entries)  # a bad entry is refused where it was given
+    return entries
+
+
+def _key_file(text: str) -> str:
+    load_key_file(text)
+    return text
 
 
 def _skew(text: str) -> Optional[float]:
@@ -100,6 +121,7 @@ _ENV: Dict[str, Tuple[str, Callable[[str], Any]]] = {
     "atlas_dir": ("CRA_ATLAS_DIR", str),
     "store": ("CRA_STORE", str),
     "api_keys": ("CRA_API_KEYS", _keys),
+    "api_keys_file": ("CRA_API_KEYS_FILE", _key_file),
     "max_body_bytes": ("CRA_MAX_BODY_BYTES", int),
     "hash_algorithm": ("CRA_HASH", str),
     "clock_skew_seconds": ("CRA_CLOCK_SKEW", _skew),
@@ -115,5 +137,7 @@ _ENV: Dict[str, Tuple[str, Callable[[str], Any]]] = {
 def _parse(source: str, text: str, parse: Callable[[str], Any]) -> Any:
     try:
         return parse(text)
+    except KeySpecError as e:  # names the entry, never echoes the keys
+        raise ValueError(f"{source}: {e}") from None
     except ValueError:
         raise ValueError(f"{source}: cannot read {text!r}") from None

@@ -5,7 +5,7 @@ dependency solving cost more CPU than the resolve itself: on the 2-core
 bench machine the server spends about 150 µs per resolve on this path and
 about 300 µs on the FastAPI route (docs/DEV_LOG.md, 2026-11-22). This ASGI
 middleware answers that one operation directly, with the same functions as
-the route (the API-key check, `read_json`, `resolve_answer`, `render` for
+the route (the API-key and role checks, `read_json`, `resolve_answer`, `render` for
 errors), so the two cannot drift, and a test holds their answers equal; the
 route stays the documented one and serves when the fast path is off
 (`ServerConfig.fast_resolve = False`, `CRA_FAST_RESOLVE=0`). An exception it
@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import CraError
+from .auth import AGENT, require_role
 from .body import CARP, negotiate, read_json
 from .errors import INPUT_ERRORS, input_error, render, request_id_of
 from .routes.carp import resolve_answer
@@ -45,7 +46,7 @@ class FastResolve:
         st = self.state
         headers = Headers(scope=scope)
         try:
-            caller = st.keys.identify_headers(headers)
+            caller = require_role(st.keys.identify_headers(headers), AGENT)
             body = await read_json(headers, receive, st.config.max_body_bytes)
             text = resolve_answer(st, body, caller)
             status, media = 200, negotiate(headers, CARP)

@@ -21,7 +21,8 @@ _WHAT = {
     204: "Done; no body",
     400: "The request is invalid (error body)",
     401: "No API key, or an unknown one (error body)",
-    403: "Denied by policy (execute answer)",
+    403: "Denied by policy (execute answer), or the key's role may not do this "
+    "(ROLE_FORBIDDEN, error body)",
     404: "Not found, or not visible to this key (error body)",
     409: "Conflict: duplicate request, idempotency key reused, atlas already loaded, session id taken",
     410: "Gone: the session ended or expired, or the resolution expired (error body)",
@@ -30,6 +31,7 @@ _WHAT = {
     422: "Parameters do not match the action's schema (execute answer)",
     429: "Rate limit or budget exhausted (execute answer)",
     502: "The executor failed or there is none (execute answer)",
+    503: "The new session's owner could not be recorded; the session was ended (error body)",
 }
 
 #: What every operation with a JSON body may also answer.

@@ -18,7 +18,7 @@ from fastapi import Request
 from ..errors import CraError, NotFoundError
 from ..runtime import Runtime
 from ..storage import SQLiteStore
-from .auth import KeyRing
+from .auth import KeyRing, Principal
 from .config import ServerConfig
 from .hub import StreamHub
 from .owners import Owners
@@ -37,7 +37,7 @@ class ServerState:
         self, config: ServerConfig, executors: Optional[Mapping[str, Executor]] = None
     ) -> None:
         self.config = config.validated()
-        self.keys = KeyRing(config.api_keys)
+        self.keys = KeyRing(config.keys())
         self.store = SQLiteStore(config.store)
         self.owners = Owners(config.store)
         self.hub = StreamHub(self.owners)
@@ -61,10 +61,16 @@ class ServerState:
             raise
 
     # -- who may see what --------------------------------------------------
-    def require_session(self, session_id: str, caller: Optional[str], path: str = "") -> None:
-        """404 unless the caller's key created the session (no keys: anyone)."""
-        if caller is not None and self.owners.owner(session_id) != caller:
+    def require_session(self, session_id: str, caller: Principal, path: str = "") -> None:
+        """404 unless the caller may see the session: an agent key only its
+        own (a canonical id, `cra.server.ids`); approvers, admins and the
+        anonymous caller of a server without keys, any."""
+        if not caller.sees_all and self.owners.owner(session_id) != caller.key_id:
             raise self.not_found(session_id, path)
+
+    def visible(self, session_id: str, caller: Principal) -> bool:
+        """True if `require_session` would let the caller see the session."""
+        return caller.sees_all or self.owners.owner(session_id) == caller.key_id
 
     @staticmethod
     def not_found(session_id: str, path: str = "") -> NotFoundError:

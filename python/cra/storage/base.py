@@ -1,5 +1,6 @@
 """`Store`: the queries, verification, export and resume every store
-answers, and the session-row bookkeeping they share."""
+answers; `RowsInMemory`: the stores that keep their session rows in Python
+(their rules are the core's, `rust/sqlite/rows.rs`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import _core
 from ..errors import ExpiredError, NotFoundError
-from ..trace import ChainVerification
-from .common import ROW_EVENTS, ZEROS, PathLike, Row, atomic_write
+from ..trace import ChainVerification, TRACEEvent
+from .common import PathLike, atomic_write, for_core
 
 
 class Store(ABC):
@@ -130,106 +131,23 @@ class Store(ABC):
         )
         return resumed
 
-    @staticmethod
-    def _new_row(e: Dict[str, Any]) -> Dict[str, Any]:
-        return {
-            "session_id": e["session_id"],
-            "trace_id": e["trace_id"],
-            "root_span_id": None,
-            "agent_id": None,
-            "goal": None,
-            "status": "active",
-            "started_at": None,
-            "ended_at": None,
-            "event_count": 0,
-            "first_sequence": 0,
-            "anchor_hash": ZEROS,
-            "last_sequence": -1,
-            "last_hash": ZEROS,
-        }
-
-    @staticmethod
-    def _new_row_for(session_id: str, source: Any) -> Dict[str, Any]:
-        """`_new_row` for a scanned event (see `scan`)."""
-        if isinstance(source, dict):
-            return Store._new_row(source)
-        return Store._new_row({"session_id": session_id, "trace_id": source.trace_id})
-
-    @staticmethod
-    def _apply_scanned(
-        rows: List[Row], sources: List[Any], row_of: Callable[[str, Any], Dict[str, Any]]
-    ) -> None:
-        """`_apply` for each scanned event (see `scan`), in order, to the row
-        `row_of(session id, source)` gives. Only the events that change more
-        than the counters (a session's first, `session.started`,
-        `session.ended`) are decoded; counters and the last hash are set once
-        per session and batch."""
-        if not rows:
-            return
-        sids = [r[0] for r in rows]
-        first = sids[0]
-        positions: Dict[str, Any]
-        if sids.count(first) == len(sids):  # one session: the usual batch
-            positions = {first: range(len(rows))}
-        else:
-            positions = {}
-            for i, sid in enumerate(sids):
-                at = positions.get(sid)
-                if at is None:
-                    positions[sid] = [i]
-                else:
-                    at.append(i)
-        types = [r[2] for r in rows]
-        special = any(t in types for t in ROW_EVENTS)
-        for sid, at in positions.items():
-            row = row_of(sid, sources[at[0]])
-            for i in at if special else at[:1]:
-                if types[i] in ROW_EVENTS or (i == at[0] and row["started_at"] is None):
-                    source = sources[i]
-                    Store._apply_fields(
-                        row, source if isinstance(source, dict) else json.loads(rows[i][3])
-                    )
-            row["event_count"] += len(at)
-            row["last_sequence"] = rows[at[-1]][1]
-            source = sources[at[-1]]
-            row["last_hash"] = (
-                source["event_hash"] if isinstance(source, dict) else source.event_hash
-            )
-
-    @staticmethod
-    def _apply(row: Dict[str, Any], e: Dict[str, Any]) -> None:
-        row["event_count"] += 1
-        row["last_sequence"] = e["sequence"]
-        row["last_hash"] = e["event_hash"]
-        Store._apply_fields(row, e)
-
-    @staticmethod
-    def _apply_fields(row: Dict[str, Any], e: Dict[str, Any]) -> None:
-        """What an event changes in its session's row besides the counters."""
-        if e["event_type"] == "session.started":
-            row["root_span_id"] = e["span_id"]
-            row["agent_id"] = e["payload"].get("agent_id")
-            row["goal"] = e["payload"].get("goal")
-            row["started_at"] = e["timestamp"]
-        elif e["event_type"] == "session.ended":
-            row["status"] = "ended"
-            row["ended_at"] = e["timestamp"]
-        if row["started_at"] is None:
-            row["started_at"] = e["timestamp"]
-
 
 class RowsInMemory(Store):
     """A store that keeps its session rows in memory (`_rows`, guarded by
-    `_lock`): the memory and JSON Lines stores."""
+    `_lock`): the memory and JSON Lines stores. What a batch does to the
+    rows is the core's rule (`rust/sqlite/rows.rs`, the SQLite writer's
+    too), applied once per batch."""
 
     _lock: threading.Lock
     _rows: Dict[str, Dict[str, Any]]
 
-    def _row_of(self, session_id: str, source: Any) -> Dict[str, Any]:
-        row = self._rows.get(session_id)
-        if row is None:
-            row = self._rows[session_id] = self._new_row_for(session_id, source)
-        return row
+    def _apply_batch(
+        self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]
+    ) -> List[Tuple[str, List[str]]]:
+        """Applies a batch to `_rows` (call with `_lock` held), all of it or
+        none of it, and returns its events' JSON texts by session, sessions
+        in order of first appearance, texts in batch order."""
+        return _core.apply_session_rows(self._rows, for_core(events))
 
     def _session_rows(self) -> Dict[str, Dict[str, Any]]:
         with self._lock:

@@ -1,5 +1,5 @@
-"""What the stores share below the `Store` class: reading a batch's events
-once (`scan`), the retention rule that keeps each chain's anchor, and
+"""What the stores share below the `Store` class: a batch as the core takes
+it (`for_core`), the retention rule that keeps each chain's anchor, and
 atomic file writes."""
 
 from __future__ import annotations
@@ -8,57 +8,29 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..trace import TRACEEvent
 
 PathLike = Union[str, "os.PathLike[str]"]
-ZEROS = "0" * 64
 
 
-def as_json(e: Union[TRACEEvent, Dict[str, Any], str]) -> str:
-    if isinstance(e, TRACEEvent):
-        return e.to_json()
-    if isinstance(e, str):
-        return e
-    return json.dumps(e)
+def _one_for_core(e: Union[TRACEEvent, Dict[str, Any], str]) -> Any:
+    core = getattr(e, "_e", None)
+    if core is not None:
+        return core
+    return e if isinstance(e, str) else json.dumps(e)
 
 
-#: Event types that change more of a session row than its counters (`Store._apply`).
-ROW_EVENTS = frozenset({"session.started", "session.ended"})
-
-#: One event as the stores index it (and the SQLite events table holds it):
-#: session id, sequence, event type, JSON text.
-Row = Tuple[str, int, str, str]
-
-
-def scan(
-    events: Sequence[Union[TRACEEvent, Dict[str, Any], str]],
-) -> Tuple[List[Row], List[Any]]:
-    """The indexed fields of each event, and where the rest is read from (the
-    core event of a `TRACEEvent`, else the decoded dict). A `TRACEEvent`
-    (what the flush thread hands a sink) is read through its core object
-    without parsing its JSON; dicts and JSON text are decoded."""
+def for_core(events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> List[Any]:
+    """A batch as the core's writers take it (`_core.SQLiteDatabase.write_batch`,
+    `_core.apply_session_rows`): the core event of a `TRACEEvent` (read
+    without parsing its JSON), else JSON text (a dict is written as
+    `json.dumps` makes it)."""
     try:
-        cores = [e._e for e in events]  # type: ignore[union-attr]
+        return [e._e for e in events]  # type: ignore[union-attr]
     except AttributeError:
-        cores = None
-    if cores is not None:
-        rows = [(c.session_id, c.sequence, c.event_type, c.to_json()) for c in cores]
-        return rows, cores
-    rows = []
-    sources: List[Any] = []
-    for e in events:
-        if isinstance(e, TRACEEvent):
-            c = e._e
-            rows.append((c.session_id, c.sequence, c.event_type, c.to_json()))
-            sources.append(c)
-        else:
-            text = as_json(e)
-            d = json.loads(text)
-            rows.append((d["session_id"], d["sequence"], d["event_type"], text))
-            sources.append(d)
-    return rows, sources
+        return [_one_for_core(e) for e in events]
 
 
 def _age_cutoff(max_age_seconds: float) -> str:

@@ -9,9 +9,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from .. import _core
 from ..trace import TRACEEvent
 from .base import RowsInMemory
-from .common import PathLike, apply_retention, atomic_write, scan
+from .common import PathLike, apply_retention, atomic_write
 
 #: What `<id>.anchor.json` keeps of a session whose chain retention cut.
 _ANCHOR_KEYS = (
@@ -59,16 +60,17 @@ class JSONLStore(RowsInMemory):
             # A chain cut by retention: what the dropped events said about the
             # session (its start, agent, goal, root span) starts the row.
             a = json.loads(anchor.read_text(encoding="utf-8"))
-            row = self._new_row({"session_id": sid, "trace_id": a.get("trace_id")})
+            row = _core.new_session_row(sid, a.get("trace_id"))
             row.update({k: a[k] for k in _ANCHOR_KEYS if k in a})
             row["last_sequence"], row["last_hash"] = row["first_sequence"] - 1, row["anchor_hash"]
             self._rows[sid] = row
-        for line in data.decode("utf-8").splitlines():
-            if line.strip():
-                d = json.loads(line)
-                row = self._rows.setdefault(d["session_id"], self._new_row(d))
-                row["trace_id"] = row["trace_id"] or d["trace_id"]
-                self._apply(row, d)
+        lines = [line for line in data.decode("utf-8").splitlines() if line.strip()]
+        if lines:
+            # The file's events as one batch (they are in sequence order).
+            self._apply_batch(lines)
+            kept = self._rows.get(sid)
+            if kept is not None and kept["trace_id"] is None:  # an anchor without it
+                kept["trace_id"] = json.loads(lines[0])["trace_id"]
 
     def _handle(self, session_id: str) -> Any:
         f = self._files.pop(session_id, None)
@@ -80,13 +82,8 @@ class JSONLStore(RowsInMemory):
         return f
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        rows, sources = scan(events)
-        by_session: Dict[str, List[str]] = {}
         with self._lock:
-            self._apply_scanned(rows, sources, self._row_of)
-            for r in rows:
-                by_session.setdefault(r[0], []).append(r[3])
-            for sid, texts in by_session.items():
+            for sid, texts in self._apply_batch(events):
                 f = self._handle(sid)
                 f.write("\n".join(texts) + "\n")
                 f.flush()

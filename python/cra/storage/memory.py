@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..trace import TRACEEvent
 from .base import RowsInMemory
-from .common import apply_retention, scan
+from .common import apply_retention
 
 
 class MemoryStore(RowsInMemory):
@@ -19,11 +19,9 @@ class MemoryStore(RowsInMemory):
         self._rows: Dict[str, Dict[str, Any]] = {}
 
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
-        rows, sources = scan(events)
         with self._lock:
-            self._apply_scanned(rows, sources, self._row_of)
-            for r in rows:
-                self._events.setdefault(r[0], []).append(r[3])
+            for sid, texts in self._apply_batch(events):
+                self._events.setdefault(sid, []).extend(texts)
 
     def _event_texts(self, session_id: str) -> List[str]:
         with self._lock:

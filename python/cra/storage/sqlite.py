@@ -15,25 +15,16 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from .. import _core
 from ..trace import TRACEEvent
 from .base import Store
-from .common import PathLike, apply_retention
+from .common import PathLike, apply_retention, for_core
 from .sqlite_schema import COLUMNS, OF_SESSION
 
 _SELECT_ROW = f"SELECT {', '.join(COLUMNS)} FROM sessions"
 
 
-def _for_core(e: Union[TRACEEvent, Dict[str, Any], str]) -> Any:
-    """An event as the core's writer takes it: the core event of a
-    `TRACEEvent`, else JSON text (a dict is written as `json.dumps` makes it)."""
-    core = getattr(e, "_e", None)
-    if core is not None:
-        return core
-    return e if isinstance(e, str) else json.dumps(e)
-
-
 class SQLiteStore(Store):
     """An SQLite database in WAL mode: events indexed by session and
     sequence, and a sessions table (the default store of `cra serve`).
-    A batch is one transaction (see `rust/sqlite_schema.rs` for what a
+    A batch is one transaction (see `rust/sqlite/schema.rs` for what a
     commit survives).
 
     Within one process, open its file only through cra (this class, or
@@ -54,11 +45,7 @@ class SQLiteStore(Store):
     def write_batch(self, events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> None:
         """Stores a batch in one transaction, all of it or none of it (a
         failure raises the `sqlite3` exception for it)."""
-        try:
-            batch = [e._e for e in events]  # type: ignore[union-attr]
-        except AttributeError:
-            batch = [_for_core(e) for e in events]
-        self._db.write_batch(batch)
+        self._db.write_batch(for_core(events))
 
     def _native_sink(self) -> Optional[_core.SQLiteSink]:
         """The hook `cra.Runtime(sinks=[...])` looks for: the core sink that

@@ -1,6 +1,6 @@
 """The SQLite store's layouts as its reads see them. The tables, pragmas
-and the writer live in the Rust core (`rust/sqlite_schema.rs`,
-`rust/sqlite_store.rs`); a store's connection is a `_core.SQLiteDatabase`,
+and the writer live in the Rust core (`rust/sqlite/schema.rs`,
+`rust/sqlite/store.rs`); a store's connection is a `_core.SQLiteDatabase`,
 so that in one process every access to the file goes through one SQLite
 library (Python's `sqlite3` is another copy, which would not see the
 core's locks on the file).

@@ -1,4 +1,11 @@
-"""Approvals: decide on one (grant or reject), list those waiting."""
+"""Approvals: decide on one (grant or reject), list those waiting.
+
+Only approver and admin keys decide, on any session's approvals; the
+approver recorded in the trace is the deciding key's name (free text goes
+in `note`). Without keys the caller is anonymous and names the approver in
+the body, as before. Listing is open to every role: an agent key sees the
+approvals of its own sessions, approver and admin keys those of all.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,10 @@ from typing import Optional
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from ...errors import NotFoundError
-from ..auth import Caller
+from ..auth import ApproverCaller, Caller, Principal
 from ..body import json_response, read_object, string_fields
 from ..errors import invalid
+from ..ids import canonical_id
 from ..openapi import BODY_ERRORS, json_body, responses
 from ..state import state_of
 
@@ -23,23 +30,32 @@ _GRANT_ONLY = ("action_id", "parameters_hash", "scope")
 
 @router.post(
     "/v1/approvals/{approval_id}",
-    responses=responses(200, *BODY_ERRORS, 401, 404, 410),
+    responses=responses(200, *BODY_ERRORS, 401, 403, 404, 410),
     openapi_extra=json_body(),
 )
-async def decide(request: Request, approval_id: str, caller: Optional[str] = Caller) -> Response:
+async def decide(
+    request: Request, approval_id: str, caller: Principal = ApproverCaller
+) -> Response:
     """Grants or rejects an approval. A grant covers the waiting action with
     exactly its parameters, once, unless `scope` is `resolution`."""
     st = state_of(request)
+    approval_id = canonical_id(approval_id, "/path/approval_id")
     body = await read_object(request, st.config.max_body_bytes)
-    f = string_fields(body, ("decision", "approver"), ("note", *_GRANT_ONLY))
-    if caller is not None:
-        sid = st.owners.approval_session(approval_id)
-        if sid is None or st.owners.owner(sid) != caller:
-            raise NotFoundError(
-                f"approval {approval_id} not found", code="APPROVAL_NOT_FOUND", path="/approval_id"
+    if caller.anonymous:
+        f = string_fields(body, ("decision", "approver"), ("note", *_GRANT_ONLY))
+        approver = f["approver"]
+        assert approver is not None
+    else:
+        if "approver" in body:
+            raise invalid(
+                f"the approver is the name of the deciding API key ({caller.name}) and "
+                "cannot be given; put free text in note",
+                "/approver",
+                code="APPROVER_NOT_ALLOWED",
             )
-    approver, note = f["approver"], f["note"]
-    assert approver is not None
+        f = string_fields(body, ("decision",), ("note", *_GRANT_ONLY))
+        approver = caller.name
+    note = f["note"]
     if f["decision"] == "grant":
         out = st.runtime.approve(
             approval_id,
@@ -63,13 +79,14 @@ async def decide(request: Request, approval_id: str, caller: Optional[str] = Cal
 async def pending(
     request: Request,
     session_id: Optional[str] = Query(None, max_length=200),
-    caller: Optional[str] = Caller,
+    caller: Principal = Caller,
 ) -> Response:
     """Executions waiting for a human decision, oldest first."""
     st = state_of(request)
     if session_id is not None:
+        session_id = canonical_id(session_id, "/query/session_id")
         st.require_session(session_id, caller, "/query/session_id")
     rows = st.runtime.pending_approvals(session_id)
-    if caller is not None and session_id is None:
-        rows = [r for r in rows if st.owners.owner(r["session_id"]) == caller]
+    if not caller.sees_all:
+        rows = [r for r in rows if st.visible(r["session_id"], caller)]
     return json_response({"approvals": rows})

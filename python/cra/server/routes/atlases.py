@@ -2,19 +2,19 @@
 
 Bodies are whole manifests (Atlas/1.0 JSON). An atlas loaded over HTTP has
 no directory, so its context packs carry their text inline (`content`);
-`files` are only for atlases loaded from disk at start.
+`files` are only for atlases loaded from disk at start. Every role reads
+atlases; only admin keys load, replace and unload them (403 otherwise).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Optional
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..auth import Caller
+from ..auth import AdminCaller, Caller, Principal
 from ..body import ATLAS, json_response, negotiate, read_object
 from ..errors import invalid
 from ..openapi import BODY_ERRORS, json_body, responses
@@ -26,7 +26,7 @@ router = APIRouter()
 
 
 @router.get("/v1/atlases", responses=responses(200, 401))
-async def list_atlases(request: Request, caller: Optional[str] = Caller) -> Response:
+async def list_atlases(request: Request, caller: Principal = Caller) -> Response:
     """The loaded atlases, in load order."""
     st = state_of(request)
     return json_response({"atlases": [asdict(a) for a in st.runtime.atlases()]})
@@ -35,10 +35,10 @@ async def list_atlases(request: Request, caller: Optional[str] = Caller) -> Resp
 @router.post(
     "/v1/atlases",
     status_code=201,
-    responses=responses(201, *BODY_ERRORS, 401, 409),
+    responses=responses(201, *BODY_ERRORS, 401, 403, 409),
     openapi_extra=json_body(ATLAS, "application/json"),
 )
-async def load_atlas(request: Request, caller: Optional[str] = Caller) -> Response:
+async def load_atlas(request: Request, caller: Principal = AdminCaller) -> Response:
     """Loads an atlas; 409 if one with its id is loaded already."""
     st = state_of(request)
     manifest = await read_object(request, st.config.max_body_bytes)
@@ -48,11 +48,11 @@ async def load_atlas(request: Request, caller: Optional[str] = Caller) -> Respon
 
 @router.put(
     "/v1/atlases/{atlas_id}",
-    responses=responses(200, 201, *BODY_ERRORS, 401),
+    responses=responses(200, 201, *BODY_ERRORS, 401, 403),
     openapi_extra=json_body(ATLAS, "application/json"),
 )
 async def replace_atlas(
-    request: Request, atlas_id: str, caller: Optional[str] = Caller
+    request: Request, atlas_id: str, caller: Principal = AdminCaller
 ) -> Response:
     """Loads or atomically replaces the atlas `atlas_id` (200 replaced, 201 new)."""
     st = state_of(request)
@@ -65,7 +65,7 @@ async def replace_atlas(
 
 
 @router.get("/v1/atlases/{atlas_id}", responses=responses(200, 401, 404))
-async def get_atlas(request: Request, atlas_id: str, caller: Optional[str] = Caller) -> Response:
+async def get_atlas(request: Request, atlas_id: str, caller: Principal = Caller) -> Response:
     """The merged manifest of a loaded atlas."""
     st = state_of(request)
     return json_response(
@@ -73,8 +73,10 @@ async def get_atlas(request: Request, atlas_id: str, caller: Optional[str] = Cal
     )
 
 
-@router.delete("/v1/atlases/{atlas_id}", status_code=204, responses=responses(204, 401, 404))
-async def unload_atlas(request: Request, atlas_id: str, caller: Optional[str] = Caller) -> Response:
+@router.delete("/v1/atlases/{atlas_id}", status_code=204, responses=responses(204, 401, 403, 404))
+async def unload_atlas(
+    request: Request, atlas_id: str, caller: Principal = AdminCaller
+) -> Response:
     """Unloads an atlas with all of its actions, policies and context."""
     st = state_of(request)
     st.runtime.unload_atlas(atlas_id)

@@ -1,9 +1,12 @@
 """CARP over HTTP: resolve, execute, validate.
 
-The body is the CARP/1.0 request itself; the runtime checks it. With API
-keys, the request's session must belong to the calling key (checked before
-the runtime sees the request, so a foreign key cannot even add an
-`error.occurred` event to another key's chain).
+The body is the CARP/1.0 request itself; the runtime checks it. Before the
+runtime sees it, the server reads its session, parent session and
+resolution ids as UUIDs and rewrites them in canonical form
+(`cra.server.ids`), and, for an agent key, checks that the session (and
+the parent, if named) belongs to the calling key; so a foreign key cannot
+even add an `error.occurred` event to another key's chain. Only agent and
+admin keys may call these operations.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...errors import CraError
-from ..auth import Caller
+from ..auth import AgentCaller, Principal
 from ..body import CARP, json_response, negotiate, read_object
+from ..ids import canonical_request
 from ..openapi import BODY_ERRORS, json_body, responses
 from ..state import ServerState, state_of
 
@@ -26,22 +30,36 @@ __all__ = ["router"]
 router = APIRouter()
 
 #: Errors a CARP request itself can cause (§8): invalid, unknown session or
-#: resolution, duplicate request id or idempotency conflict, ended session.
-REQUEST_ERRORS = (*BODY_ERRORS, 401, 404, 409, 410)
+#: resolution, duplicate request id or idempotency conflict, ended session;
+#: and a key whose role may not call CARP operations (403).
+REQUEST_ERRORS = (*BODY_ERRORS, 401, 403, 404, 409, 410)
 
 
-def _check_owner(st: ServerState, request: Dict[str, Any], caller: Optional[str]) -> None:
-    if caller is None:
-        return
-    requester = request.get("requester")
-    sid = requester.get("session_id") if isinstance(requester, dict) else None
-    if isinstance(sid, str):
-        try:
-            st.require_session(sid, caller, "/requester/session_id")
-        except CraError as e:
-            rid = request.get("request_id")
-            e.request_id = rid if isinstance(rid, str) else None
-            raise
+def _admit(st: ServerState, request: Dict[str, Any], caller: Principal) -> Optional[CraError]:
+    """Canonical ids in the request, and the caller's right to its sessions:
+    None when the request may go to the runtime, else the error to answer
+    (carrying the request's `request_id`)."""
+    err: Optional[CraError] = canonical_request(request)
+    if err is None:
+        requester = request.get("requester")
+        if isinstance(requester, dict):
+            try:
+                for name in ("session_id", "parent_session_id"):
+                    sid = requester.get(name)
+                    if isinstance(sid, str):
+                        st.require_session(sid, caller, f"/requester/{name}")
+            except CraError as e:
+                err = e
+    if err is not None:
+        rid = request.get("request_id")
+        err.request_id = rid if isinstance(rid, str) else None
+    return err
+
+
+def _check(st: ServerState, request: Dict[str, Any], caller: Principal) -> None:
+    err = _admit(st, request, caller)
+    if err is not None:
+        raise err
 
 
 @router.post(
@@ -49,7 +67,7 @@ def _check_owner(st: ServerState, request: Dict[str, Any], caller: Optional[str]
     responses=responses(200, *REQUEST_ERRORS),
     openapi_extra=json_body(CARP, "application/json"),
 )
-async def resolve(request: Request, caller: Optional[str] = Caller) -> Response:
+async def resolve(request: Request, caller: Principal = AgentCaller) -> Response:
     """Resolves a CARP request: the allowed and denied actions, context, constraints."""
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
@@ -58,15 +76,11 @@ async def resolve(request: Request, caller: Optional[str] = Caller) -> Response:
     )
 
 
-def resolve_answer(st: ServerState, body: Dict[str, Any], caller: Optional[str]) -> str:
-    """The resolution of a request body, as JSON text (shared with the fast path)."""
-    _check_owner(st, body, caller)
-    res = st.runtime.resolve(body)
-    if caller is not None:
-        approval_id = res.decision.approval_id
-        if approval_id is not None:
-            st.owners.note_approval(approval_id, res.session_id)
-    return res.to_json()
+def resolve_answer(st: ServerState, body: Dict[str, Any], caller: Principal) -> str:
+    """The resolution of a request body, as JSON text (shared with the fast
+    path, which checks the caller's role itself)."""
+    _check(st, body, caller)
+    return st.runtime.resolve(body).to_json()
 
 
 @router.post(
@@ -74,13 +88,13 @@ def resolve_answer(st: ServerState, body: Dict[str, Any], caller: Optional[str])
     responses=responses(200, 202, 403, 422, 429, 502, *REQUEST_ERRORS),
     openapi_extra=json_body(CARP, "application/json"),
 )
-async def execute(request: Request, caller: Optional[str] = Caller) -> Response:
+async def execute(request: Request, caller: Principal = AgentCaller) -> Response:
     """Executes an action of a resolution; the status says how it went
     (200 success, 202 pending approval, 403 denied, 429 limited, 422 bad
     parameters, 502 executor failure)."""
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
-    _check_owner(st, body, caller)
+    _check(st, body, caller)
     answer = await run_in_threadpool(st.runtime.execute, body)
     headers = {}
     retry = answer.retry_after
@@ -93,12 +107,19 @@ async def execute(request: Request, caller: Optional[str] = Caller) -> Response:
 
 @router.post(
     "/v1/validate",
-    responses=responses(200, *BODY_ERRORS, 401, 404),
+    responses=responses(200, *BODY_ERRORS, 401, 403, 404),
     openapi_extra=json_body(CARP, "application/json"),
 )
-async def validate(request: Request, caller: Optional[str] = Caller) -> Response:
-    """Checks a request without acting: `{"valid", "errors": [{path, message}]}`."""
+async def validate(request: Request, caller: Principal = AgentCaller) -> Response:
+    """Checks a request without acting: `{"valid", "errors": [{path, message}]}`.
+    An id that is not a UUID is an invalid request (200, `valid: false`);
+    another key's session is 404, as for resolve."""
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
-    _check_owner(st, body, caller)
-    return json_response(st.runtime.validate(body), media_type=negotiate(request.headers, CARP))
+    media = negotiate(request.headers, CARP)
+    err = _admit(st, body, caller)
+    if err is not None and err.http_status == 400:
+        return json_response({"valid": False, "errors": err.errors}, media_type=media)
+    if err is not None:
+        raise err
+    return json_response(st.runtime.validate(body), media_type=media)

@@ -1,49 +1,101 @@
-"""Sessions: create (201), list, read, end (204)."""
+"""Sessions: create (201), list, read, end (204).
+
+Every session id is read as a UUID and used in its canonical form
+(`cra.server.ids`). With API keys, a caller cannot choose the id of a new
+session: the server mints it, so creating a session never reveals whether
+an id is in use. A session is owned by the key that created it from the
+moment it exists: if the owner cannot be recorded, the session is ended and
+the answer is 503 `OWNER_NOT_RECORDED`.
+"""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any, Dict, Literal, Optional
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...errors import ConflictError, NotFoundError
-from ..auth import Caller
+from ...errors import ConflictError, CraError, InternalError, NotFoundError
+from ..auth import AgentCaller, Caller, Principal
 from ..body import json_response, read_object, string_fields
+from ..errors import invalid
+from ..ids import canonical_id
 from ..openapi import BODY_ERRORS, json_body, responses
 from ..state import ServerState, state_of
+
+log = logging.getLogger("cra.server")
 
 __all__ = ["router"]
 
 router = APIRouter()
 
 
+class OwnerNotRecorded(InternalError):
+    """The new session's owner could not be written; the session was ended."""
+
+    http_status = 503
+
+
 @router.post(
     "/v1/sessions",
     status_code=201,
-    responses=responses(201, *BODY_ERRORS, 401, 404, 409),
+    responses=responses(201, *BODY_ERRORS, 401, 403, 404, 409, 503),
     openapi_extra=json_body(),
 )
-async def create_session(request: Request, caller: Optional[str] = Caller) -> Response:
+async def create_session(request: Request, caller: Principal = AgentCaller) -> Response:
     """Starts a session owned by the calling key (records `session.started`)."""
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
     f = string_fields(body, ("agent_id", "goal"), ("session_id", "parent_session_id"))
     parent, wanted = f["parent_session_id"], f["session_id"]
+    if wanted is not None:
+        if not caller.anonymous:
+            raise invalid(
+                "a session id cannot be chosen when API keys are configured; "
+                "leave it out and the server mints one",
+                "/session_id",
+                code="SESSION_ID_NOT_ALLOWED",
+            )
+        wanted = canonical_id(wanted, "/session_id")
     if parent is not None:
+        parent = canonical_id(parent, "/parent_session_id")
         st.require_session(parent, caller, "/parent_session_id")
     if wanted is not None and await run_in_threadpool(_stored, st, wanted):
         raise ConflictError(
             f"session {wanted} exists in the trace store", code="SESSION_EXISTS", path="/session_id"
         )
     assert f["agent_id"] is not None and f["goal"] is not None
-    sid = st.runtime.create_session(
-        f["agent_id"], f["goal"], session_id=wanted, parent_session_id=parent
-    )
-    if caller is not None:
-        st.owners.claim(sid, caller)
+    try:
+        sid = st.runtime.create_session(
+            f["agent_id"], f["goal"], session_id=wanted, parent_session_id=parent
+        )
+    except ConflictError as e:  # the id is in use in this run
+        e.details.setdefault("path", "/session_id")
+        raise
+    if caller.key_id is not None:
+        _claim(st, sid, caller.key_id)
     return json_response(st.runtime.get_session(sid), 201)
+
+
+def _claim(st: ServerState, sid: str, key_id: str) -> None:
+    """Records the new session's owner; if that fails, the session is ended
+    (no session is ever left without an owner) and the answer is a 503."""
+    try:
+        st.owners.claim(sid, key_id)
+    except (CraError, sqlite3.Error) as e:
+        log.error("cra serve: the owner of session %s was not recorded: %r", sid, e)
+        try:
+            st.runtime.end_session(sid, "owner_not_recorded")
+        except CraError as end:
+            log.error("cra serve: session %s could not be ended: %r", sid, end)
+        raise OwnerNotRecorded(
+            "the session's owner could not be recorded, so the session was ended; create another",
+            code="OWNER_NOT_RECORDED",
+            recoverable=True,
+        ) from None
 
 
 def _stored(st: ServerState, session_id: str) -> bool:
@@ -57,24 +109,24 @@ async def list_sessions(
     status: Optional[Literal["active", "ended"]] = None,
     limit: int = Query(100, ge=1, le=10_000),
     offset: int = Query(0, ge=0, le=1 << 62),
-    caller: Optional[str] = Caller,
+    caller: Principal = Caller,
 ) -> Response:
-    """This server's sessions, oldest first, that the calling key owns."""
+    """This server's sessions, oldest first: an agent key's own, or all of
+    them for an approver or admin key."""
     st = state_of(request)
     rows = st.runtime.list_sessions(status)
-    if caller is not None:
-        rows = [r for r in rows if st.owners.owner(r["session_id"]) == caller]
+    if not caller.sees_all:
+        rows = [r for r in rows if st.visible(r["session_id"], caller)]
     page = rows[offset : offset + limit]
     return json_response({"sessions": page, "total": len(rows), "limit": limit, "offset": offset})
 
 
 @router.get("/v1/sessions/{session_id}", responses=responses(200, 400, 401, 404))
-async def get_session(
-    request: Request, session_id: str, caller: Optional[str] = Caller
-) -> Response:
+async def get_session(request: Request, session_id: str, caller: Principal = Caller) -> Response:
     """A session: ids, agent, goal, status and times (also from the store,
     for sessions of an earlier run of the server)."""
     st = state_of(request)
+    session_id = canonical_id(session_id, "/path/session_id")
     st.require_session(session_id, caller)
     try:
         return json_response(st.runtime.get_session(session_id))
@@ -102,16 +154,19 @@ def _stored_session(st: ServerState, session_id: str) -> Dict[str, Any]:
 
 
 @router.delete(
-    "/v1/sessions/{session_id}", status_code=204, responses=responses(204, 400, 401, 404, 410)
+    "/v1/sessions/{session_id}",
+    status_code=204,
+    responses=responses(204, 400, 401, 403, 404, 410),
 )
 async def end_session(
     request: Request,
     session_id: str,
     reason: str = Query("completed", min_length=1, max_length=1000),
-    caller: Optional[str] = Caller,
+    caller: Principal = AgentCaller,
 ) -> Response:
     """Ends a session (records `session.ended`); it accepts nothing more."""
     st = state_of(request)
+    session_id = canonical_id(session_id, "/path/session_id")
     st.require_session(session_id, caller)
     st.runtime.end_session(session_id, reason)
     return Response(status_code=204)

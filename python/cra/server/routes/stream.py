@@ -22,6 +22,7 @@ from ...errors import CraError
 from ..body import dumps
 from ..errors import invalid
 from ..hub import Subscriber
+from ..ids import canonical_id
 from ..state import ServerState
 
 __all__ = ["router"]
@@ -51,6 +52,7 @@ async def trace_stream(websocket: WebSocket) -> None:
         since = _since(websocket.query_params.get("since_sequence"))
         caller = st.keys.identify_headers(websocket.headers)
         if session_id is not None:
+            session_id = canonical_id(session_id, "/query/session_id")
             st.require_session(session_id, caller, "/query/session_id")
             if not await run_in_threadpool(st.session_exists, session_id):
                 raise st.not_found(session_id, "/query/session_id")
@@ -60,7 +62,8 @@ async def trace_stream(websocket: WebSocket) -> None:
         await _refuse(websocket, e)
         return
     await websocket.accept()
-    sub = Subscriber(asyncio.get_running_loop(), session_id, caller)
+    owner = None if caller.sees_all else caller.key_id
+    sub = Subscriber(asyncio.get_running_loop(), session_id, owner)
     st.hub.subscribe(sub)
     try:
         await _pump(websocket, st, sub, since)

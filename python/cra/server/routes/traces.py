@@ -2,7 +2,8 @@
 
 They are read from the durable store after a flush (so every event
 recorded before the request is there); events come filtered, as a JSON
-array or NDJSON."""
+array or NDJSON. An agent key reads its own sessions' traces; approver and
+admin keys read any session's."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..auth import Caller
+from ..auth import Caller, Principal
 from ..body import NDJSON, TRACE, TRACE_JSONL, accepted, json_response
+from ..ids import canonical_id
 from ..openapi import responses
 from ..state import ServerState, state_of
 
@@ -54,11 +56,12 @@ async def trace(
     event_type: Optional[str] = Query(None, min_length=1, max_length=200),
     since_sequence: Optional[int] = Query(None, ge=0, le=_MAX_SEQUENCE),
     limit: Optional[int] = Query(None, ge=0, le=_MAX_SEQUENCE),
-    caller: Optional[str] = Caller,
+    caller: Principal = Caller,
 ) -> Response:
     """A session's events in sequence order: a JSON array, or one event per
     line with `Accept: application/x-ndjson` (or the TRACE JSON Lines type)."""
     st = state_of(request)
+    session_id = canonical_id(session_id, "/path/session_id")
     st.require_session(session_id, caller)
     events = await run_in_threadpool(_events, st, session_id, event_type, since_sequence, limit)
     lines = _lines_type(request)
@@ -93,22 +96,21 @@ def _verify(st: ServerState, session_id: str) -> Dict[str, Any]:
     }
 
 
-async def _verify_route(request: Request, session_id: str, caller: Optional[str]) -> Response:
+async def _verify_route(request: Request, session_id: str, caller: Principal) -> Response:
     st = state_of(request)
+    session_id = canonical_id(session_id, "/path/session_id")
     st.require_session(session_id, caller)
     return json_response(await run_in_threadpool(_verify, st, session_id))
 
 
 @router.get("/v1/traces/{session_id}/verify", responses=responses(200, 400, 401, 404))
-async def verify(request: Request, session_id: str, caller: Optional[str] = Caller) -> Response:
+async def verify(request: Request, session_id: str, caller: Principal = Caller) -> Response:
     """Verifies the session's stored chain; a broken chain is a result
     (`valid: false` with the first fault), not an error."""
     return await _verify_route(request, session_id, caller)
 
 
 @router.post("/v1/traces/{session_id}/verify", responses=responses(200, 400, 401, 404))
-async def verify_post(
-    request: Request, session_id: str, caller: Optional[str] = Caller
-) -> Response:
+async def verify_post(request: Request, session_id: str, caller: Principal = Caller) -> Response:
     """The same as GET, for clients that treat verification as an action."""
     return await _verify_route(request, session_id, caller)
