@@ -252,8 +252,12 @@ def bench_scale_capability_resolve(
 def _full_resolves(manifest: dict[str, Any], n: int) -> dict[str, Any]:
     """n full resolves (every action), one at a time with a flush before
     each; the time of each flush after a resolve is its sealing time."""
+    # A full resolve of every action is what this measures: lift the
+    # per-resolve bound (default 1,000 candidate actions) to the atlas size.
     rt, sid = runtime_with_session(
-        (), memory_limit=memory_for((n + 2) * (len(manifest["actions"]) + 3))
+        (),
+        memory_limit=memory_for((n + 2) * (len(manifest["actions"]) + 3)),
+        atlas_limits={"max_candidate_actions": len(manifest["actions"])},
     )
     try:
         t0 = time.perf_counter()
