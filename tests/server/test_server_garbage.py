@@ -16,6 +16,8 @@ from server_helpers import (
     resolve_body,
 )
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
 
 def test_body_limit_is_413(a: httpx.Client, admin: httpx.Client, live: LiveServer) -> None:
     sid = new_session(a)
@@ -28,7 +30,8 @@ def test_body_limit_is_413(a: httpx.Client, admin: httpx.Client, live: LiveServe
         for _ in range(20):
             yield b" " * (64 * 1024)
 
-    assert_error(admin.post("/v1/atlases", content=chunks()), 413, "PAYLOAD_TOO_LARGE")
+    r = admin.post("/v1/atlases", content=chunks(), headers=JSON_TYPE)
+    assert_error(r, 413, "PAYLOAD_TOO_LARGE")
     assert a.get(f"/v1/sessions/{sid}").status_code == 200  # still serving
 
 
@@ -125,7 +128,7 @@ def test_garbage_never_answers_500(admin: httpx.Client) -> None:
 
 
 def test_request_id_in_errors(a: httpx.Client) -> None:
-    r = a.post("/v1/resolve", content=b"{", headers={"X-Request-ID": "req-77"})
+    r = a.post("/v1/resolve", content=b"{", headers={"X-Request-ID": "req-77", **JSON_TYPE})
     assert assert_error(r, 400)["request_id"] == "req-77"
     body = resolve_body(str(uuid.uuid4()))
     assert assert_error(a.post("/v1/resolve", json=body), 404)["request_id"] == body["request_id"]

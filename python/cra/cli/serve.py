@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import math
+import sqlite3
 import sys
-from typing import Any
+from typing import Any, Optional, Type
 
+from ..errors import CraError
 from ..server.config import DEFAULT_STORE, ServerConfig
 from .exits import EXIT_OK, EXIT_USAGE
 
@@ -23,6 +26,67 @@ def _log_to_stderr(level: str) -> None:
         log.addHandler(handler)
     log.setLevel(level.upper() if level.upper() in logging._nameToLevel else "INFO")
     log.propagate = False
+
+
+# A deadline for request headers: a connection that stalls mid-headers is closed.
+#
+# uvicorn times out idle keep-alive connections only after a first answer; a
+# client that opens a connection and sends half a request line (or nothing)
+# holds it for ever. `header_protocol(seconds)` is uvicorn's httptools
+# protocol with a deadline: from the connection's start, and from the first
+# byte of each next request, the headers must be complete within `seconds`,
+# or the connection is closed without an answer. Bodies are not covered (the
+# body limit and the routes bound those).
+def header_protocol(seconds: float) -> Optional[Type[Any]]:
+    """uvicorn's httptools protocol with a header deadline, or None
+    without httptools (then uvicorn's own protocol serves, unbounded)."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+        return None
+
+    class HeaderDeadline(HttpToolsProtocol):
+        _deadline: Optional[asyncio.TimerHandle] = None
+
+        def _arm(self) -> None:
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Optional[Exception]) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())[:500]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +107,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     _log_to_stderr(config.log_level)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except (CraError, OSError, sqlite3.Error) as e:
+        # A store that cannot be opened or written, an unreadable atlas: one line.
+        print(f"error: cra serve cannot start: {_reason(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    protocol = header_protocol(config.header_timeout)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -55,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
             ws_max_size=64 * 1024,
             proxy_headers=False,
             server_header=False,
+            http=protocol or "auto",
+            limit_concurrency=config.max_connections,
         )
     )
     server.run()
@@ -91,5 +163,25 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--executors", help="module:attribute of executors (CRA_EXECUTORS)")
     p.add_argument("--shutdown-timeout", type=float, help="seconds (CRA_SHUTDOWN_TIMEOUT, 30)")
     p.add_argument("--access-log", action="store_true", default=None, help="log every request")
+    p.add_argument(
+        "--allowed-hosts",
+        help="comma-separated Host values answered, * for any (CRA_ALLOWED_HOSTS; default "
+        "localhost, 127.0.0.1 and [::1] when bound to loopback, else any)",
+    )
+    p.add_argument(
+        "--allowed-origins",
+        help="comma-separated browser origins allowed, * for any (CRA_ALLOWED_ORIGINS; "
+        "default only the server's own loopback origins)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        help="seconds to send a request's headers (CRA_HEADER_TIMEOUT, default 10)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        help="connections served at once, 503 over it (CRA_MAX_CONNECTIONS, default 1000)",
+    )
     p.add_argument("--log-level", help="uvicorn log level (CRA_LOG_LEVEL, default info)")
     p.set_defaults(func=run)

@@ -72,7 +72,14 @@ async def read_json(headers: Headers, receive: Receive, limit: int) -> Dict[str,
     """The body of a request as a JSON object, or a 400/413/415 error;
     works on any ASGI request (the routes' and the fast path's)."""
     content_type = headers.get("content-type")
-    if content_type is not None and not _is_json_type(content_type):
+    if content_type is None:
+        # A browser sends a "simple" cross-site request without a JSON type.
+        raise UnsupportedMediaType(
+            "the body must be declared as JSON: Content-Type: application/json "
+            "(or a +json type) is required",
+            code="UNSUPPORTED_MEDIA_TYPE",
+        )
+    if not _is_json_type(content_type):
         raise UnsupportedMediaType(
             f"the body must be JSON (application/json or a +json type), not {content_type[:100]}",
             code="UNSUPPORTED_MEDIA_TYPE",

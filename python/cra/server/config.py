@@ -51,6 +51,15 @@ class ServerConfig:
     log_level: str = "info"
     #: Serve `POST /v1/resolve` by the lean ASGI path (same checks and answers).
     fast_resolve: bool = True
+    #: `Host` values answered (`*`: any); None: loopback names when bound to
+    #: loopback, any host otherwise (`cra.server.app.HostCheck`).
+    allowed_hosts: Optional[Tuple[str, ...]] = None
+    #: Seconds a connection may take to send a request's headers.
+    header_timeout: float = 10.0
+    #: Connections (and requests in flight) served at once; over it, 503.
+    max_connections: int = 1000
+    #: Browser origins allowed besides the server's own loopback origins (`*`: any).
+    allowed_origins: Tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> ServerConfig:
@@ -80,6 +89,10 @@ class ServerConfig:
             raise ValueError("the body limit must be at least 1 byte")
         if self.memory_limit < 1:
             raise ValueError("the memory limit must be at least 1 event")
+        if not self.header_timeout > 0:
+            raise ValueError("the header timeout must be more than 0 seconds")
+        if self.max_connections < 1:
+            raise ValueError("the connection limit must be at least 1")
         if self.shutdown_timeout < 0:
             raise ValueError("the shutdown timeout cannot be negative")
         if any(not k for k in self.api_keys):
@@ -107,6 +120,10 @@ def _key_file(text: str) -> str:
     return text
 
 
+def _names(text: str) -> Tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def _skew(text: str) -> Optional[float]:
     return None if text.lower() in ("off", "none", "disabled") else float(text)
 
@@ -131,6 +148,10 @@ _ENV: Dict[str, Tuple[str, Callable[[str], Any]]] = {
     "access_log": ("CRA_ACCESS_LOG", _flag),
     "log_level": ("CRA_LOG_LEVEL", str),
     "fast_resolve": ("CRA_FAST_RESOLVE", _flag),
+    "header_timeout": ("CRA_HEADER_TIMEOUT", float),
+    "max_connections": ("CRA_MAX_CONNECTIONS", int),
+    "allowed_hosts": ("CRA_ALLOWED_HOSTS", _names),
+    "allowed_origins": ("CRA_ALLOWED_ORIGINS", _names),
 }
 
 

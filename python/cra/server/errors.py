@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import uuid
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from fastapi import FastAPI, Request
@@ -64,8 +65,52 @@ def request_id_of(headers: Mapping[str, str]) -> Optional[str]:
     return rid if rid and len(rid) <= 200 else None
 
 
+#: Codes of faults of the server's own files and store: their text (paths,
+#: SQLite's and the OS's messages) is logged, never answered.
+SERVER_FAULT_CODES = frozenset(
+    {"IO_ERROR", "FILE_NOT_FOUND", "PERMISSION_DENIED", "TRACE_SINK_FAILED", "RECORDER_CLOSED"}
+)
+
+GENERIC_MESSAGE = "the server failed to answer this request; its log names the cause by request_id"
+
+
+def is_server_fault(error: CraError) -> bool:
+    """True for an error whose text describes the server, not the request."""
+    code = error.code
+    return error.http_status == 500 or code in SERVER_FAULT_CODES or code.startswith("STORE_")
+
+
+def new_request_id() -> str:
+    """An id for an answer that has none, to find its log line by."""
+    return str(uuid.uuid4())
+
+
+def public(error: CraError, request_id: Optional[str] = None) -> CraError:
+    """The error as it may be answered: a server fault becomes a generic
+    message with a request_id, its detail logged (logger `cra.server`)
+    under that id; any other error is returned as it is."""
+    if not is_server_fault(error) or error.message == GENERIC_MESSAGE:
+        return error
+    rid = error.request_id or request_id or new_request_id()
+    log.error(
+        "request_id=%s: %s (%s): %s %s",
+        rid,
+        error.code,
+        type(error).__name__,
+        error.message,
+        error.details or "",
+    )
+    out = InternalError(
+        GENERIC_MESSAGE, code=error.code, recoverable=error.recoverable, request_id=rid
+    )
+    out.http_status = error.http_status if error.http_status >= 500 else 500
+    return out
+
+
 def render(error: CraError, request_id: Optional[str] = None) -> Tuple[int, Dict[str, str], str]:
-    """Status, headers and JSON body of an error (§8)."""
+    """Status, headers and JSON body of an error (§8); a server fault's
+    detail goes to the log, not the body (`public`)."""
+    error = public(error, request_id)
     if error.request_id is None:
         error.request_id = request_id
     headers: Dict[str, str] = {}
@@ -133,7 +178,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         err = invalid(str(exc.detail))
         err.http_status = exc.status_code
     else:
-        err = InternalError(str(exc.detail), code="INTERNAL_ERROR")
+        err = InternalError(f"HTTP {exc.status_code}: {exc.detail}", code="INTERNAL_ERROR")
     return error_response(err, request)
 
 
@@ -147,12 +192,15 @@ async def _disconnected(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    err = InternalError(
-        "the server failed to answer this request",
-        code="INTERNAL_ERROR",
-        details={"exception": type(exc).__name__},
+    rid = request_id_of(request.headers) or new_request_id()
+    log.error(
+        "request_id=%s: unexpected error on %s %s",
+        rid,
+        request.method,
+        request.url.path,
+        exc_info=exc,
     )
+    err = InternalError(GENERIC_MESSAGE, code="INTERNAL_ERROR", request_id=rid)
     return error_response(err, request)
 
 

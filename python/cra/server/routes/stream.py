@@ -20,7 +20,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ...errors import CraError
 from ..body import dumps
-from ..errors import invalid
+from ..errors import invalid, render, request_id_of
 from ..hub import Subscriber
 from ..ids import canonical_id
 from ..state import ServerState
@@ -32,8 +32,9 @@ router = APIRouter()
 
 async def _refuse(websocket: WebSocket, error: CraError) -> None:
     await websocket.accept()
-    await websocket.send_text(dumps(error.to_dict()))
-    await websocket.close(code=4000 + error.http_status, reason=error.code)
+    status, _headers, text = render(error, request_id_of(websocket.headers))
+    await websocket.send_text(text)
+    await websocket.close(code=4000 + status, reason=error.code)
 
 
 def _since(text: Optional[str]) -> Optional[int]:

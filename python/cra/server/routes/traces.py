@@ -8,12 +8,14 @@ admin keys read any session's."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Dict, List, Optional
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...errors import CraError, IntegrityError
 from ..auth import Caller, Principal
 from ..body import NDJSON, TRACE, TRACE_JSONL, accepted, json_response
 from ..ids import canonical_id
@@ -23,6 +25,8 @@ from ..state import ServerState, state_of
 __all__ = ["router"]
 
 router = APIRouter()
+
+log = logging.getLogger("cra.server")
 
 _MAX_SEQUENCE = 1 << 62
 
@@ -81,9 +85,35 @@ def _lines_type(request: Request) -> Optional[str]:
     return None
 
 
+def _unreadable(st: ServerState, session_id: str, error: IntegrityError) -> Dict[str, Any]:
+    """The verification of a chain with a stored event that is not a TRACE
+    event (corrupted rows): `valid: false`, kind `invalid_event`."""
+    where = str(error.details.get("path") or "").lstrip("/")
+    index = int(where) if where.isdigit() else None
+    try:
+        count = int(st.store.session(session_id).get("event_count") or 0)
+    except (CraError, TypeError, ValueError):
+        count = 0
+    log.warning("session %s: stored chain unreadable: %s", session_id, error.message)
+    at = f" at index {index}" if index is not None else ""
+    return {
+        "session_id": session_id,
+        "valid": False,
+        "error": "invalid_event",
+        "index": index,
+        "message": f"the stored event{at} is not a readable TRACE event",
+        "event_count": max(count, (index or 0) + 1 if index is not None else 0),
+        "algorithm": None,
+        "source": "store",
+    }
+
+
 def _verify(st: ServerState, session_id: str) -> Dict[str, Any]:
     _settled(st, session_id)
-    v = st.store.verify(session_id)
+    try:
+        v = st.store.verify(session_id)
+    except IntegrityError as e:
+        return _unreadable(st, session_id, e)
     return {
         "session_id": session_id,
         "valid": v.valid,
