@@ -52,7 +52,7 @@ class ServerConfig:
     #: Serve `POST /v1/resolve` by the lean ASGI path (same checks and answers).
     fast_resolve: bool = True
     #: `Host` values answered (`*`: any); None: loopback names when bound to
-    #: loopback, any host otherwise (`cra.server.app.HostCheck`).
+    #: loopback, any host otherwise (`cra.server.hosts.HostCheck`).
     allowed_hosts: Optional[Tuple[str, ...]] = None
     #: Seconds a connection may take to send a request's headers.
     header_timeout: float = 10.0
