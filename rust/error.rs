@@ -18,6 +18,7 @@ pub enum Category {
     RateLimited,
     Internal,
     Upstream,
+    Unavailable,
 }
 
 impl Category {
@@ -34,6 +35,7 @@ impl Category {
             Category::RateLimited => "rate_limited",
             Category::Internal => "internal",
             Category::Upstream => "upstream",
+            Category::Unavailable => "unavailable",
         }
     }
 
@@ -50,6 +52,7 @@ impl Category {
             Category::RateLimited => 429,
             Category::Internal => 500,
             Category::Upstream => 502,
+            Category::Unavailable => 503,
         }
     }
 }
@@ -101,6 +104,10 @@ pub enum CoreError {
     RecorderClosed,
     #[error("trace sink failed: {0}")]
     Sink(String),
+    /// The trace cannot take or keep events now (the store is failing, or
+    /// the queue is full): nothing was acknowledged; retry later.
+    #[error("the trace is unavailable: {0}")]
+    TraceUnavailable(String),
     #[error("{path}: {message}")]
     Io { path: String, message: String },
     #[error("atlas is invalid: {}", summary(.0))]
@@ -175,6 +182,7 @@ impl CoreError {
             CoreError::SessionExists(_) => "SESSION_EXISTS",
             CoreError::RecorderClosed => "RECORDER_CLOSED",
             CoreError::Sink(_) => "TRACE_SINK_FAILED",
+            CoreError::TraceUnavailable(_) => "TRACE_UNAVAILABLE",
             CoreError::Io { message, .. } if io_missing(message) => "FILE_NOT_FOUND",
             CoreError::Io { message, .. } if io_denied(message) => "PERMISSION_DENIED",
             CoreError::Io { .. } => "IO_ERROR",
@@ -198,6 +206,7 @@ impl CoreError {
                 "INTERNAL" => Category::Internal,
                 "EVENTS_EVICTED" => Category::NotFound,
                 "AGENT_MISMATCH" => Category::Authorization,
+                "TOO_MANY_PENDING" => Category::RateLimited,
                 _ => Category::Validation,
             },
             // A path the caller named that is not there, or not theirs, is
@@ -207,6 +216,7 @@ impl CoreError {
             CoreError::SessionNotFound(_) => Category::NotFound,
             CoreError::SessionEnded(_) | CoreError::SessionExpired(..) => Category::Expired,
             CoreError::SessionExists(_) => Category::Conflict,
+            CoreError::TraceUnavailable(_) => Category::Unavailable,
             CoreError::RecorderClosed | CoreError::Sink(_) | CoreError::Io { .. } => {
                 Category::Internal
             }
@@ -256,10 +266,12 @@ impl CoreError {
 
     /// A sink failure clears by itself once the sink recovers.
     pub fn recoverable(&self) -> bool {
-        matches!(self, CoreError::Sink(_) | CoreError::ResolutionExpired(_))
-            || matches!(
-                self.category(),
-                Category::RateLimited | Category::ApprovalRequired
-            )
+        matches!(
+            self,
+            CoreError::Sink(_) | CoreError::TraceUnavailable(_) | CoreError::ResolutionExpired(_)
+        ) || matches!(
+            self.category(),
+            Category::RateLimited | Category::ApprovalRequired
+        )
     }
 }

@@ -8,8 +8,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from . import _core
 from .errors import IntegrityError, NotFoundError
@@ -39,27 +52,122 @@ def _source(trace: Trace) -> Union[str, List[str]]:
     return read_trace(trace)
 
 
+#: What the core's trace reader skips as a blank line (ASCII whitespace only).
+_BLANK = b" \t\n\r\x0c"
+
+
+def _side_files(path: str) -> Dict[int, List[str]]:
+    """The side files beside a trace file that may hold a torn line set aside
+    when the file was reopened, by the offset where that line starts: for
+    each, `FILE.torn-OFFSET`, then `FILE.torn-OFFSET.1`, `.2`, … up to the
+    first name missing (the names the file sink picks, `rust/trace/jsonl.rs`)."""
+    directory, name = os.path.split(path)
+    try:
+        names = set(os.listdir(directory or "."))
+    except OSError:
+        return {}
+    prefix = f"{name}.torn-"
+    sides: Dict[int, List[str]] = {}
+    for entry in names:
+        number = entry[len(prefix) :]
+        if not entry.startswith(prefix) or _OFFSET.fullmatch(number) is None:
+            continue
+        offset, n = int(number), 0
+        found: List[str] = []
+        while entry in names:
+            found.append(os.path.join(directory, entry))
+            n += 1
+            entry = f"{prefix}{offset}.{n}"
+        sides[offset] = found
+    return sides
+
+
+_OFFSET = re.compile(r"0|[1-9][0-9]*")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def _is_json(raw: bytes) -> bool:
+    """Whether `raw` is one JSON value, as the core reads it (UTF-8, no NaN)."""
+    try:
+        json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _copy_of(raw: bytes, sides: Sequence[str]) -> Optional[str]:
+    """The side file holding exactly `raw` (a line without its newline) when
+    `raw` is not JSON: a torn line set aside, as the core's readers and
+    verifier tell it (`rust/trace/verify_file.rs`); None otherwise."""
+    if not raw or _is_json(raw):
+        return None
+    for side in sides:
+        try:
+            if os.path.isfile(side) and os.path.getsize(side) == len(raw):
+                with open(side, "rb") as f:
+                    if f.read() == raw:
+                        return side
+        except OSError:
+            return None
+    return None
+
+
+def _event_lines(
+    path: str, on_torn: Optional[Callable[[int, str], None]] = None
+) -> Iterator[Tuple[int, bytes]]:
+    """The lines of a trace file that are not blank, with their numbers
+    (from 1), read as `diff` and `replay` read them: a file whose last line
+    is torn is refused before any line is read, and a torn line that
+    reopening the file set aside is skipped (`on_torn(number, side_file)`
+    told of it)."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise NotFoundError(f"{path}: no such file", code="FILE_NOT_FOUND", path=path) from None
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                raise IntegrityError(
+                    f"{path} ends in a torn line; run `cra trace verify` on it first",
+                    code="TRACE_TORN",
+                    path=path,
+                )
+            f.seek(0)
+        sides = _side_files(path)
+        offset = 0
+        for number, line in enumerate(f, 1):
+            start, offset = offset, offset + len(line)
+            if not line.strip(_BLANK):
+                continue
+            if start in sides and line.endswith(b"\n"):
+                side = _copy_of(line[:-1], sides[start])
+                if side is not None:
+                    if on_torn is not None:
+                        on_torn(number, side)
+                    continue
+            yield number, line
+
+
 def read_trace(trace: Trace) -> List[str]:
     """A trace as JSON texts, one per event: from a `.trace.jsonl` path, or
-    a list of `TRACEEvent`, dicts or JSON strings. A torn last line is an error."""
+    a list of `TRACEEvent`, dicts or JSON strings. A torn last line is an
+    error; a torn line that reopening the file set aside (its side file
+    `FILE.torn-OFFSET` holds exactly its bytes) is skipped, as `cra trace
+    diff` and `replay` and the core's readers skip it."""
     if isinstance(trace, (str, os.PathLike)):
         path = os.fspath(trace)
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            raise NotFoundError(f"{path}: no such file", code="FILE_NOT_FOUND", path=path) from None
+            # Every line read ends in its newline: a torn last line is refused.
+            return [line[:-1].decode("utf-8") for _, line in _event_lines(path)]
         except (OSError, UnicodeDecodeError) as e:
             raise IntegrityError(
                 f"{path}: cannot read the trace: {e}", code="TRACE_INVALID", path=path
             ) from None
-        if text and not text.endswith("\n"):
-            raise IntegrityError(
-                f"{path} ends in a torn line; run `cra trace verify` on it first",
-                code="TRACE_TORN",
-                path=path,
-            )
-        return [line for line in text.split("\n") if line.strip()]
     out: List[str] = []
     for item in trace:
         if isinstance(item, TRACEEvent):

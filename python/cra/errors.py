@@ -21,6 +21,7 @@ __all__ = [
     "InternalError",
     "UpstreamError",
     "SinkError",
+    "UnavailableError",
 ]
 
 
@@ -116,6 +117,13 @@ class UpstreamError(CraError):
     category, http_status = "upstream", 502
 
 
+class UnavailableError(CraError):
+    """The trace cannot take or keep events now (its store is failing or its
+    queue is full): nothing was acknowledged. Retry after a while."""
+
+    category, http_status = "unavailable", 503
+
+
 class SinkError(InternalError):
     """A trace sink failed; its events are kept and retried."""
 
@@ -134,6 +142,7 @@ _BY_CATEGORY: Dict[str, Type[CraError]] = {
         RateLimitedError,
         InternalError,
         UpstreamError,
+        UnavailableError,
     )
 }
 _BY_CODE: Dict[str, Type[CraError]] = {"TRACE_SINK_FAILED": SinkError}

@@ -77,8 +77,16 @@ EXIT_FLUSH_SECONDS = 30.0
 class Runtime:
     """Sessions, their hash-chained traces, and the stores they go to.
 
-    `record()` returns as soon as the event is queued; a background thread
-    numbers, hashes, chains and writes it. `flush()` waits for that.
+    With `durability="async"` (the default), `record()`, `resolve()`,
+    `execute()` and the other operations return as soon as their events are
+    queued; a background thread numbers, hashes, chains and writes them, and
+    `flush()` waits for that. With `durability="sync"` each operation
+    returns only after its events are written to every sink (concurrent
+    callers share one write), and while the trace cannot keep events (a
+    failing store, a nearly full queue) operations are refused with
+    `UnavailableError` (`TRACE_UNAVAILABLE`) before they act.
+    `queue_wait_seconds` bounds how long an operation waits for room in a
+    full queue (default: as long as it takes) before the same error.
     """
 
     def __init__(
@@ -96,6 +104,8 @@ class Runtime:
         session_ttl: Optional[SessionTTLConfig] = None,
         heartbeat: Optional[HeartbeatConfig] = None,
         atlas_limits: Optional[Mapping[str, int]] = None,
+        durability: str = "async",
+        queue_wait_seconds: Optional[float] = None,
     ) -> None:
         self._core = _core.Runtime(
             hash_algorithm=hash_algorithm,
@@ -106,6 +116,8 @@ class Runtime:
             memory_limit=memory_limit,
             clock_skew_seconds=clock_skew_seconds,
             clock=clock,
+            durability=durability,
+            queue_wait_seconds=queue_wait_seconds,
             **(session_ttl._core_args() if session_ttl else {}),
             **(heartbeat._core_args() if heartbeat else {}),
         )
@@ -125,6 +137,11 @@ class Runtime:
         _LIVE.add(self)
         for source in atlases:
             self.load_atlas(source)
+
+    @property
+    def durability(self) -> str:
+        """ "async" or "sync" (see the class documentation)."""
+        return str(self._core.durability)
 
     # -- atlases ----------------------------------------------------------
     @property

@@ -143,7 +143,8 @@ class ChainVerification:
 class FileVerification(Mapping[str, ChainVerification]):
     """Verification of a `.trace.jsonl` file: one result per session, plus
     what is wrong with the file itself (a torn last line, lines that are not
-    events). Indexable by session id."""
+    events), and the torn lines a crash left that reopening the file set
+    aside. Indexable by session id."""
 
     sessions: Dict[str, ChainVerification]
     torn_tail: Optional[Tuple[int, int, int]]
@@ -156,6 +157,12 @@ class FileVerification(Mapping[str, ChainVerification]):
     anchor_file: Optional[str] = None
     #: Anchors naming a session the file does not contain.
     anchor_faults: List[str] = field(default_factory=list)
+    #: `(line, offset, bytes, side_file)` of each torn line a crash left that
+    #: reopening the file copied to `side_file` (`FILE.torn-OFFSET[.N]`) and
+    #: ended with a newline: not an event and not a bad line, so it leaves the
+    #: file valid when every chain verifies without it (the first 100).
+    torn_lines: List[Tuple[int, int, int, str]] = field(default_factory=list)
+    torn_line_count: int = 0
 
     @property
     def valid(self) -> bool:
@@ -208,6 +215,8 @@ def verify_jsonl(
         event_count=r.event_count,
         anchor_file=None if r.anchor_file is None else os.fspath(r.anchor_file),
         anchor_faults=r.anchor_faults,
+        torn_lines=r.torn_lines,
+        torn_line_count=r.torn_line_count,
     )
 
 

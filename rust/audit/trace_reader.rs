@@ -4,13 +4,14 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{CoreError, Result};
 use crate::time::{parse_timestamp, Micros};
+use crate::trace::verify_file::set_aside_torn_line;
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -154,15 +155,22 @@ impl Recorded {
 
 /// Reads a `.trace.jsonl` file one line at a time, parsing each event once:
 /// what replay, diff and reconstruction stream through, in constant memory.
-/// A file whose last line is torn is refused before anything is read.
+/// A file whose last line is torn is refused before anything is read; a
+/// torn line that reopening the file set aside (not JSON, and a side file
+/// `FILE.torn-OFFSET[.N]` holds exactly its bytes, see
+/// `set_aside_torn_line`) is skipped, not counted as an event.
 pub struct TraceReader {
     reader: BufReader<File>,
     line: Vec<u8>,
     keep_raw: bool,
-    /// Events returned so far (blank lines are skipped, not counted).
+    /// Events returned so far (blank lines and torn lines set aside are
+    /// skipped, not counted).
     events: usize,
     bytes: u64,
     path: String,
+    file: PathBuf,
+    /// The torn lines skipped: where each starts, and its side file.
+    torn: Vec<(u64, PathBuf)>,
 }
 
 impl TraceReader {
@@ -192,6 +200,8 @@ impl TraceReader {
             events: 0,
             bytes: 0,
             path: shown,
+            file: path.to_path_buf(),
+            torn: Vec::new(),
         })
     }
 
@@ -206,14 +216,31 @@ impl TraceReader {
             if n == 0 {
                 return Ok(None);
             }
+            let offset = self.bytes;
             self.bytes += n as u64;
             if self.line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let i = self.events;
+            let parsed = Recorded::parse(&self.line, self.events, self.keep_raw);
+            if parsed.is_err() {
+                if let Some(side) = self
+                    .line
+                    .strip_suffix(b"\n")
+                    .and_then(|raw| set_aside_torn_line(&self.file, offset, raw))
+                {
+                    self.torn.push((offset, side));
+                    continue;
+                }
+            }
             self.events += 1;
-            return Recorded::parse(&self.line, i, self.keep_raw).map(Some);
+            return parsed.map(Some);
         }
+    }
+
+    /// The torn lines set aside that were skipped so far: the byte offset
+    /// where each starts, and the side file holding its copy.
+    pub fn torn_lines(&self) -> &[(u64, PathBuf)] {
+        &self.torn
     }
 
     /// Bytes read so far (for progress displays).
@@ -324,6 +351,77 @@ mod tests {
         assert!(r.next_event().unwrap().is_some());
         let e = r.next_event().unwrap_err();
         assert_eq!(e.code(), "TRACE_INVALID");
+        assert!(
+            e.to_string().contains("event 1 has no string span_id"),
+            "{e}"
+        );
+    }
+
+    /// A file of `EVENT`, half an event (a torn line ended by reopening),
+    /// `EVENT` again; its path and where the torn line starts.
+    fn reopened(dir: &Path, torn: &[u8]) -> (PathBuf, u64) {
+        let path = dir.join("run.trace.jsonl");
+        let mut data = format!("{EVENT}\n").into_bytes();
+        let offset = data.len() as u64;
+        data.extend_from_slice(torn);
+        data.extend_from_slice(format!("\n{EVENT}\n").as_bytes());
+        std::fs::write(&path, data).unwrap();
+        (path, offset)
+    }
+
+    const TORN: &[u8] = br#"{"session_id":"s","trace_id":"t","span_id":"p","seq"#;
+
+    #[test]
+    fn a_torn_line_set_aside_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, offset) = reopened(dir.path(), TORN);
+        let side = dir.path().join(format!("run.trace.jsonl.torn-{offset}"));
+        std::fs::write(&side, TORN).unwrap();
+        for keep_raw in [false, true] {
+            let mut r = TraceReader::open(&path, keep_raw).unwrap();
+            let read: Vec<Recorded> = r.by_ref().collect::<Result<_>>().unwrap();
+            assert_eq!(read.len(), 2);
+            assert_eq!(r.events_read(), 2);
+            assert_eq!(r.torn_lines(), &[(offset, side.clone())]);
+        }
+        // Under the name the sink picks when the first one holds other bytes.
+        std::fs::write(&side, b"other bytes").unwrap();
+        let side_1 = dir.path().join(format!("run.trace.jsonl.torn-{offset}.1"));
+        std::fs::write(&side_1, TORN).unwrap();
+        let mut r = TraceReader::open(&path, false).unwrap();
+        assert_eq!(r.by_ref().count(), 2);
+        assert_eq!(r.torn_lines(), &[(offset, side_1)]);
+    }
+
+    #[test]
+    fn a_bad_line_without_its_copy_is_refused_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, offset) = reopened(dir.path(), TORN);
+        let refused = |path: &Path| {
+            let mut r = TraceReader::open(path, false).unwrap();
+            assert!(r.next_event().unwrap().is_some());
+            let e = r.next_event().unwrap_err();
+            assert_eq!(e.code(), "TRACE_INVALID");
+            assert!(e.to_string().contains("not JSON"), "{e}");
+            assert!(r.torn_lines().is_empty());
+        };
+        refused(&path);
+        // A copy of other bytes, or of a line at another offset.
+        let side = |at: u64| dir.path().join(format!("run.trace.jsonl.torn-{at}"));
+        std::fs::write(side(offset), &TORN[..TORN.len() - 1]).unwrap();
+        refused(&path);
+        std::fs::write(side(offset + 1), TORN).unwrap();
+        refused(&path);
+        // A line that is JSON is read as an event, whatever its copy: here
+        // one with no span_id, refused as such.
+        let partial = EVENT.replace("\"span_id\":\"p\",", "");
+        let (path, offset) = reopened(dir.path(), partial.as_bytes());
+        std::fs::write(side(offset), &partial).unwrap();
+        let e = TraceReader::open(&path, false)
+            .unwrap()
+            .nth(1)
+            .unwrap()
+            .unwrap_err();
         assert!(
             e.to_string().contains("event 1 has no string span_id"),
             "{e}"

@@ -42,6 +42,13 @@ impl GrantScope {
     }
 }
 
+/// Undecided approvals one session may hold at once. Opening one more is
+/// refused (`TOO_MANY_PENDING`, 429) until some are decided or expire: no
+/// approval, of this session or another, is ever dropped to make room.
+/// An approval stops counting when it is granted or rejected, or when its
+/// resolution expires.
+pub const MAX_PENDING_PER_SESSION: usize = 1_000;
+
 /// Longest note accepted on a decision, in characters.
 pub const MAX_NOTE: usize = 1_000;
 
@@ -102,6 +109,8 @@ struct Approval {
     rejected: Option<String>,
     pending: Vec<Pending>,
     grants: Vec<Grant>,
+    /// Still counted against its session (opened, not yet decided).
+    counted: bool,
 }
 
 /// Where a gated execution stands.
@@ -114,24 +123,46 @@ pub enum Gate {
 
 /// Approvals by id, with their ids in the order they were opened. They
 /// are opened with their resolution, so that order is close to expiry
-/// order: opening one drops expired approvals from the front, and the
-/// oldest beyond `max` (one per kept resolution is enough).
+/// order: opening one drops expired approvals from the front.
+///
+/// Bounds, none of which ever drops a live approval: a session holds at
+/// most `per_session` undecided ones ([`MAX_PENDING_PER_SESSION`]), and the
+/// runtime at most `max` in all (a memory bound, one per kept resolution);
+/// at either bound the expired ones are dropped and, if that is not enough,
+/// the new one is refused with `TOO_MANY_PENDING`.
 pub struct Approvals {
     max: usize,
+    per_session: usize,
     inner: Mutex<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     by_id: IdMap<Approval>,
     order: VecDeque<(Micros, Uuid)>,
+    /// Each session's undecided approvals, in open order (none empty).
+    undecided: IdMap<VecDeque<(Micros, Uuid)>>,
+    /// No approval held expires before this (a lower bound).
+    next_expiry: Micros,
 }
 
 impl Approvals {
+    /// At most `max` approvals in all, [`MAX_PENDING_PER_SESSION`]
+    /// undecided ones per session.
     pub fn new(max: usize) -> Self {
+        Self::with_session_bound(max, MAX_PENDING_PER_SESSION)
+    }
+
+    /// With another per-session bound (tests).
+    pub fn with_session_bound(max: usize, per_session: usize) -> Self {
         Approvals {
             max: max.max(1),
-            inner: Mutex::new(Inner::default()),
+            per_session: per_session.max(1),
+            inner: Mutex::new(Inner {
+                by_id: IdMap::default(),
+                order: VecDeque::new(),
+                undecided: IdMap::default(),
+                next_expiry: Micros::MAX,
+            }),
         }
     }
 
@@ -144,7 +175,10 @@ impl Approvals {
         self.len() == 0
     }
 
-    /// Opens an approval for a resolution that needs one.
+    /// Opens an approval for a resolution that needs one, or refuses it
+    /// (`TOO_MANY_PENDING`) when its session already has
+    /// `per_session` undecided approvals, or the runtime `max` approvals,
+    /// that have not expired. Nothing held is dropped but expired approvals.
     pub fn open(
         &self,
         approval_id: Uuid,
@@ -152,18 +186,57 @@ impl Approvals {
         resolution_id: Uuid,
         expires_at: Micros,
         now: Micros,
-    ) {
-        let mut inner = self.inner.lock();
-        let Inner { by_id: map, order } = &mut *inner;
-        while let Some(&(expires, id)) = order.front() {
-            if expires > now && order.len() < self.max {
+    ) -> Result<()> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        while let Some(&(expires, id)) = inner.order.front() {
+            if expires > now {
                 break;
             }
-            order.pop_front();
-            map.remove(&id);
+            inner.order.pop_front();
+            inner.forget(&id);
         }
-        order.push_back((expires_at, approval_id));
-        map.insert(
+        if let Some(q) = inner.undecided.get_mut(&session_id) {
+            if q.len() >= self.per_session {
+                // Expired ones stop counting (they are still held, and
+                // answer APPROVAL_EXPIRED, until dropped from the front).
+                q.retain(|&(expires, _)| expires > now);
+                if q.len() >= self.per_session {
+                    return Err(CoreError::invalid(
+                        "TOO_MANY_PENDING",
+                        "/requester/session_id",
+                        format!(
+                            "this session has {} approvals waiting for a decision (at most {}); decide or let expire some of them first",
+                            q.len(),
+                            self.per_session
+                        ),
+                    ));
+                }
+            }
+        }
+        if inner.by_id.len() >= self.max {
+            if now >= inner.next_expiry {
+                inner.drop_expired(now);
+            }
+            if inner.by_id.len() >= self.max {
+                return Err(CoreError::invalid(
+                    "TOO_MANY_PENDING",
+                    "/requester/session_id",
+                    format!(
+                        "the runtime holds as many approvals as it keeps ({}) and none has expired; decide or let expire some first",
+                        self.max
+                    ),
+                ));
+            }
+        }
+        inner.order.push_back((expires_at, approval_id));
+        inner
+            .undecided
+            .entry(session_id)
+            .or_default()
+            .push_back((expires_at, approval_id));
+        inner.next_expiry = inner.next_expiry.min(expires_at);
+        inner.by_id.insert(
             approval_id,
             Approval {
                 session_id,
@@ -172,8 +245,30 @@ impl Approvals {
                 rejected: None,
                 pending: Vec::new(),
                 grants: Vec::new(),
+                counted: true,
             },
         );
+        Ok(())
+    }
+
+    /// Forgets an approval just opened whose resolution could not be kept.
+    pub fn discard(&self, approval_id: &Uuid) {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        if let Some(at) = inner.order.iter().rposition(|&(_, id)| id == *approval_id) {
+            inner.order.remove(at);
+        }
+        inner.forget(approval_id);
+    }
+
+    /// Undecided approvals of a session (expired ones included until an
+    /// opening at the bound drops them from the count).
+    pub fn undecided(&self, session_id: &Uuid) -> usize {
+        self.inner
+            .lock()
+            .undecided
+            .get(session_id)
+            .map_or(0, VecDeque::len)
     }
 
     /// Checks (and, if granted once, uses up) the grant for an execution;
@@ -246,8 +341,12 @@ impl Approvals {
         now: Micros,
     ) -> Result<Decision> {
         check_note(note)?;
-        let mut inner = self.inner.lock();
-        let map = &mut inner.by_id;
+        let mut guard = self.inner.lock();
+        let Inner {
+            by_id: map,
+            undecided,
+            ..
+        } = &mut *guard;
         let a = live(map, approval_id, now)?;
         if a.rejected.is_some() {
             return Err(CoreError::invalid(
@@ -283,6 +382,9 @@ impl Approvals {
                 ))
             }
         };
+        if std::mem::take(&mut a.counted) {
+            uncount(undecided, &a.session_id, approval_id);
+        }
         a.grants.push(Grant {
             action_id: Arc::clone(&action),
             parameters_hash: if scope == GrantScope::Once {
@@ -315,9 +417,16 @@ impl Approvals {
         now: Micros,
     ) -> Result<(Decision, Vec<Pending>)> {
         check_note(note)?;
-        let mut inner = self.inner.lock();
-        let map = &mut inner.by_id;
+        let mut guard = self.inner.lock();
+        let Inner {
+            by_id: map,
+            undecided,
+            ..
+        } = &mut *guard;
         let a = live(map, approval_id, now)?;
+        if std::mem::take(&mut a.counted) {
+            uncount(undecided, &a.session_id, approval_id);
+        }
         a.rejected = Some(approver.to_string());
         let waiting = std::mem::take(&mut a.pending);
         let first = waiting.first();
@@ -361,6 +470,48 @@ impl Approvals {
     }
 }
 
+impl Inner {
+    /// Drops one approval (if held) and its place in its session's count.
+    fn forget(&mut self, id: &Uuid) {
+        if let Some(a) = self.by_id.remove(id) {
+            if a.counted {
+                uncount(&mut self.undecided, &a.session_id, id);
+            }
+        }
+    }
+
+    /// Drops every expired approval, of every session. Runs only when the
+    /// whole bound is reached and something may have expired.
+    fn drop_expired(&mut self, now: Micros) {
+        let mut next = Micros::MAX;
+        self.by_id.retain(|_, a| {
+            let keep = a.expires_at > now;
+            if keep {
+                next = next.min(a.expires_at);
+            }
+            keep
+        });
+        self.order.retain(|&(expires, _)| expires > now);
+        self.undecided.retain(|_, q| {
+            q.retain(|&(expires, _)| expires > now);
+            !q.is_empty()
+        });
+        self.next_expiry = next;
+    }
+}
+
+/// Takes an approval out of its session's undecided count.
+fn uncount(undecided: &mut IdMap<VecDeque<(Micros, Uuid)>>, session: &Uuid, id: &Uuid) {
+    if let Some(q) = undecided.get_mut(session) {
+        if let Some(at) = q.iter().position(|&(_, x)| x == *id) {
+            q.remove(at);
+        }
+        if q.is_empty() {
+            undecided.remove(session);
+        }
+    }
+}
+
 fn live<'a>(map: &'a mut IdMap<Approval>, id: &Uuid, now: Micros) -> Result<&'a mut Approval> {
     match map.get_mut(id) {
         None => Err(CoreError::ApprovalNotFound(id.to_string())),
@@ -381,32 +532,41 @@ mod tests {
     fn opening_drops_expired_approvals_from_the_front() {
         let a = Approvals::new(100);
         for n in 0..10 {
-            a.open(id(n), id(1000), id(2000 + n), 50, 0);
+            a.open(id(n), id(1000), id(2000 + n), 50, 0).unwrap();
         }
         assert_eq!(a.len(), 10);
-        a.open(id(99), id(1000), id(2099), 500, 60);
+        a.open(id(99), id(1000), id(2099), 500, 60).unwrap();
         assert_eq!(a.len(), 1);
         assert_eq!(a.session_of(&id(99)), Some(id(1000)));
         assert_eq!(a.session_of(&id(3)), None);
     }
 
     #[test]
-    fn held_approvals_are_bounded_oldest_first() {
+    fn held_approvals_are_bounded_by_refusing_new_ones() {
         let a = Approvals::new(3);
-        for n in 0..10 {
-            a.open(id(n), id(1000), id(2000 + n), 1_000_000, 0);
+        for n in 0..3 {
+            a.open(id(n), id(1000), id(2000 + n), 1_000_000, 0).unwrap();
+        }
+        for n in 3..10 {
+            let err = a
+                .open(id(n), id(1000), id(2000 + n), 1_000_000, 0)
+                .unwrap_err();
+            assert_eq!(
+                (err.code(), err.path()),
+                ("TOO_MANY_PENDING", Some("/requester/session_id"))
+            );
         }
         assert_eq!(a.len(), 3);
-        for n in 7..10 {
+        for n in 0..3 {
             assert!(a.session_of(&id(n)).is_some(), "approval {n} kept");
         }
-        assert!(a.session_of(&id(6)).is_none());
+        assert!(a.session_of(&id(3)).is_none());
     }
 
     #[test]
     fn a_note_is_bounded_and_has_no_control_characters() {
         let a = Approvals::new(10);
-        a.open(id(1), id(1000), id(2001), 1_000, 0);
+        a.open(id(1), id(1000), id(2001), 1_000, 0).unwrap();
         let long = "é".repeat(MAX_NOTE + 1);
         for bad in [
             long.as_str(),
@@ -449,10 +609,10 @@ mod tests {
     #[test]
     fn an_expired_approval_not_yet_dropped_answers_expired() {
         let a = Approvals::new(10);
-        a.open(id(1), id(1000), id(2001), 1_000, 0);
-        a.open(id(2), id(1000), id(2002), 100, 0);
+        a.open(id(1), id(1000), id(2001), 1_000, 0).unwrap();
+        a.open(id(2), id(1000), id(2002), 100, 0).unwrap();
         // The first lives longer, so the second stays behind it in order.
-        a.open(id(3), id(1000), id(2003), 1_000, 200);
+        a.open(id(3), id(1000), id(2003), 1_000, 200).unwrap();
         assert_eq!(a.len(), 3);
         let err = a.reject(&id(2), "ops", None, 200).unwrap_err();
         assert!(matches!(err, CoreError::ApprovalExpired(_)), "{err:?}");

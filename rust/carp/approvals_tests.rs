@@ -1,11 +1,12 @@
 //! Approvals: what a grant covers and for how long, what a rejection
-//! does, expiry with the resolution, and which approval the bound drops.
+//! does, expiry with the resolution, and what the bounds refuse (per session,
+//! and in all) without ever dropping a live approval.
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{Approvals, Gate, GrantScope, Pending};
+use super::{Approvals, Gate, GrantScope, Pending, MAX_PENDING_PER_SESSION};
 use crate::error::CoreError;
 
 const APPROVAL: Uuid = Uuid::from_u128(1);
@@ -31,7 +32,7 @@ fn pending(action: &str, hash: &str, at: i64) -> Pending {
 
 fn opened() -> Approvals {
     let a = Approvals::new(10);
-    a.open(APPROVAL, SESSION, RESOLUTION, EXPIRES, 0);
+    a.open(APPROVAL, SESSION, RESOLUTION, EXPIRES, 0).unwrap();
     a
 }
 
@@ -299,27 +300,183 @@ fn approvals_expire_with_their_resolution() {
 }
 
 #[test]
-fn the_bound_drops_the_first_opened_even_if_it_lives_longest() {
+fn the_bound_refuses_the_new_one_and_keeps_the_first_opened() {
     let a = Approvals::new(2);
-    a.open(id(1), SESSION, id(2001), 5_000, 0);
-    a.open(id(2), SESSION, id(2002), 1_000, 0);
+    a.open(id(1), SESSION, id(2001), 5_000, 0).unwrap();
+    a.open(id(2), SESSION, id(2002), 1_000, 0).unwrap();
     assert_eq!(a.len(), 2);
-    a.open(id(3), SESSION, id(2003), 1_000, 0);
+    let err = a.open(id(3), SESSION, id(2003), 1_000, 0).unwrap_err();
+    assert_eq!(err.code(), "TOO_MANY_PENDING");
     assert_eq!(a.len(), 2);
-    assert_eq!(a.session_of(&id(1)), None);
+    assert_eq!(a.session_of(&id(1)), Some(SESSION));
     assert_eq!(a.session_of(&id(2)), Some(SESSION));
-    assert_eq!(a.session_of(&id(3)), Some(SESSION));
-    // The dropped one is gone: not found, and its gate waits.
-    let err = a.reject(&id(1), "ops", None, 1).unwrap_err();
+    assert_eq!(a.session_of(&id(3)), None);
+    // A refused approval was never opened: not found, and its gate waits.
+    let err = a.reject(&id(3), "ops", None, 1).unwrap_err();
     assert!(matches!(err, CoreError::ApprovalNotFound(_)), "{err:?}");
     let mut p = pending("x", "h", 1);
-    p.approval_id = id(1);
+    p.approval_id = id(3);
     assert_eq!(a.gate(p, 1), Gate::Waiting);
     assert_eq!(a.pending(None, 1).len(), 0);
-    // The one opened now is always kept; a bound of 0 keeps one.
+    // A bound of 0 keeps one.
     let one = Approvals::new(0);
-    one.open(id(1), SESSION, id(2001), 5_000, 0);
-    one.open(id(2), SESSION, id(2002), 5_000, 0);
+    one.open(id(1), SESSION, id(2001), 5_000, 0).unwrap();
+    assert!(one.open(id(2), SESSION, id(2002), 5_000, 0).is_err());
     assert_eq!(one.len(), 1);
-    assert_eq!(one.session_of(&id(2)), Some(SESSION));
+    assert_eq!(one.session_of(&id(1)), Some(SESSION));
+}
+
+const OTHER: Uuid = Uuid::from_u128(1001);
+
+/// Session `SESSION` opens `APPROVAL` and an execution waits on it.
+fn one_waiting(a: &Approvals) {
+    a.open(APPROVAL, SESSION, RESOLUTION, EXPIRES, 0).unwrap();
+    assert_eq!(a.gate(pending("x", "h1", 1), 1), Gate::Waiting);
+}
+
+/// `SESSION`'s execution still waits, is listed, and can be granted.
+fn still_decidable(a: &Approvals, now: i64) {
+    assert_eq!(waiting(a, now), vec![w("x", "h1", 1)]);
+    a.approve(&APPROVAL, "ops", None, None, None, GrantScope::Once, now)
+        .unwrap();
+    assert_eq!(a.gate(pending("x", "h1", now), now), Gate::Granted);
+}
+
+#[test]
+fn a_flood_of_another_session_never_drops_a_pending_approval() {
+    // The whole bound (5) is reached by the other session's flood: the
+    // flood is refused, the waiting approval stays.
+    let a = Approvals::new(5);
+    one_waiting(&a);
+    let mut refused = 0;
+    for n in 0..50 {
+        match a.open(id(100 + n), OTHER, id(3000 + n), EXPIRES, 2) {
+            Ok(()) => {}
+            Err(e) => {
+                assert_eq!(e.code(), "TOO_MANY_PENDING");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 46);
+    assert_eq!(a.len(), 5);
+    still_decidable(&a, 3);
+}
+
+#[test]
+fn a_session_has_at_most_its_bound_of_undecided_approvals() {
+    let a = Approvals::new(100_000);
+    one_waiting(&a);
+    for n in 0..MAX_PENDING_PER_SESSION as u128 {
+        a.open(id(100 + n), OTHER, id(3000 + n), EXPIRES, 2)
+            .unwrap();
+    }
+    assert_eq!(a.undecided(&OTHER), MAX_PENDING_PER_SESSION);
+    let err = a
+        .open(id(99_999), OTHER, id(99_998), EXPIRES, 2)
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.path()),
+        ("TOO_MANY_PENDING", Some("/requester/session_id"))
+    );
+    assert!(
+        err.to_string()
+            .contains(&MAX_PENDING_PER_SESSION.to_string()),
+        "{err}"
+    );
+    assert_eq!(a.session_of(&id(99_999)), None);
+    // The other session is not touched, and can still open approvals.
+    assert_eq!(a.undecided(&SESSION), 1);
+    still_decidable(&a, 3);
+    a.open(id(7), SESSION, id(2007), EXPIRES, 3).unwrap();
+}
+
+#[test]
+fn decided_approvals_do_not_count_against_the_session() {
+    let a = Approvals::with_session_bound(100, 2);
+    a.open(id(1), OTHER, id(3001), EXPIRES, 0).unwrap();
+    a.open(id(2), OTHER, id(3002), EXPIRES, 0).unwrap();
+    assert_eq!(
+        a.open(id(3), OTHER, id(3003), EXPIRES, 0)
+            .unwrap_err()
+            .code(),
+        "TOO_MANY_PENDING"
+    );
+    a.reject(&id(1), "ops", None, 1).unwrap();
+    a.open(id(3), OTHER, id(3003), EXPIRES, 1).unwrap();
+    assert!(a.open(id(4), OTHER, id(3004), EXPIRES, 1).is_err());
+    a.approve(
+        &id(2),
+        "ops",
+        None,
+        Some("x"),
+        None,
+        GrantScope::Resolution,
+        2,
+    )
+    .unwrap();
+    a.open(id(4), OTHER, id(3004), EXPIRES, 2).unwrap();
+    assert_eq!(a.undecided(&OTHER), 2);
+    // Decided ones are still held, and still answer.
+    assert_eq!(a.len(), 4);
+    let err = a
+        .approve(
+            &id(1),
+            "ops",
+            None,
+            Some("x"),
+            None,
+            GrantScope::Resolution,
+            3,
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "APPROVAL_REJECTED");
+}
+
+#[test]
+fn expired_approvals_do_not_count_against_the_session() {
+    // A long-lived approval opened first keeps the expired ones behind it
+    // from being dropped at the front: the bound drops them from the count.
+    let a = Approvals::with_session_bound(100, 3);
+    a.open(id(1), OTHER, id(3001), 10_000, 0).unwrap();
+    a.open(id(2), OTHER, id(3002), 100, 0).unwrap();
+    a.open(id(3), OTHER, id(3003), 100, 0).unwrap();
+    assert!(a.open(id(4), OTHER, id(3004), 10_000, 50).is_err());
+    a.open(id(4), OTHER, id(3004), 10_000, 100).unwrap();
+    a.open(id(5), OTHER, id(3005), 10_000, 100).unwrap();
+    assert!(a.open(id(6), OTHER, id(3006), 10_000, 100).is_err());
+    assert_eq!(a.undecided(&OTHER), 3);
+    // The expired ones are still held until dropped: they answer expired.
+    let err = a.reject(&id(2), "ops", None, 100).unwrap_err();
+    assert!(matches!(err, CoreError::ApprovalExpired(_)), "{err:?}");
+}
+
+#[test]
+fn the_whole_bound_drops_expired_approvals_of_any_session_first() {
+    let a = Approvals::new(3);
+    one_waiting(&a);
+    a.open(id(2), OTHER, id(3002), 100, 0).unwrap();
+    a.open(id(3), OTHER, id(3003), 100, 0).unwrap();
+    // Full, nothing expired: refused, nothing dropped.
+    assert!(a.open(id(4), OTHER, id(3004), EXPIRES, 50).is_err());
+    assert_eq!(a.len(), 3);
+    // The two expired (behind a live one at the front) make room.
+    a.open(id(4), OTHER, id(3004), EXPIRES, 100).unwrap();
+    a.open(id(5), OTHER, id(3005), EXPIRES, 100).unwrap();
+    assert_eq!(a.len(), 3);
+    assert_eq!(a.session_of(&id(2)), None);
+    assert_eq!(a.session_of(&id(3)), None);
+    assert_eq!(a.undecided(&OTHER), 2);
+    assert!(a.open(id(6), OTHER, id(3006), EXPIRES, 100).is_err());
+    still_decidable(&a, 100);
+}
+
+#[test]
+fn a_discarded_approval_leaves_no_trace_in_the_count() {
+    let a = Approvals::with_session_bound(100, 1);
+    a.open(id(1), OTHER, id(3001), EXPIRES, 0).unwrap();
+    assert!(a.open(id(2), OTHER, id(3002), EXPIRES, 0).is_err());
+    a.discard(&id(1));
+    assert_eq!((a.len(), a.undecided(&OTHER)), (0, 0));
+    a.open(id(2), OTHER, id(3002), EXPIRES, 0).unwrap();
 }

@@ -44,18 +44,19 @@ impl Runtime {
     ) -> PyResult<Bound<'py, PyDict>> {
         let id = parse_uuid(approval_id, "/approval_id").py()?;
         let scope = GrantScope::parse(scope).py()?;
-        let d = self
-            .0
-            .approve(
-                &id,
-                approver,
-                note,
-                action_id,
-                parameters_hash,
-                scope,
-                &Detached(py),
-            )
-            .py()?;
+        let d = self.durable(py, || {
+            self.0
+                .approve(
+                    &id,
+                    approver,
+                    note,
+                    action_id,
+                    parameters_hash,
+                    scope,
+                    &Detached(py),
+                )
+                .py()
+        })?;
         decision_dict(py, &d)
     }
 
@@ -69,7 +70,9 @@ impl Runtime {
         note: Option<&str>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let id = parse_uuid(approval_id, "/approval_id").py()?;
-        let d = self.0.reject(&id, approver, note, &Detached(py)).py()?;
+        let d = self.durable(py, || {
+            self.0.reject(&id, approver, note, &Detached(py)).py()
+        })?;
         decision_dict(py, &d)
     }
 

@@ -16,7 +16,7 @@ use crate::runtime::state::Runtime as CoreRuntime;
 use super::errors::{to_py, IntoPyResult};
 use super::request_view::parse_direct;
 use super::resolution::Resolution;
-use super::runtime::{Detached, Runtime};
+use super::runtime::{durable, Detached, Runtime};
 use super::utf8;
 use super::value::{atlas_to_value, to_value};
 
@@ -174,23 +174,7 @@ impl Runtime {
         py: Python<'_>,
         request: &Bound<'_, PyAny>,
     ) -> PyResult<Resolution> {
-        let wait = Detached(py);
-        if let Some(req) = parse_direct(request) {
-            return self.0.resolve_parsed(&req, &wait).map(Resolution).py();
-        }
-        let v = match to_value(request, "INVALID_REQUEST") {
-            Ok(v) => v,
-            // Not JSON at all (NaN, too deep, ...): still an `error.occurred`
-            // in the request's session when it names an open one.
-            Err(e) => {
-                return self
-                    .0
-                    .with_error_event(session_hint_py(request), &wait, || Err(e))
-                    .map(Resolution)
-                    .py()
-            }
-        };
-        self.0.resolve_value(&v, &wait).map(Resolution).py()
+        self.durable(py, || self.resolve_now(py, request))
     }
 
     /// A resolver bound to one session, for agents that resolve in a loop.
@@ -268,9 +252,34 @@ impl PreparedResolver {
         )
         .py()?;
         debug_assert_eq!(req.operation, Operation::Resolve);
-        self.rt
-            .resolve_request(&req, &Detached(py))
-            .map(Resolution)
-            .py()
+        durable(&self.rt, py, || {
+            self.rt
+                .resolve_request(&req, &Detached(py))
+                .map(Resolution)
+                .py()
+        })
+    }
+}
+
+impl Runtime {
+    /// `resolve` without the durability wait.
+    fn resolve_now(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Resolution> {
+        let wait = Detached(py);
+        if let Some(req) = parse_direct(request) {
+            return self.0.resolve_parsed(&req, &wait).map(Resolution).py();
+        }
+        let v = match to_value(request, "INVALID_REQUEST") {
+            Ok(v) => v,
+            // Not JSON at all (NaN, too deep, ...): still an `error.occurred`
+            // in the request's session when it names an open one.
+            Err(e) => {
+                return self
+                    .0
+                    .with_error_event(session_hint_py(request), &wait, || Err(e))
+                    .map(Resolution)
+                    .py()
+            }
+        };
+        self.0.resolve_value(&v, &wait).map(Resolution).py()
     }
 }

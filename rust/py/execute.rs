@@ -221,6 +221,21 @@ impl Runtime {
         executors: &Bound<'_, PyDict>,
         settle: &Bound<'_, PyAny>,
     ) -> PyResult<ExecuteResponse> {
+        self.durable(py, || self.execute_now(py, request, executors, settle))
+    }
+}
+
+impl Runtime {
+    /// Executes a request: an answer without running anything (denied,
+    /// pending approval, rate-limited, ...), or the executor's outcome.
+    /// `settle(value)` awaits what an executor returned if it is awaitable.
+    fn execute_now(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        executors: &Bound<'_, PyDict>,
+        settle: &Bound<'_, PyAny>,
+    ) -> PyResult<ExecuteResponse> {
         let wait = Detached(py);
         let direct = parse_direct(request);
         let is_direct = direct.is_some();

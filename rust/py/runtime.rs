@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyString};
 use crate::error::CoreError;
 use crate::ids::parse_uuid;
 use crate::runtime::session::{Session, SessionStatus};
-use crate::runtime::state::{Runtime as CoreRuntime, RuntimeConfig, Wait};
+use crate::runtime::state::{Durability, Runtime as CoreRuntime, RuntimeConfig, Wait};
 use crate::trace::chain::SpanRef;
 use crate::trace::event::{is_custom_event_type, EventType, STANDARD_EVENT_TYPES};
 use crate::trace::hash::HashAlgorithm;
@@ -87,6 +87,19 @@ fn text<'a, 'py>(obj: &'a Bound<'py, PyAny>, path: &str) -> PyResult<&'a Bound<'
 }
 
 impl Runtime {
+    /// Runs one operation under the runtime's durability: with `sync`, it
+    /// is refused while the trace cannot keep events (`TRACE_UNAVAILABLE`)
+    /// and returns only once its events are written. The operation's own
+    /// error wins over a failed wait.
+    #[inline]
+    pub(super) fn durable<T>(
+        &self,
+        py: Python<'_>,
+        op: impl FnOnce() -> PyResult<T>,
+    ) -> PyResult<T> {
+        durable(&self.0, py, op)
+    }
+
     fn session(&self, id: &str) -> PyResult<Arc<Session>> {
         let id = parse_uuid(id, "/session_id").py()?;
         self.0.session(&id).py()
@@ -132,6 +145,24 @@ impl Runtime {
     }
 }
 
+/// `Runtime::durable` for any holder of the core runtime.
+#[inline]
+pub(super) fn durable<T>(
+    rt: &CoreRuntime,
+    py: Python<'_>,
+    op: impl FnOnce() -> PyResult<T>,
+) -> PyResult<T> {
+    if rt.config().durability == Durability::Async {
+        return op();
+    }
+    rt.admit_work().py()?;
+    let out = op();
+    let settled = rt.settle(&Detached(py));
+    let out = out?;
+    settled.py()?;
+    Ok(out)
+}
+
 /// Conversions remembered between calls (see `cache.rs`).
 #[derive(Default)]
 pub struct Caches {
@@ -143,7 +174,7 @@ pub struct Caches {
 impl Runtime {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096, clock_skew_seconds=Some(300.0), max_resolutions=100_000, clock=None, session_idle_seconds=None, session_max_seconds=None, heartbeat_interval_seconds=None, heartbeat_misses_allowed=2))]
+    #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096, clock_skew_seconds=Some(300.0), max_resolutions=100_000, clock=None, session_idle_seconds=None, session_max_seconds=None, heartbeat_interval_seconds=None, heartbeat_misses_allowed=2, durability="async", queue_wait_seconds=None))]
     fn new(
         py: Python<'_>,
         hash_algorithm: &str,
@@ -160,6 +191,8 @@ impl Runtime {
         session_max_seconds: Option<f64>,
         heartbeat_interval_seconds: Option<f64>,
         heartbeat_misses_allowed: u32,
+        durability: &str,
+        queue_wait_seconds: Option<f64>,
     ) -> PyResult<Self> {
         let secs = |v: Option<f64>, path: &str| -> PyResult<Option<i64>> {
             match v {
@@ -196,12 +229,20 @@ impl Runtime {
                 overflow: Overflow::parse(overflow).py()?,
                 algorithm: HashAlgorithm::parse(hash_algorithm).py()?,
                 batch_max,
+                queue_wait: timeout(queue_wait_seconds).map_err(|_| {
+                    super::errors::to_py(CoreError::invalid(
+                        "INVALID_OPTION",
+                        "/queue_wait_seconds",
+                        "must be a number of seconds >= 0 or None",
+                    ))
+                })?,
             },
             memory_limit,
             trace_file,
             clock_skew,
             max_resolutions,
             lifetime,
+            durability: Durability::parse(durability).py()?,
         };
         // A native sink (an SQLite store) is written by the flush thread
         // itself; any other object through its Python `write_batch`.
@@ -219,6 +260,43 @@ impl Runtime {
     #[getter]
     fn hash_algorithm(&self) -> &'static str {
         self.0.config().recorder.algorithm.as_str()
+    }
+
+    #[getter]
+    fn durability(&self) -> &'static str {
+        self.0.config().durability.as_str()
+    }
+
+    /// Pushes a commit ticket behind everything recorded so far and
+    /// returns it (see `wait_committed`).
+    fn barrier(&self, py: Python<'_>) -> PyResult<u64> {
+        self.0.barrier(&Detached(py)).py()
+    }
+
+    /// Waits (GIL released) until `ticket` is committed (True) or the
+    /// timeout passes (False); raises `UnavailableError`
+    /// (`TRACE_UNAVAILABLE`) if the store fails first.
+    #[pyo3(signature = (ticket, timeout=None))]
+    fn wait_committed(&self, py: Python<'_>, ticket: u64, timeout: Option<f64>) -> PyResult<bool> {
+        let t = self::timeout(timeout)?;
+        let rt = &self.0;
+        py.detach(|| rt.wait_committed(ticket, t)).py()
+    }
+
+    /// The highest committed ticket.
+    fn committed(&self) -> u64 {
+        self.0.committed()
+    }
+
+    /// Why the trace cannot take new work now (store failing, queue
+    /// nearly full, closed), or None.
+    fn unavailable_reason(&self) -> Option<String> {
+        self.0.unavailable_reason()
+    }
+
+    /// Raises `UnavailableError` when `unavailable_reason()` is not None.
+    fn check_available(&self) -> PyResult<()> {
+        self.0.check_available().py()
     }
 
     /// Starts a session (records `session.started`) and returns its id.
@@ -239,10 +317,11 @@ impl Runtime {
             .map(|s| parse_uuid(s, "/parent_session_id"))
             .transpose()
             .py()?;
-        let s = self
-            .0
-            .create_session(agent_id, goal, sid, parent, &Detached(py))
-            .py()?;
+        let s = self.durable(py, || {
+            self.0
+                .create_session(agent_id, goal, sid, parent, &Detached(py))
+                .py()
+        })?;
         Ok(s.session_id.to_string())
     }
 
@@ -260,7 +339,7 @@ impl Runtime {
         let rec = self
             .0
             .record_for(&session, event_type, payload, SpanRef::Fresh);
-        self.0.push(&session, rec, &Detached(py)).py()
+        self.durable(py, || self.0.push(&session, rec, &Detached(py)).py())
     }
 
     /// Continues a session an earlier runtime recorded (see `cra.storage`).
@@ -310,7 +389,7 @@ impl Runtime {
     fn end_session(&self, py: Python<'_>, session_id: &str, reason: &str) -> PyResult<()> {
         let id = parse_uuid(session_id, "/session_id").py()?;
         let rt = &self.0;
-        py.detach(|| rt.end_session(&id, reason)).py()
+        self.durable(py, || py.detach(|| rt.end_session(&id, reason)).py())
     }
 
     fn get_session<'py>(&self, py: Python<'py>, session_id: &str) -> PyResult<Bound<'py, PyDict>> {

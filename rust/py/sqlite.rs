@@ -16,6 +16,7 @@ use rusqlite::types::Value;
 use crate::error::CoreError;
 use crate::sqlite::error::{SqliteError, SqliteFault};
 use crate::sqlite::event::StoreEvent;
+use crate::sqlite::owners::PendingOwners;
 use crate::sqlite::query::Rows;
 use crate::sqlite::schema::SESSION_COLUMNS;
 use crate::sqlite::sink::{SharedDb, SqliteSinkFactory};
@@ -142,6 +143,8 @@ pub struct SQLiteDatabase {
     db: SharedDb,
     path: String,
     schema_version: i64,
+    /// Owners its native sink writes with their sessions' first events.
+    owners: Arc<PendingOwners>,
 }
 
 impl SQLiteDatabase {
@@ -166,6 +169,7 @@ impl SQLiteDatabase {
             path: path.to_string(),
             schema_version: db.schema_version(),
             db: Arc::new(Mutex::new(db)),
+            owners: Arc::default(),
         })
     }
 
@@ -236,7 +240,19 @@ impl SQLiteDatabase {
         SQLiteSink(Arc::new(SqliteSinkFactory {
             store: Arc::clone(&self.db),
             path: self.path.clone(),
+            owners: Arc::clone(&self.owners),
         }))
+    }
+
+    /// The native sink writes `key_id` as the owner of `session_id` in the
+    /// transaction that writes the session's next (first) events.
+    fn expect_owner(&self, session_id: &str, key_id: &str) {
+        self.owners.expect(session_id, key_id);
+    }
+
+    /// Drops an expected owner (the session was not created).
+    fn forget_owner(&self, session_id: &str) {
+        self.owners.forget(session_id);
     }
 }
 

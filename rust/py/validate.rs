@@ -19,7 +19,7 @@ impl Runtime {
         request: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let report = match to_value(request, "INVALID_REQUEST") {
-            Ok(v) => self.0.validate_value(&v, &Detached(py)),
+            Ok(v) => self.durable(py, || Ok(self.0.validate_value(&v, &Detached(py))))?,
             Err(e) => ValidationReport {
                 valid: false,
                 errors: vec![Fault::new(e.path().unwrap_or_default(), e.message())],

@@ -89,6 +89,28 @@ impl FileReport {
     fn bad_line_count(&self) -> u64 {
         self.0.bad_line_count
     }
+    /// `(line, offset, bytes, side_file)` of torn lines that reopening the
+    /// file set aside (copied to `side_file`): not events, not bad lines
+    /// (the first 100).
+    #[getter]
+    fn torn_lines(&self) -> Vec<(u64, u64, u64, String)> {
+        self.0
+            .torn_lines
+            .iter()
+            .map(|t| {
+                (
+                    t.line,
+                    t.offset,
+                    t.bytes,
+                    t.side_file.to_string_lossy().into_owned(),
+                )
+            })
+            .collect()
+    }
+    #[getter]
+    fn torn_line_count(&self) -> u64 {
+        self.0.torn_line_count
+    }
     #[getter]
     fn lines(&self) -> u64 {
         self.0.lines

@@ -60,15 +60,28 @@ impl Runtime {
                 return Err(e);
             }
         };
-        self.resolutions.insert(Arc::clone(&resolution), now);
-        if let Some(approval_id) = resolution.approval_id {
-            self.approvals.open(
-                approval_id,
-                session.session_id,
-                resolution.resolution_id,
-                resolution.expires_at,
-                now,
-            );
+        // Both bounds are per session (TOO_MANY_PENDING past them): the
+        // approval first, then the resolution, which takes it back if full.
+        let kept = match resolution.approval_id {
+            Some(approval_id) => self
+                .approvals
+                .open(
+                    approval_id,
+                    session.session_id,
+                    resolution.resolution_id,
+                    resolution.expires_at,
+                    now,
+                )
+                .and_then(|()| {
+                    self.resolutions
+                        .insert(Arc::clone(&resolution), now)
+                        .inspect_err(|_| self.approvals.discard(&approval_id))
+                }),
+            None => self.resolutions.insert(Arc::clone(&resolution), now),
+        };
+        if let Err(e) = kept {
+            session.release_request(&req.request_id);
+            return Err(e);
         }
         let rec = Record {
             session_id: session.session_id,

@@ -28,7 +28,7 @@ use crate::trace::event::{EventType, TraceEvent};
 use crate::trace::hash::{to_hex, HashAlgorithm};
 use crate::trace::jsonl::JsonlSinkFactory;
 use crate::trace::memory::{EventQuery, MemorySink, MemoryStore, DEFAULT_MEMORY_LIMIT};
-use crate::trace::recorder::{Pushed, Recorder, RecorderConfig, RecorderStats};
+use crate::trace::recorder::{Commit, Pushed, Recorder, RecorderConfig, RecorderStats};
 use crate::trace::sink::{Sink, SinkFactory};
 use crate::trace::verify::{ChainVerification, ChainVerifier};
 
@@ -46,6 +46,43 @@ impl Wait for Direct {
     }
 }
 
+/// When an operation's events count as kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// An operation returns once its events are queued; the flush thread
+    /// writes them soon after (`flush()` waits for that).
+    #[default]
+    Async,
+    /// An operation returns only after its events are written to every
+    /// sink (one SQLite transaction, shared by concurrent callers).
+    Sync,
+}
+
+impl Durability {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "async" => Ok(Durability::Async),
+            "sync" => Ok(Durability::Sync),
+            _ => Err(CoreError::invalid(
+                "INVALID_OPTION",
+                "/durability",
+                format!("unknown durability {name:?} (use \"async\" or \"sync\")"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Async => "async",
+            Durability::Sync => "sync",
+        }
+    }
+}
+
+/// How full the queue may be (percent) before new work is refused as
+/// `TRACE_UNAVAILABLE` by [`Runtime::check_available`].
+pub const QUEUE_REFUSE_PERCENT: u64 = 90;
+
 #[derive(Clone)]
 pub struct RuntimeConfig {
     pub recorder: RecorderConfig,
@@ -56,6 +93,7 @@ pub struct RuntimeConfig {
     pub clock_skew: Option<Micros>,
     pub max_resolutions: usize,
     pub lifetime: Lifetime,
+    pub durability: Durability,
 }
 
 pub const DEFAULT_CLOCK_SKEW: Micros = 300 * 1_000_000;
@@ -69,6 +107,7 @@ impl Default for RuntimeConfig {
             clock_skew: Some(DEFAULT_CLOCK_SKEW),
             max_resolutions: DEFAULT_MAX_RESOLUTIONS,
             lifetime: Lifetime::default(),
+            durability: Durability::Async,
         }
     }
 }
@@ -160,6 +199,70 @@ impl Runtime {
                 Pushed::Queued | Pushed::Dropped => Ok(()),
             }
         })
+    }
+
+    /// Pushes a commit ticket (see [`Recorder::barrier`]) and returns it.
+    pub fn barrier(&self, wait: &impl Wait) -> Result<u64> {
+        let recorder = self.recorder.load();
+        let (ticket, rec) = recorder.barrier();
+        match recorder.try_push(rec)? {
+            Pushed::Full(rec) => wait.wait(|| recorder.push_blocking(rec))?,
+            Pushed::Queued | Pushed::Dropped => {}
+        }
+        recorder.wake();
+        Ok(ticket)
+    }
+
+    /// Waits until `ticket` is committed (`Ok(true)`) or `timeout` passes
+    /// (`Ok(false)`); `TRACE_UNAVAILABLE` if the sinks fail first (the
+    /// events stay queued and are retried).
+    pub fn wait_committed(&self, ticket: u64, timeout: Option<Duration>) -> Result<bool> {
+        match self.recorder.load().wait_committed(ticket, timeout) {
+            Commit::Committed => Ok(true),
+            Commit::TimedOut => Ok(false),
+            Commit::Failing(why) => Err(CoreError::TraceUnavailable(format!(
+                "the trace store cannot write ({why}); the events stay queued and are retried"
+            ))),
+        }
+    }
+
+    /// The highest committed ticket.
+    pub fn committed(&self) -> u64 {
+        self.recorder.load().committed()
+    }
+
+    /// `TRACE_UNAVAILABLE` when the trace cannot take new work: its sinks
+    /// are failing or its queue is nearly full.
+    pub fn check_available(&self) -> Result<()> {
+        match self.recorder.load().unavailable(QUEUE_REFUSE_PERCENT) {
+            None => Ok(()),
+            Some(why) => Err(CoreError::TraceUnavailable(why)),
+        }
+    }
+
+    /// Why the trace cannot take new work, if it cannot (for health).
+    pub fn unavailable_reason(&self) -> Option<String> {
+        self.recorder.load().unavailable(QUEUE_REFUSE_PERCENT)
+    }
+
+    /// With `Durability::Sync`: waits until everything this thread pushed
+    /// is written. Nothing to do with `Async`.
+    #[inline]
+    pub fn settle(&self, wait: &impl Wait) -> Result<()> {
+        if self.config.durability == Durability::Async {
+            return Ok(());
+        }
+        let ticket = self.barrier(wait)?;
+        wait.wait(|| self.wait_committed(ticket, None)).map(|_| ())
+    }
+
+    /// With `Durability::Sync`: refuses work the trace cannot keep.
+    #[inline]
+    pub fn admit_work(&self) -> Result<()> {
+        if self.config.durability == Durability::Async {
+            return Ok(());
+        }
+        self.check_available()
     }
 
     pub fn events(&self, id: &Uuid, query: &EventQuery<'_>) -> Vec<Arc<TraceEvent>> {

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use crate::error::{CoreError, Result};
 use crate::sqlite::event::StoreEvent;
+use crate::sqlite::owners::PendingOwners;
 use crate::sqlite::store::SqliteDb;
 use crate::trace::sink::{SealedBatch, Sink, SinkFactory};
 
@@ -22,12 +23,19 @@ pub fn is_in_memory(path: &str) -> bool {
     path == ":memory:" || path.is_empty()
 }
 
-pub struct SqliteSink(SharedDb);
+pub struct SqliteSink(SharedDb, Arc<PendingOwners>);
 
 impl Sink for SqliteSink {
+    /// One transaction: the events, their sessions' rows, and the owners
+    /// expected for those sessions.
     fn write_batch(&mut self, events: &SealedBatch) -> Result<()> {
         let batch: Vec<StoreEvent> = events.iter().map(StoreEvent::sealed).collect();
-        self.0.lock().write_batch(&batch).map_err(CoreError::from)
+        let owners = self.1.take_for(&batch);
+        let written = self.0.lock().write_batch_owned(&batch, &owners);
+        if written.is_err() {
+            self.1.restore(owners);
+        }
+        written.map_err(CoreError::from)
     }
 
     /// A WAL checkpoint, as `SQLiteStore.flush()` does.
@@ -41,19 +49,27 @@ impl Sink for SqliteSink {
 pub struct SqliteSinkFactory {
     pub store: SharedDb,
     pub path: String,
+    /// Owners to write with their sessions' first events.
+    pub owners: Arc<PendingOwners>,
 }
 
 impl SqliteSinkFactory {
     fn own_connection(&self) -> Result<Box<dyn Sink>> {
         let db = SqliteDb::open(&self.path).map_err(CoreError::from)?;
-        Ok(Box::new(SqliteSink(Arc::new(Mutex::new(db)))))
+        Ok(Box::new(SqliteSink(
+            Arc::new(Mutex::new(db)),
+            Arc::clone(&self.owners),
+        )))
     }
 }
 
 impl SinkFactory for SqliteSinkFactory {
     fn open(&self) -> Result<Box<dyn Sink>> {
         if is_in_memory(&self.path) {
-            return Ok(Box::new(SqliteSink(Arc::clone(&self.store))));
+            return Ok(Box::new(SqliteSink(
+                Arc::clone(&self.store),
+                Arc::clone(&self.owners),
+            )));
         }
         self.own_connection()
     }

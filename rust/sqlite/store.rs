@@ -12,6 +12,7 @@ use rusqlite::{params, params_from_iter, Connection, ToSql, Transaction, Transac
 
 use crate::sqlite::error::{SqliteError, SqliteResult};
 use crate::sqlite::event::StoreEvent;
+use crate::sqlite::owners::insert_owners;
 use crate::sqlite::rows::{apply_batch, SessionRow};
 use crate::sqlite::schema::{self, Layout, ROWS_PER_INSERT, SESSION_COLUMNS};
 
@@ -75,6 +76,16 @@ impl SqliteDb {
     /// events (in batch order) and the rows of their sessions (in order of
     /// first appearance), rows of sessions seen before read and updated.
     pub fn write_batch(&mut self, events: &[StoreEvent]) -> SqliteResult<()> {
+        self.write_batch_owned(events, &[])
+    }
+
+    /// `write_batch`, with the owner rows of sessions it creates inserted
+    /// in the same transaction (see `owners`).
+    pub fn write_batch_owned(
+        &mut self,
+        events: &[StoreEvent],
+        owners: &[(String, String)],
+    ) -> SqliteResult<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -90,6 +101,7 @@ impl SqliteDb {
             .map_err(fail)?;
         let mut created: Vec<String> = Vec::new();
         let written = write_in(&tx, &path, layout, keys, &mut created, events)
+            .and_then(|()| insert_owners(&tx, owners).map_err(fail))
             .and_then(|()| tx.commit().map_err(fail));
         if written.is_err() {
             // The transaction rolled back (dropped, or its commit failed):

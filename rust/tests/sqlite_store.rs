@@ -139,3 +139,47 @@ fn an_event_without_what_the_store_indexes_is_a_typed_error() {
         Ok(_) => panic!("expected an event error"),
     }
 }
+
+#[test]
+fn an_owner_row_is_written_with_its_session_or_not_at_all() {
+    use cra_core::sqlite::owners::PendingOwners;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.db");
+    let mut db = SqliteDb::open(path.to_str().expect("utf-8")).expect("open");
+    let pending = PendingOwners::default();
+    pending.expect("s1", "key-a");
+    db.write_batch(&batch(&[started("s0")]))
+        .expect("unrelated batch");
+    // A batch that fails (an event already stored) writes no owner either,
+    // and the owner waits for the next batch of its session.
+    let bad = batch(&[started("s1"), started("s0")]);
+    let owners = pending.take_for(&bad);
+    assert_eq!(owners, vec![("s1".to_string(), "key-a".to_string())]);
+    assert!(db.write_batch_owned(&bad, &owners).is_err());
+    pending.restore(owners);
+    let count = |db: &mut SqliteDb, sql: &str| one(db, sql)[0][0].clone();
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'cra_server_owners'"
+        ),
+        Value::Integer(0)
+    );
+    let good = batch(&[started("s1")]);
+    let owners = pending.take_for(&good);
+    db.write_batch_owned(&good, &owners)
+        .expect("the session and its owner");
+    assert_eq!(
+        one(&mut db, "SELECT session_id, key_id FROM cra_server_owners"),
+        vec![vec![Value::Text("s1".into()), Value::Text("key-a".into())]]
+    );
+    // An owner row is never replaced.
+    let again = batch(&[event("s1", 1, "x.tick", json!({}))]);
+    db.write_batch_owned(&again, &[("s1".into(), "key-b".into())])
+        .expect("written");
+    assert_eq!(
+        count(&mut db, "SELECT key_id FROM cra_server_owners"),
+        Value::Text("key-a".into())
+    );
+    assert!(pending.take_for(&again).is_empty());
+}

@@ -45,6 +45,9 @@ pub trait EventSource: Send + Sync {
 pub enum Body {
     One(EventType, Box<str>),
     Many(Arc<dyn EventSource>),
+    /// No event: a commit ticket. Everything pushed before it is written
+    /// when the flush thread reports the ticket committed.
+    Barrier(u64),
 }
 
 impl std::fmt::Debug for Body {
@@ -52,6 +55,7 @@ impl std::fmt::Debug for Body {
         match self {
             Body::One(t, p) => write!(f, "One({t}, {p})"),
             Body::Many(src) => write!(f, "Many({} events)", src.count()),
+            Body::Barrier(t) => write!(f, "Barrier({t})"),
         }
     }
 }
@@ -76,6 +80,7 @@ impl Record {
         match &self.body {
             Body::One(..) => 1,
             Body::Many(src) => src.count(),
+            Body::Barrier(_) => 0,
         }
     }
 }
@@ -155,6 +160,7 @@ impl Chains {
         match rec.body {
             Body::One(event_type, payload) => emit(event_type, payload),
             Body::Many(src) => src.render(&mut emit),
+            Body::Barrier(_) => {}
         }
         if rec.ends_chain {
             self.open.remove(&rec.session_id);

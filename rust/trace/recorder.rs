@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{CoreError, Result};
-use crate::trace::chain::{Chains, Record};
+use crate::trace::chain::{Body, Chains, Record};
 use crate::trace::event::TraceEvent;
 use crate::trace::hash::HashAlgorithm;
 use crate::trace::sink::Sink;
@@ -48,6 +48,10 @@ pub struct RecorderConfig {
     pub overflow: Overflow,
     pub algorithm: HashAlgorithm,
     pub batch_max: usize,
+    /// How long a push waits for room in a full queue (`Overflow::Block`)
+    /// before it fails with `TRACE_UNAVAILABLE`; `None` waits as long as
+    /// it takes. A server sets it so that no request waits unbounded.
+    pub queue_wait: Option<Duration>,
 }
 
 impl Default for RecorderConfig {
@@ -57,6 +61,7 @@ impl Default for RecorderConfig {
             overflow: Overflow::Block,
             algorithm: HashAlgorithm::Sha256,
             batch_max: 4096,
+            queue_wait: None,
         }
     }
 }
@@ -96,6 +101,11 @@ struct FlushState {
     /// A sink failure not yet reported to a caller.
     error: Option<CoreError>,
     finished: bool,
+    /// The highest commit ticket whose records (and all before) are written.
+    committed: u64,
+    /// Why the sinks cannot write, while they cannot (cleared by the next
+    /// batch written).
+    failing: Option<String>,
 }
 
 struct Shared {
@@ -105,6 +115,22 @@ struct Shared {
     closing: AtomicBool,
     /// A producer has woken the flush thread and it has not looked yet.
     wake_sent: AtomicBool,
+    /// The last commit ticket handed out.
+    tickets: AtomicU64,
+    /// Mirrors `FlushState::failing.is_some()`, for lock-free checks.
+    failing: AtomicBool,
+}
+
+/// How a wait for a commit ticket ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    /// Everything pushed before the ticket is written to every sink.
+    Committed,
+    /// The sinks cannot write now (the reason); the records stay queued
+    /// and are retried.
+    Failing(String),
+    /// The timeout passed first.
+    TimedOut,
 }
 
 /// The result of a non-blocking push.
@@ -124,6 +150,7 @@ pub struct Recorder {
     overflow: Overflow,
     algorithm: HashAlgorithm,
     capacity: u64,
+    queue_wait: Option<Duration>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -137,6 +164,8 @@ impl Recorder {
             changed: Condvar::new(),
             closing: AtomicBool::new(false),
             wake_sent: AtomicBool::new(false),
+            tickets: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         });
         let repaired: u64 = sinks.iter().map(|s| s.repaired_bytes()).sum();
         shared
@@ -162,6 +191,7 @@ impl Recorder {
             overflow: config.overflow,
             algorithm: config.algorithm,
             capacity: config.capacity.max(1) as u64,
+            queue_wait: config.queue_wait,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -211,7 +241,11 @@ impl Recorder {
                 c.recorded.fetch_sub(n, Ordering::SeqCst);
                 // A record that opens or closes a chain is never dropped:
                 // without it every later event of the session is lost.
-                if self.overflow == Overflow::Drop && rec.start.is_none() && !rec.ends_chain {
+                if self.overflow == Overflow::Drop
+                    && rec.start.is_none()
+                    && !rec.ends_chain
+                    && !matches!(rec.body, Body::Barrier(_))
+                {
                     c.dropped.fetch_add(n, Ordering::Relaxed);
                     Ok(Pushed::Dropped)
                 } else {
@@ -225,16 +259,102 @@ impl Recorder {
         }
     }
 
-    /// Pushes, waiting for room in the queue.
+    /// Pushes, waiting for room in the queue (at most `queue_wait`).
     pub fn push_blocking(&self, rec: Record) -> Result<()> {
         let n = rec.event_count() as u64;
         self.reserve(n)?;
-        if self.tx.send(rec).is_err() {
+        let sent = match self.queue_wait {
+            None => self.tx.send(rec).map_err(|_| CoreError::RecorderClosed),
+            Some(wait) => self.tx.send_timeout(rec, wait).map_err(|e| match e {
+                SendTimeoutError::Timeout(_) => CoreError::TraceUnavailable(format!(
+                    "the trace queue stayed full for {} ms",
+                    wait.as_millis()
+                )),
+                SendTimeoutError::Disconnected(_) => CoreError::RecorderClosed,
+            }),
+        };
+        if let Err(e) = sent {
             self.shared.counters.recorded.fetch_sub(n, Ordering::SeqCst);
-            return Err(CoreError::RecorderClosed);
+            return Err(e);
         }
         self.note_depth();
         Ok(())
+    }
+
+    /// A commit ticket: a record with no events that the flush thread
+    /// reports committed once everything pushed before it is written.
+    /// Push it (it is never dropped), then [`Recorder::wait_committed`].
+    /// It wakes the flush thread, so the wait is one batch, not a poll.
+    pub fn barrier(&self) -> (u64, Record) {
+        let ticket = self.shared.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        let rec = Record {
+            session_id: uuid::Uuid::nil(),
+            span: crate::trace::chain::SpanRef::Root,
+            micros: 0,
+            body: Body::Barrier(ticket),
+            start: None,
+            ends_chain: false,
+        };
+        (ticket, rec)
+    }
+
+    /// Wakes the flush thread (once until it looks).
+    pub fn wake(&self) {
+        if !self.shared.wake_sent.swap(true, Ordering::SeqCst) {
+            let _ = self.wake.send(());
+        }
+    }
+
+    /// Waits until `ticket` is committed, the sinks fail, or `timeout`.
+    pub fn wait_committed(&self, ticket: u64, timeout: Option<Duration>) -> Commit {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.shared.state.lock();
+        loop {
+            if state.committed >= ticket {
+                return Commit::Committed;
+            }
+            if let Some(why) = &state.failing {
+                return Commit::Failing(why.clone());
+            }
+            if state.finished {
+                return Commit::Failing("the trace recorder is closed".into());
+            }
+            match deadline {
+                Some(d) => {
+                    if self.shared.changed.wait_until(&mut state, d).timed_out() {
+                        return Commit::TimedOut;
+                    }
+                }
+                None => self.shared.changed.wait(&mut state),
+            }
+        }
+    }
+
+    /// The highest committed ticket.
+    pub fn committed(&self) -> u64 {
+        self.shared.state.lock().committed
+    }
+
+    /// Why the trace cannot take events now, if it cannot: its sinks are
+    /// failing, or its queue is at least `full_percent` full.
+    pub fn unavailable(&self, full_percent: u64) -> Option<String> {
+        if self.shared.failing.load(Ordering::Relaxed) {
+            if let Some(why) = &self.shared.state.lock().failing {
+                return Some(format!("the trace store cannot write: {why}"));
+            }
+        }
+        let depth = self.tx.len() as u64;
+        if depth * 100 >= self.capacity * full_percent {
+            return Some(format!(
+                "the trace queue is {}% full ({depth} of {} records)",
+                depth * 100 / self.capacity,
+                self.capacity
+            ));
+        }
+        if self.shared.closing.load(Ordering::Relaxed) {
+            return Some("the trace recorder is closed".into());
+        }
+        None
     }
 
     /// Pushes, waiting for room if the policy says so (no GIL concerns).
@@ -278,10 +398,17 @@ impl Recorder {
     /// Refuses new records, flushes, and stops the flush thread.
     /// `Ok(false)` if the timeout passed before everything was written.
     pub fn close(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.close_then(timeout, true)
+    }
+
+    /// `close`, joining the flush thread only if `join`: a recorder dropped
+    /// while its owner holds a lock the thread may need (the GIL, for a
+    /// Python sink) must not wait for the thread to end.
+    fn close_then(&self, timeout: Option<Duration>, join: bool) -> Result<bool> {
         self.shared.closing.store(true, Ordering::SeqCst);
         let done = self.flush(timeout)?;
         let _ = self.wake.send(());
-        if done {
+        if done && join {
             if let Some(handle) = self.thread.lock().take() {
                 let _ = handle.join();
             }
@@ -310,9 +437,10 @@ impl Recorder {
 }
 
 impl Drop for Recorder {
+    /// Flushes (at most 10 s) and lets the flush thread end by itself.
     fn drop(&mut self) {
         if !self.is_closed() {
-            let _ = self.close(Some(Duration::from_secs(10)));
+            let _ = self.close_then(Some(Duration::from_secs(10)), false);
         }
     }
 }
@@ -338,6 +466,8 @@ impl FlushThread {
         let mut done_sinks = vec![false; self.sinks.len()];
         let mut backoff = RETRY_MIN;
         let mut idle = IDLE_MIN;
+        // The highest commit ticket among the records in `pending`.
+        let mut ticket = 0u64;
         loop {
             if pending.is_empty() {
                 // Producers never wake this thread (a futex wake per push
@@ -355,16 +485,20 @@ impl FlushThread {
                 };
                 if let Some(rec) = first {
                     idle = IDLE_MIN;
-                    self.seal(rec, &mut pending);
+                    self.seal(rec, &mut pending, &mut ticket);
                 }
                 while pending.len() < self.batch_max {
                     match self.rx.try_recv() {
-                        Ok(rec) => self.seal(rec, &mut pending),
+                        Ok(rec) => self.seal(rec, &mut pending, &mut ticket),
                         Err(_) => break,
                     }
                 }
                 let n = pending.len() as u64;
                 self.shared.counters.sealed.fetch_add(n, Ordering::SeqCst);
+                if pending.is_empty() && ticket > 0 {
+                    // Only tickets: everything before them is written.
+                    self.commit(std::mem::take(&mut ticket));
+                }
             }
             if !pending.is_empty() {
                 if let Err(err) = self.write(&pending, &mut done_sinks) {
@@ -378,6 +512,9 @@ impl FlushThread {
                 let n = pending.len() as u64;
                 pending.clear();
                 self.shared.counters.written.fetch_add(n, Ordering::SeqCst);
+                if ticket > 0 || self.shared.failing.load(Ordering::Relaxed) {
+                    self.commit(std::mem::take(&mut ticket));
+                }
             }
             if let Some(err) = self.sync_if_asked() {
                 self.fail(err);
@@ -393,7 +530,11 @@ impl FlushThread {
         }
     }
 
-    fn seal(&mut self, rec: Record, pending: &mut Vec<Arc<TraceEvent>>) {
+    fn seal(&mut self, rec: Record, pending: &mut Vec<Arc<TraceEvent>>, ticket: &mut u64) {
+        if let Body::Barrier(t) = rec.body {
+            *ticket = (*ticket).max(t);
+            return;
+        }
         let n = rec.event_count() as u64;
         if self.chains.seal(rec, pending) == 0 && n > 0 {
             // A record for a session without a chain: the runtime never
@@ -445,12 +586,24 @@ impl FlushThread {
         None
     }
 
+    /// Publishes that everything up to `ticket` is written and that the
+    /// sinks write again.
+    fn commit(&self, ticket: u64) {
+        let mut state = self.shared.state.lock();
+        state.committed = state.committed.max(ticket);
+        state.failing = None;
+        self.shared.failing.store(false, Ordering::Relaxed);
+        self.shared.changed.notify_all();
+    }
+
     fn fail(&self, err: CoreError) {
         self.shared
             .counters
             .sink_errors
             .fetch_add(1, Ordering::Relaxed);
         let mut state = self.shared.state.lock();
+        state.failing = Some(err.message());
+        self.shared.failing.store(true, Ordering::Relaxed);
         state.error = Some(err);
         self.shared.changed.notify_all();
     }

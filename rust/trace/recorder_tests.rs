@@ -9,7 +9,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use super::{Overflow, Pushed, Recorder, RecorderConfig};
+use super::{Commit, Overflow, Pushed, Recorder, RecorderConfig};
 use crate::error::{CoreError, Result};
 use crate::trace::chain::{Body, ChainStart, Record, SpanRef};
 use crate::trace::sink::{SealedBatch, Sink};
@@ -234,4 +234,88 @@ fn after_close_a_push_is_refused() {
     assert_eq!((stats.recorded, stats.written), (1, 1));
     assert!(rec.flush(WAIT).unwrap());
     assert_eq!(seen.sequences(), vec![0]);
+}
+
+/// Pushes a commit ticket, as the runtime does.
+fn ticket(rec: &Recorder) -> u64 {
+    let (t, barrier) = rec.barrier();
+    rec.push(barrier).unwrap();
+    rec.wake();
+    t
+}
+
+#[test]
+fn a_ticket_is_committed_only_after_every_earlier_record_is_written() {
+    let (s, seen, entered, release) = gated_sink();
+    let rec = Recorder::start(RecorderConfig::default(), vec![s]).unwrap();
+    rec.push(first()).unwrap();
+    entered.recv().unwrap(); // the flush thread holds `first` in a write
+    rec.push(next()).unwrap();
+    let t = ticket(&rec);
+    assert_eq!(
+        rec.wait_committed(t, Some(Duration::from_millis(50))),
+        Commit::TimedOut
+    );
+    release.send(()).unwrap();
+    assert_eq!(rec.wait_committed(t, WAIT), Commit::Committed);
+    // Without any flush(): both records are written when the ticket is.
+    assert_eq!(seen.sequences(), vec![0, 1]);
+    assert!(rec.committed() >= t);
+}
+
+#[test]
+fn a_failing_sink_fails_the_waiters_and_clears_when_it_writes_again() {
+    let (s, seen) = sink();
+    seen.fail.store(3, Ordering::SeqCst);
+    let rec = Recorder::start(RecorderConfig::default(), vec![s]).unwrap();
+    rec.push(first()).unwrap();
+    let t = ticket(&rec);
+    match rec.wait_committed(t, WAIT) {
+        Commit::Failing(why) => assert!(why.contains("disk full"), "{why}"),
+        other => panic!("expected Failing, got {other:?}"),
+    }
+    assert!(rec.unavailable(90).unwrap().contains("disk full"));
+    // The batch is retried; once it is written the failure clears.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rec.committed() < t {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(rec.unavailable(90), None);
+    assert_eq!(seen.sequences(), vec![0]);
+}
+
+#[test]
+fn a_full_queue_waits_at_most_queue_wait_then_is_unavailable() {
+    let (s, _seen, entered, release) = gated_sink();
+    let config = RecorderConfig {
+        capacity: 1,
+        queue_wait: Some(Duration::from_millis(20)),
+        ..RecorderConfig::default()
+    };
+    let rec = Recorder::start(config, vec![s]).unwrap();
+    rec.push(first()).unwrap();
+    entered.recv().unwrap();
+    rec.push(next()).unwrap(); // fills the queue
+    let err = rec.push(next()).unwrap_err();
+    assert_eq!(err.code(), "TRACE_UNAVAILABLE");
+    assert!(rec.unavailable(90).unwrap().contains("full"));
+    release.send(()).unwrap();
+    assert!(rec.flush(WAIT).unwrap());
+}
+
+#[test]
+fn a_ticket_is_never_dropped_by_the_drop_policy() {
+    let (s, _seen, entered, release) = gated_sink();
+    let rec = Recorder::start(config(1, Overflow::Drop), vec![s]).unwrap();
+    rec.push(first()).unwrap();
+    entered.recv().unwrap();
+    rec.push(next()).unwrap();
+    let (t, barrier) = rec.barrier();
+    assert!(matches!(rec.try_push(barrier).unwrap(), Pushed::Full(_)));
+    release.send(()).unwrap();
+    let (t2, barrier) = rec.barrier();
+    rec.push(barrier).unwrap();
+    rec.wake();
+    assert_eq!(rec.wait_committed(t2.max(t), WAIT), Commit::Committed);
 }

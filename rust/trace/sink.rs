@@ -15,7 +15,8 @@ pub trait Sink: Send {
     fn sync(&mut self) -> Result<()> {
         Ok(())
     }
-    /// Bytes of a torn tail this sink removed when it opened (file sinks).
+    /// Bytes of a torn tail this sink found when it opened (file sinks): set
+    /// aside (copied to a side file and ended with a newline), never removed.
     fn repaired_bytes(&self) -> u64 {
         0
     }

@@ -1,5 +1,6 @@
 //! Streaming verification of a `.trace.jsonl` file: constant memory per
-//! session, sessions interleaved, a torn last line reported.
+//! session, sessions interleaved, a torn last line reported, and a torn line
+//! that reopening set aside (copied to a side file) told apart from a bad line.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -91,6 +92,52 @@ pub struct TornTail {
     pub line: u64,
     pub offset: u64,
     pub bytes: u64,
+}
+
+/// A line a crash left torn, which reopening the file copied to a side file
+/// and ended with a newline (`trace/jsonl.rs`): not JSON, and its bytes are
+/// exactly those of its side file. Not an event and not a bad line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornLine {
+    pub line: u64,
+    /// Where the line starts in the file (the `OFFSET` of its side file's name).
+    pub offset: u64,
+    /// Its length, without the newline reopening added.
+    pub bytes: u64,
+    /// The side file holding a copy of it.
+    pub side_file: PathBuf,
+}
+
+/// The side file that holds a copy of `line` (its bytes without the newline
+/// that ends it), a line starting at byte `offset` of the trace file `path`,
+/// when `line` is a torn line set aside on reopening: not JSON, and a side
+/// file `<name>.torn-<offset>` or `<name>.torn-<offset>.<n>` (n = 1, 2, …,
+/// up to the first name that does not exist, the order in which
+/// `trace/jsonl.rs` picks them) holds exactly its bytes. `None` otherwise.
+/// Touches the file system only for a line that is not JSON.
+pub fn set_aside_torn_line(path: &Path, offset: u64, line: &[u8]) -> Option<PathBuf> {
+    if line.is_empty() || serde_json::from_slice::<Value>(line).is_ok() {
+        return None;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for n in 0u32.. {
+        let side = path.with_file_name(if n == 0 {
+            format!("{name}.torn-{offset}")
+        } else {
+            format!("{name}.torn-{offset}.{n}")
+        });
+        let meta = std::fs::metadata(&side).ok()?;
+        if meta.is_file()
+            && meta.len() == line.len() as u64
+            && std::fs::read(&side).ok()?.as_slice() == line
+        {
+            return Some(side);
+        }
+    }
+    None
 }
 
 /// Where one session's chain starts in a file whose older events were
@@ -231,12 +278,21 @@ pub struct FileVerification {
     pub bad_lines: Vec<BadLine>,
     /// All bad lines, including those past the kept ones.
     pub bad_line_count: u64,
+    /// Torn lines set aside when the file was reopened (not bad lines; the
+    /// first 100 kept, as bad lines are).
+    pub torn_lines: Vec<TornLine>,
+    /// All of them, including those past the kept ones.
+    pub torn_line_count: u64,
     pub torn_tail: Option<TornTail>,
     pub lines: u64,
     pub bytes: u64,
 }
 
 impl FileVerification {
+    /// Every event verifies, every line is an event (or blank, or a torn
+    /// line set aside: an event that was never written whole, so not part of
+    /// any chain; a chain that went on after it fails on its own), the last
+    /// line is whole and every anchor names a session of the file.
     pub fn valid(&self) -> bool {
         self.bad_line_count == 0
             && self.torn_tail.is_none()
@@ -271,7 +327,7 @@ pub fn verify_file_with(
         None => Vec::new(),
     };
     let file = File::open(path).map_err(|e| CoreError::io(path.display(), e))?;
-    let mut out = verify_reader_anchored(file, &anchors, progress).map_err(|e| match e {
+    let mut out = verify_lines(file, &anchors, Some(path), progress).map_err(|e| match e {
         CoreError::Io { message, .. } => CoreError::io(path.display(), message),
         other => other,
     })?;
@@ -291,6 +347,17 @@ pub fn verify_reader(reader: impl Read, progress: &mut dyn FnMut(u64)) -> Result
 pub fn verify_reader_anchored(
     reader: impl Read,
     anchors: &[Anchor],
+    progress: &mut dyn FnMut(u64),
+) -> Result<FileVerification> {
+    verify_lines(reader, anchors, None, progress)
+}
+
+/// `verify_reader_anchored`; with `path`, the file the reader reads, whose
+/// side files tell torn lines set aside from bad lines.
+fn verify_lines(
+    reader: impl Read,
+    anchors: &[Anchor],
+    path: Option<&Path>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FileVerification> {
     let mut reader = BufReader::with_capacity(1 << 20, reader);
@@ -326,6 +393,24 @@ pub fn verify_reader_anchored(
         if body.is_empty() {
             continue;
         }
+        let parsed = RawEvent::parse(body);
+        if parsed.is_err() {
+            // A torn line that reopening set aside is told apart from a bad
+            // line by its side file (looked for only for a line not JSON).
+            let raw = &line[..line.len() - 1];
+            if let Some(side_file) = path.and_then(|p| set_aside_torn_line(p, offset, raw)) {
+                out.torn_line_count += 1;
+                if out.torn_lines.len() < MAX_BAD_LINES {
+                    out.torn_lines.push(TornLine {
+                        line: out.lines,
+                        offset,
+                        bytes: raw.len() as u64,
+                        side_file,
+                    });
+                }
+                continue;
+            }
+        }
         let mut bad = |message: String| {
             out.bad_line_count += 1;
             if out.bad_lines.len() < MAX_BAD_LINES {
@@ -335,7 +420,7 @@ pub fn verify_reader_anchored(
                 });
             }
         };
-        let ev = match RawEvent::parse(body) {
+        let ev = match parsed {
             Ok(ev) => ev,
             Err(message) => {
                 bad(format!("not a TRACE event: {message}"));
@@ -464,6 +549,13 @@ pub fn verify_chain_texts<'a>(
 mod tests {
     use super::*;
 
+    use std::sync::Arc;
+
+    use uuid::Uuid;
+
+    use crate::trace::chain::{Body, ChainStart, Chains, Record, SpanRef};
+    use crate::trace::event::TraceEvent;
+
     const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
@@ -504,5 +596,186 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// Half an event line, as a crash mid-write leaves it.
+    const TORN: &[u8] = br#"{"trace_version":"1.0","event_id":"0190f1c2-"#;
+
+    /// The JSON lines of `n` sealed events of session `id`, from `from`
+    /// (its `session.started` first when `from` is 0).
+    fn lines(chains: &mut Chains, id: u128, from: usize, n: usize) -> Vec<Vec<u8>> {
+        let mut out: Vec<Arc<TraceEvent>> = Vec::new();
+        for i in from..from + n {
+            let record = Record {
+                session_id: Uuid::from_u128(id),
+                span: if i == 0 {
+                    SpanRef::Root
+                } else {
+                    SpanRef::Fresh
+                },
+                micros: 1_700_000_000_000_000 + i as i64,
+                body: Body::One(
+                    if i == 0 { "session.started" } else { "x.tick" }.into(),
+                    format!("{{\"i\":{i}}}").into(),
+                ),
+                start: (i == 0).then(|| {
+                    Box::new(ChainStart {
+                        trace_id: Uuid::from_u128(id + 1),
+                        root_span: Uuid::from_u128(id + 2),
+                        next_sequence: 0,
+                        previous_hash: [0; 32],
+                    })
+                }),
+                ends_chain: false,
+            };
+            chains.seal(record, &mut out);
+        }
+        out.iter()
+            .map(|e| {
+                let mut line = Vec::new();
+                e.write_json(&mut line);
+                line
+            })
+            .collect()
+    }
+
+    /// A file of the given lines (each ended by a newline) in a new
+    /// directory; the path, and where line `n` (from 1) starts.
+    fn write_lines(dir: &Path, lines: &[Vec<u8>], n: usize) -> (PathBuf, u64) {
+        let path = dir.join("run.trace.jsonl");
+        let mut data = Vec::new();
+        let mut offset = 0;
+        for (i, line) in lines.iter().enumerate() {
+            if i + 1 == n {
+                offset = data.len() as u64;
+            }
+            data.extend_from_slice(line);
+            data.push(b'\n');
+        }
+        std::fs::write(&path, data).unwrap();
+        (path, offset)
+    }
+
+    /// Session 100's three events, `TORN` as line 4, session 200's two events.
+    fn reopened(dir: &Path) -> (PathBuf, u64) {
+        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        let mut all = lines(&mut chains, 100, 0, 3);
+        all.push(TORN.to_vec());
+        all.extend(lines(&mut chains, 200, 0, 2));
+        write_lines(dir, &all, 4)
+    }
+
+    fn side(path: &Path, offset: u64, n: u32) -> PathBuf {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!(".{n}")
+        };
+        path.with_file_name(format!("{name}.torn-{offset}{suffix}"))
+    }
+
+    #[test]
+    fn a_torn_line_set_aside_is_reported_apart_and_the_file_stays_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, offset) = reopened(dir.path());
+        std::fs::write(side(&path, offset, 0), TORN).unwrap();
+
+        let report = verify_file(&path, &mut |_| {}).unwrap();
+        assert_eq!((report.bad_line_count, report.bad_lines.len()), (0, 0));
+        assert_eq!(report.torn_line_count, 1);
+        assert_eq!(
+            report.torn_lines,
+            vec![TornLine {
+                line: 4,
+                offset,
+                bytes: TORN.len() as u64,
+                side_file: side(&path, offset, 0),
+            }]
+        );
+        let counts: Vec<u64> = report.sessions.iter().map(|s| s.event_count).collect();
+        assert_eq!(counts, vec![3, 2]);
+        assert!(report.sessions.iter().all(|s| s.valid()));
+        assert_eq!(report.torn_tail, None);
+        assert!(report.valid());
+
+        // The copy is looked for under every name the sink may have picked.
+        std::fs::write(side(&path, offset, 0), b"another torn line").unwrap();
+        std::fs::write(side(&path, offset, 1), TORN).unwrap();
+        let report = verify_file(&path, &mut |_| {}).unwrap();
+        assert_eq!(report.torn_lines[0].side_file, side(&path, offset, 1));
+        assert!(report.valid());
+    }
+
+    #[test]
+    fn a_bad_line_without_its_copy_stays_a_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, offset) = reopened(dir.path());
+        let is_bad = |path: &Path| {
+            let report = verify_file(path, &mut |_| {}).unwrap();
+            assert!(report.torn_lines.is_empty());
+            assert_eq!(report.torn_line_count, 0);
+            assert_eq!(report.bad_line_count, 1);
+            assert_eq!(report.bad_lines[0].line, 4);
+            assert!(
+                report.bad_lines[0].message.starts_with("not a TRACE event"),
+                "{:?}",
+                report.bad_lines
+            );
+            assert!(!report.valid());
+        };
+        // No side file at all.
+        is_bad(&path);
+        // A side file of other bytes, or for another offset, or with a gap
+        // before it in the names the sink picks.
+        std::fs::write(side(&path, offset, 0), &TORN[1..]).unwrap();
+        is_bad(&path);
+        std::fs::write(side(&path, offset + 1, 0), TORN).unwrap();
+        is_bad(&path);
+        std::fs::write(side(&path, offset, 2), TORN).unwrap();
+        is_bad(&path);
+        // A reader has no side files.
+        std::fs::write(side(&path, offset, 1), TORN).unwrap();
+        assert_eq!(verify_file(&path, &mut |_| {}).unwrap().torn_line_count, 1);
+        let report = verify_reader(File::open(&path).unwrap(), &mut |_| {}).unwrap();
+        assert_eq!((report.bad_line_count, report.torn_line_count), (1, 0));
+    }
+
+    #[test]
+    fn a_line_that_is_json_is_never_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        // A whole event that lacked only its newline when the file was
+        // reopened: an event like any other.
+        let all = lines(&mut chains, 100, 0, 3);
+        let (path, offset) = write_lines(dir.path(), &all, 3);
+        std::fs::write(side(&path, offset, 0), &all[2]).unwrap();
+        let report = verify_file(&path, &mut |_| {}).unwrap();
+        assert_eq!((report.event_count(), report.torn_line_count), (3, 0));
+        assert!(report.valid());
+        // JSON that is not an event stays a bad line, copy or not.
+        let mut all = all;
+        all[2] = br#"{"torn":false}"#.to_vec();
+        let (path, offset) = write_lines(dir.path(), &all, 3);
+        std::fs::write(side(&path, offset, 0), &all[2]).unwrap();
+        let report = verify_file(&path, &mut |_| {}).unwrap();
+        assert_eq!((report.bad_line_count, report.torn_line_count), (1, 0));
+    }
+
+    #[test]
+    fn a_chain_that_goes_on_after_its_torn_event_is_not_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        // Event 3 of the chain was torn; event 4 links to it.
+        let mut all = lines(&mut chains, 100, 0, 5);
+        let torn_event = all.remove(3);
+        all.insert(3, torn_event[..torn_event.len() / 2].to_vec());
+        let (path, offset) = write_lines(dir.path(), &all, 4);
+        std::fs::write(side(&path, offset, 0), &all[3]).unwrap();
+        let report = verify_file(&path, &mut |_| {}).unwrap();
+        assert_eq!((report.bad_line_count, report.torn_line_count), (0, 1));
+        let fault = report.sessions[0].fault.as_ref().expect("a broken chain");
+        assert_eq!(fault.line, Some(5));
+        assert!(!report.valid());
     }
 }

@@ -1,7 +1,8 @@
 """Ids and owners of the HTTP server, in process: the server reads exactly the
 UUID spellings the runtime reads and uses one canonical form; owner rows
-are never replaced; a session whose owner cannot be recorded is ended, and
-the answer is a typed 503, not a 500.
+are never replaced, and are written in one transaction with the session's
+first event; a session that cannot be kept is ended, and the answer is a
+typed 503, not a 500.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 
 import cra
 import pytest
-from cra.errors import ConflictError, ValidationError
+from cra import _core
+from cra.errors import ConflictError, SinkError, ValidationError
 from cra.server.ids import canonical
 from cra.server.owners import Owners
+from cra.storage import SQLiteStore
 from server_helpers import (
     KEY_A,
     TestClient,
@@ -73,10 +76,19 @@ def test_the_server_reads_the_spellings_the_runtime_reads(text: str) -> None:
 
 def test_an_owner_is_never_replaced(tmp_path: Path) -> None:
     db = str(tmp_path / "cra.db")
-    owners = Owners(db)
+    store = SQLiteStore(db)
+    owners = Owners(db, store)
+    rt = cra.Runtime(sinks=[store])
     owners.claim(U, "key-a")
+    rt.create_session("agent", "goal", session_id=U)
     with pytest.raises(ConflictError):
         owners.claim(U, "key-b")
+    assert rt.flush(timeout=10)
+    # Even a writer told to store another owner keeps the first row.
+    store.expect_owner(U, "key-b")
+    rt.record(U, "x.more", {})
+    assert rt.flush(timeout=10)
+    rt.close()
     owners.close()
     again = Owners(db)  # a restart: nothing in memory, the row on disk
     with pytest.raises(ConflictError) as e:
@@ -84,6 +96,7 @@ def test_an_owner_is_never_replaced(tmp_path: Path) -> None:
     assert e.value.code == "SESSION_EXISTS"
     assert again.owner(U) == "key-a"
     again.close()
+    store.close()
     memory = Owners(":memory:")
     memory.claim(U, "key-a")
     with pytest.raises(ConflictError):
@@ -91,25 +104,44 @@ def test_an_owner_is_never_replaced(tmp_path: Path) -> None:
     assert memory.owner(U) == "key-a"
 
 
-def test_a_session_without_an_owner_is_ended(tmp_path: Path) -> None:
+def test_a_session_and_its_owner_are_one_transaction(tmp_path: Path) -> None:
+    """The owner row is written in the transaction of the session's first
+    event: when that transaction cannot commit, the answer is 503 and the
+    store holds neither; when it can again, it holds both."""
     app = make_app(tmp_path, api_keys=(KEY_A,))
     state = app.state.cra
-
-    def broken(session_id: str, key_id: str) -> None:
-        raise ConflictError("taken", code="SESSION_EXISTS")
-
+    side = _core.SQLiteDatabase(str(tmp_path / "cra.db"))
+    side.query("PRAGMA busy_timeout=30000")
+    side.query(
+        "CREATE TRIGGER no_owners BEFORE INSERT ON cra_server_owners "
+        "BEGIN SELECT RAISE(ABORT, 'owners refused'); END"
+    )
     with TestClient(app, raise_server_exceptions=False, headers={"X-API-Key": KEY_A}) as c:
-        state.owners.claim = broken
         r = c.post("/v1/sessions", json={"agent_id": "a", "goal": "g"})
-        err = assert_error(r, 503, "OWNER_NOT_RECORDED")
-        assert err["recoverable"] is True
-        # The session was ended, has no owner, and is listed to nobody.
+        err = assert_error(r, 503, "TRACE_UNAVAILABLE")
+        assert err["recoverable"] is True and r.headers["Retry-After"] == "1"
+        assert "owners refused" not in r.text  # the store's error is logged, not answered
+        # The session was ended; the store has neither it nor an owner.
         ended = state.runtime.list_sessions("ended")
-        assert [s["end_reason"] for s in ended] == ["owner_not_recorded"]
-        assert state.runtime.list_sessions("active") == []
-        assert c.get("/v1/sessions").json()["total"] == 0
+        assert [s["end_reason"] for s in ended] == ["not_acknowledged"]
         sid = ended[0]["session_id"]
-        assert_error(c.get(f"/v1/traces/{sid}"), 404, "SESSION_NOT_FOUND")
+        assert side.query("SELECT count(*) FROM cra_server_owners")[0][0] == 0
+        assert state.store.events(sid) == []
+        assert c.get("/v1/health").status_code == 503
+        side.query("DROP TRIGGER no_owners")
+        with pytest.raises(SinkError):  # the failure, reported once to flush()
+            state.runtime.flush(timeout=10)
+        assert state.runtime.flush(timeout=10)
+        assert c.get("/v1/health").status_code == 200
+        # Written together once the store takes them.
+        rows = side.query("SELECT session_id FROM cra_server_owners")
+        assert [r[0] for r in rows] == [sid]
+        assert [e["event_type"] for e in state.store.events(sid)] == [
+            "session.started",
+            "session.ended",
+        ]
+        assert c.post("/v1/sessions", json={"agent_id": "a", "goal": "g"}).status_code == 201
+    side.close()
 
 
 def test_without_keys_a_chosen_id_is_kept_in_canonical_form(local: TestClient) -> None:

@@ -1,5 +1,6 @@
-"""JSONLStore specifics (issue 5): one file per session, and a torn tail cut
-on open and reported.
+"""JSONLStore specifics (issue 5): one file per session, and a torn tail set
+aside on open (copied to a side file, the line ended, no byte changed) and
+reported (issue 13, finding 7).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def test_jsonl_store_keeps_one_file_per_session(tmp_path: Path) -> None:
         assert report[sid].event_count == 11
 
 
-def test_jsonl_store_cuts_a_torn_tail_on_open_and_reports_it(tmp_path: Path) -> None:
+def test_jsonl_store_sets_a_torn_tail_aside_on_open_and_reports_it(tmp_path: Path) -> None:
     store = JSONLStore(tmp_path / "traces")
     with cra.Runtime(sinks=[store]) as rt:
         sid = rt.create_session("agent-1", "Work")
@@ -46,12 +47,17 @@ def test_jsonl_store_cuts_a_torn_tail_on_open_and_reports_it(tmp_path: Path) -> 
 
     store = JSONLStore(tmp_path / "traces")
     assert store.repaired == [(str(path), torn)]
-    assert path.stat().st_size == size
+    assert store.torn_files == [(str(path), f"{path}.torn-{size}")]
+    assert path.stat().st_size == size + torn + 1
     assert path.read_bytes().endswith(b"\n")
     assert store.events(sid) == before
     assert store.verify(sid).valid
     assert store.verify(intact).valid
-    assert cra.verify_jsonl(path).valid
+    report = cra.verify_jsonl(path)
+    # The torn line, ended, is line 7: set aside, not a bad line.
+    assert report.bad_lines == []
+    assert report.torn_lines == [(7, size, torn, f"{path}.torn-{size}")]
+    assert report[sid].valid and report.torn_tail is None and report.valid
 
     with cra.Runtime(sinks=[store]) as rt:
         store.resume(rt, sid)

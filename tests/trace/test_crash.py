@@ -1,6 +1,7 @@
 """A crash: a process that flushed is killed with SIGKILL while recording
 more. What it flushed still verifies, and a torn tail is reported, never
-accepted; the file sink repairs it when the file is opened again."""
+accepted; the file sink sets it aside when the file is opened again (a copy
+in a side file, the line ended with a newline, no byte changed)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_flushed_events_survive_the_kill(killed: tuple[Path, dict[str, int]]) ->
         assert not report.valid
 
 
-def test_torn_tail_is_reported_and_repaired(
+def test_torn_tail_is_reported_and_set_aside(
     killed: tuple[Path, dict[str, int]], tmp_path: Path
 ) -> None:
     path, flushed = killed
@@ -92,11 +93,18 @@ def test_torn_tail_is_reported_and_repaired(
 
     with cra.Runtime(trace_file=copy) as rt:
         assert rt.stats()["repaired_bytes"] == cut > 0
-        sid = rt.create_session(agent_id="after", goal="append after the repair")
+        sid = rt.create_session(agent_id="after", goal="append after the torn line")
         rt.record(sid, "x.n", {})
-    assert copy.stat().st_size > start
+    assert copy.read_bytes().startswith(whole[: start + cut] + b"\n")
+    side = tmp_path / f"torn.trace.jsonl.torn-{start}"
+    assert side.read_bytes() == whole[start : start + cut]
     repaired = cra.verify_jsonl(copy)
-    assert repaired.valid and repaired.torn_tail is None
+    assert repaired.torn_tail is None
+    # The torn line, ended, is set aside: not a bad line, and the file is valid.
+    assert repaired.bad_lines == []
+    assert repaired.torn_lines == [(lines, start, cut, str(side))]
+    assert all(v.valid for v in repaired.sessions.values())
+    assert repaired.valid
     assert repaired.event_count == lines - 1 + 2
     assert set(flushed) <= set(repaired)
 

@@ -8,10 +8,10 @@ import os
 import re
 import sqlite3
 import sys
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..analysis import diff, replay
-from ..errors import CraError, IntegrityError, NotFoundError
+from ..analysis import _copy_of, _event_lines, _side_files, diff, replay
+from ..errors import CraError, IntegrityError
 from ..trace import FileVerification, verify_jsonl
 from .exits import EXIT_DIFFERENT, EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
 from .safe import Raw, err, out, out_json, out_json_text
@@ -64,6 +64,11 @@ def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
         ),
         "bad_lines": [{"line": n, "message": m} for n, m in r.bad_lines],
         "bad_line_count": r.bad_line_count,
+        "torn_lines": [
+            {"line": n, "offset": offset, "bytes": size, "side_file": side}
+            for n, offset, size, side in r.torn_lines
+        ],
+        "torn_line_count": r.torn_line_count,
         "anchor_file": r.anchor_file,
         "anchor_faults": r.anchor_faults,
         "sessions": [
@@ -83,9 +88,14 @@ def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
     }
 
 
+def _torn_note(number: int, side: str) -> str:
+    return f"line {number}: torn write from a crash, copied to {side}"
+
+
 def _print_verification(path: str, r: FileVerification) -> None:
     verdict = "VALID" if r.valid else "INVALID"
-    out(f"{path}: {verdict} — {len(r.sessions)} session(s), {r.event_count} event(s)")
+    torn = "" if not r.torn_line_count else f", {r.torn_line_count} torn line(s) set aside"
+    out(f"{path}: {verdict} — {len(r.sessions)} session(s), {r.event_count} event(s){torn}")
     if r.anchor_file is not None:
         out(f"  anchor file {r.anchor_file}")
     for sid, v in r.sessions.items():
@@ -106,6 +116,10 @@ def _print_verification(path: str, r: FileVerification) -> None:
         out(f"  FAIL  line {line}: {message}")
     if r.bad_line_count > len(r.bad_lines):
         out(f"  … and {r.bad_line_count - len(r.bad_lines)} more bad lines")
+    for line, _, _, side in r.torn_lines:
+        out(f"  torn  {_torn_note(line, side)} (not an event; skipped)")
+    if r.torn_line_count > len(r.torn_lines):
+        out(f"  … and {r.torn_line_count - len(r.torn_lines)} more torn lines")
     if r.torn_tail is not None:
         line, offset, size = r.torn_tail
         out(
@@ -145,32 +159,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return worst
 
 
-#: What the core's trace reader skips as a blank line (ASCII whitespace only).
-_BLANK = b" \t\n\r\x0c"
-
-
-def _event_lines(path: str) -> Iterator[Tuple[int, bytes]]:
-    """The lines of a trace file that are not blank, with their numbers
-    (from 1), read as `diff` and `replay` read them: a file whose last line
-    is torn is refused before any line is read."""
+def _torn_lines(path: str) -> List[Tuple[int, str]]:
+    """`(line number, side file)` of the torn lines set aside in a trace file
+    (which `diff` and `replay` skip), found from its side files, not by
+    reading every line."""
+    sides = _side_files(path)
+    found: List[Tuple[int, str]] = []
+    if not sides:
+        return found
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise NotFoundError(f"{path}: no such file", code="FILE_NOT_FOUND", path=path) from None
-    with f:
-        size = f.seek(0, os.SEEK_END)
-        if size:
-            f.seek(size - 1)
-            if f.read(1) != b"\n":
-                raise IntegrityError(
-                    f"{path} ends in a torn line; run `cra trace verify` on it first",
-                    code="TRACE_TORN",
-                    path=path,
-                )
+        with open(path, "rb") as f:
+            for start in sorted(sides):
+                f.seek(max(start - 1, 0))
+                if start and f.read(1) != b"\n":
+                    continue
+                line = f.readline()
+                side = _copy_of(line[:-1], sides[start]) if line.endswith(b"\n") else None
+                if side is not None:
+                    found.append((start, side))
+            numbered: List[Tuple[int, str]] = []
+            newlines = at = 0
             f.seek(0)
-        for number, line in enumerate(f, 1):
-            if line.strip(_BLANK):
-                yield number, line
+            for start, side in found:
+                while at < start:
+                    chunk = f.read(min(1 << 20, start - at))
+                    if not chunk:
+                        break
+                    newlines += chunk.count(b"\n")
+                    at += len(chunk)
+                numbered.append((newlines + 1, side))
+    except OSError:
+        return []
+    return numbered
+
+
+def _note_torn_lines(path: str, torn: Sequence[Tuple[int, str]]) -> None:
+    for number, side in torn:
+        err(f"note: {path}: {_torn_note(number, side)}; skipped")
 
 
 def _bad_line(path: str, number: int, reason: str) -> IntegrityError:
@@ -218,6 +243,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise _located(e, [args.file]) from None
     finally:
         progress.finish()
+    _note_torn_lines(args.file, _torn_lines(args.file))
     total = len(report.requests) if report.request_count is None else report.request_count
     if args.json:
         out_json(
@@ -254,6 +280,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         d = diff(args.a, args.b)
     except CraError as e:
         raise _located(e, [args.a, args.b]) from None
+    for path in dict.fromkeys([args.a, args.b]):
+        _note_torn_lines(path, _torn_lines(path))
     if args.json:
         out_json(d.to_dict())
     else:
@@ -307,7 +335,9 @@ def _event(line: bytes) -> Tuple[Optional[Dict[str, Any]], str]:
     except RecursionError:
         return None, "not JSON: nested too deeply"
     except json.JSONDecodeError as x:
-        return None, f"not JSON: {x.msg} at column {x.colno}"
+        # Some of its messages end in "at" ("Invalid control character at").
+        msg = x.msg[:-3] if x.msg.endswith(" at") else x.msg
+        return None, f"not JSON: {msg} at column {x.colno}"
     except ValueError as x:  # say, an integer of more digits than Python converts
         return None, f"not JSON: {x}"
     if not isinstance(e, dict):
@@ -324,7 +354,8 @@ def _event(line: bytes) -> Tuple[Optional[Dict[str, Any]], str]:
 
 def cmd_show(args: argparse.Namespace) -> int:
     colour = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
-    for number, line in _event_lines(args.file):
+    torn: List[Tuple[int, str]] = []
+    for number, line in _event_lines(args.file, lambda n, side: torn.append((n, side))):
         e, why = _event(line)
         if e is None:
             raise _bad_line(args.file, number, why)
@@ -344,6 +375,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             _RESET if c else _NONE,
             f" {_summary(e)}",
         )
+    _note_torn_lines(args.file, torn)
     return EXIT_OK
 
 

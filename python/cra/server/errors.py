@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from ..errors import CraError, InternalError, NotFoundError, ValidationError
+from ..errors import CraError, InternalError, NotFoundError, UnavailableError, ValidationError
 
 __all__ = [
     "INPUT_ERRORS",
@@ -73,6 +73,16 @@ SERVER_FAULT_CODES = frozenset(
 
 GENERIC_MESSAGE = "the server failed to answer this request; its log names the cause by request_id"
 
+#: What a 503 `TRACE_UNAVAILABLE` says; the store's own error (which may
+#: name files) goes to the log with the request_id.
+UNAVAILABLE_MESSAGE = (
+    "the trace cannot keep this request's events now, so the request is not "
+    "acknowledged; retry after Retry-After seconds"
+)
+
+#: Seconds a 503 asks the client to wait.
+RETRY_AFTER_UNAVAILABLE = 1
+
 
 def is_server_fault(error: CraError) -> bool:
     """True for an error whose text describes the server, not the request."""
@@ -89,6 +99,12 @@ def public(error: CraError, request_id: Optional[str] = None) -> CraError:
     """The error as it may be answered: a server fault becomes a generic
     message with a request_id, its detail logged (logger `cra.server`)
     under that id; any other error is returned as it is."""
+    if error.code == "TRACE_UNAVAILABLE" and error.message != UNAVAILABLE_MESSAGE:
+        rid = error.request_id or request_id or new_request_id()
+        log.warning("request_id=%s: TRACE_UNAVAILABLE: %s", rid, error.message)
+        return UnavailableError(
+            UNAVAILABLE_MESSAGE, code=error.code, recoverable=True, request_id=rid
+        )
     if not is_server_fault(error) or error.message == GENERIC_MESSAGE:
         return error
     rid = error.request_id or request_id or new_request_id()
@@ -119,6 +135,8 @@ def render(error: CraError, request_id: Optional[str] = None) -> Tuple[int, Dict
     retry = error.details.get("retry_after")
     if error.http_status == 429 and isinstance(retry, (int, float)) and math.isfinite(retry):
         headers["Retry-After"] = str(max(0, math.ceil(retry)))
+    if error.http_status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
     allow = error.details.get("allow")
     if error.http_status == 405 and isinstance(allow, str):
         headers["Allow"] = allow

@@ -48,7 +48,7 @@ class FastResolve:
         try:
             caller = require_role(st.keys.identify_headers(headers), AGENT)
             body = await read_json(headers, receive, st.config.max_body_bytes)
-            text = resolve_answer(st, body, caller)
+            text = await st.traced(resolve_answer, st, body, caller)
             status, media = 200, negotiate(headers, CARP)
             extra: Dict[str, str] = {}
         except CraError as e:

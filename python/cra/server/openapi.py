@@ -29,9 +29,9 @@ _WHAT = {
     413: "The request body is over the server's limit (error body)",
     415: "The request body is not JSON (error body)",
     422: "Parameters do not match the action's schema (execute answer)",
-    429: "Rate limit or budget exhausted (execute answer)",
+    429: "Rate limit or budget exhausted (execute answer), or too many pending (TOO_MANY_PENDING)",
     502: "The executor failed or there is none (execute answer)",
-    503: "The new session's owner could not be recorded; the session was ended (error body)",
+    503: "The trace cannot keep the request's events now (TRACE_UNAVAILABLE, Retry-After)",
 }
 
 #: What every operation with a JSON body may also answer.

@@ -8,7 +8,9 @@ favour of the newcomer. Session ids are canonical (lower-case hyphenated,
 
 Owners are kept in memory and, when the store is a file, in a table of the
 same SQLite database, so that after a restart the traces of earlier sessions
-are still readable by their owner (and by nobody else). Keys are never
+are still readable by their owner (and by nobody else). The row is written
+by the store's writer in the same transaction as the session's first events
+(`SQLiteStore.expect_owner`): a session is never stored without its owner. Keys are never
 stored: only a digest that names them (`ApiKey.key_id`). The table is reached
 through the core's SQLite connection (`_core.SQLiteDatabase`), as the store
 is: in one process, every access to the file goes through one SQLite library.
@@ -16,12 +18,14 @@ is: in one process, every access to the file goes through one SQLite library.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 from .. import _core
 from ..errors import ConflictError
+
+if TYPE_CHECKING:
+    from ..storage import SQLiteStore
 
 __all__ = ["OwnerConflict", "Owners"]
 
@@ -39,10 +43,12 @@ class OwnerConflict(ConflictError):
 class Owners:
     """Session → key id, persisted when the store is a file."""
 
-    def __init__(self, path: Optional[str] = None) -> None:
+    def __init__(self, path: Optional[str] = None, store: Optional[SQLiteStore] = None) -> None:
         self._lock = threading.Lock()
         self._sessions: Dict[str, str] = {}
         self._db: Optional[_core.SQLiteDatabase] = None
+        #: The store whose writer inserts the rows (None: memory only).
+        self._store = store
         if path and path != ":memory:":
             db = _core.SQLiteDatabase(path)
             db.query("PRAGMA busy_timeout=30000")
@@ -50,22 +56,27 @@ class Owners:
             self._db = db
 
     def claim(self, session_id: str, key_id: str) -> None:
-        """Records that `key_id` created `session_id`. Raises `OwnerConflict`
-        if the session has an owner already (even the same one), and lets
-        the database's error (a `sqlite3.Error`) through if the row cannot be
-        written; in both cases nothing is changed."""
+        """Makes `key_id` the owner of `session_id`, a session about to be
+        created: at once in memory, and in the store with the session's
+        first events. Raises `OwnerConflict` if the session has an owner
+        already (even the same one), changing nothing."""
         with self._lock:
             if session_id in self._sessions:
                 raise self._conflict(session_id)
-            if self._db is not None:
-                try:
-                    self._db.query(
-                        "INSERT INTO cra_server_owners (session_id, key_id) VALUES (?, ?)",
-                        (session_id, key_id),
-                    )
-                except sqlite3.IntegrityError:
-                    raise self._conflict(session_id) from None
+            if self._db is not None and self._db.query(
+                "SELECT 1 FROM cra_server_owners WHERE session_id = ?", (session_id,)
+            ):
+                raise self._conflict(session_id)
+            if self._store is not None and self._db is not None:
+                self._store.expect_owner(session_id, key_id)
             self._sessions[session_id] = key_id
+
+    def release(self, session_id: str) -> None:
+        """Undoes `claim` for a session that was not created."""
+        with self._lock:
+            self._sessions.pop(session_id, None)
+            if self._store is not None and self._db is not None:
+                self._store.forget_owner(session_id)
 
     @staticmethod
     def _conflict(session_id: str) -> OwnerConflict:

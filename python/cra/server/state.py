@@ -1,7 +1,9 @@
 """`ServerState`: the runtime, store, stream hub, keys and owners of one server.
 
 The durable store and the stream hub are sinks of the runtime;
-`state_of(request)` finds the state from a route.
+`state_of(request)` finds the state from a route. A route that records
+events answers only once they are written (`ServerState.traced`, through
+`Committer`), and refuses work while the trace cannot keep events.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping as MappingABC
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, TypeVar
 
 from fastapi import Request
 
@@ -19,6 +21,7 @@ from ..errors import CraError, NotFoundError
 from ..runtime import Runtime
 from ..storage import SQLiteStore
 from .auth import KeyRing, Principal
+from .commit import Committer
 from .config import ServerConfig
 from .hub import StreamHub
 from .owners import Owners
@@ -28,6 +31,12 @@ __all__ = ["ServerState", "load_atlas_dir", "register_from_spec", "state_of"]
 log = logging.getLogger("cra.server")
 
 Executor = Callable[..., Any]
+T = TypeVar("T")
+
+#: How long a request may wait for room in a full trace queue: none. The
+#: resolve path runs on the event loop, which must never block on the
+#: queue; a full queue answers 503 `TRACE_UNAVAILABLE` at once.
+QUEUE_WAIT_SECONDS = 0.0
 
 
 class ServerState:
@@ -39,14 +48,16 @@ class ServerState:
         self.config = config.validated()
         self.keys = KeyRing(config.keys())
         self.store = SQLiteStore(config.store)
-        self.owners = Owners(config.store)
+        self.owners = Owners(config.store, self.store)
         self.hub = StreamHub(self.owners)
         self.runtime = Runtime(
             hash_algorithm=config.hash_algorithm,
             sinks=[self.store, self.hub],
             memory_limit=config.memory_limit,
             clock_skew_seconds=config.clock_skew_seconds,
+            queue_wait_seconds=QUEUE_WAIT_SECONDS,
         )
+        self.committer = Committer(self.runtime._core)
         self.started = time.time()
         self.closed = False
         try:
@@ -59,6 +70,38 @@ class ServerState:
         except BaseException:
             self.close()
             raise
+
+    # -- acknowledged means kept --------------------------------------------
+    def check_trace(self) -> None:
+        """503 `TRACE_UNAVAILABLE` (before anything is done) while the
+        trace cannot keep events: the store is failing or the queue is
+        nearly full."""
+        self.runtime._core.check_available()
+
+    async def traced(self, work: Callable[..., T], *args: Any) -> T:
+        """Runs `work(*args)` (which records events) and returns once they
+        are written; 503 `TRACE_UNAVAILABLE` instead if the trace cannot
+        keep them. The work's own error is raised after its events (an
+        `error.occurred`) are written, too."""
+        self.check_trace()
+        try:
+            out = work(*args)
+        except Exception:
+            await self.committer.after()
+            raise
+        await self.committer.after()
+        return out
+
+    async def traced_async(self, work: Callable[[], Awaitable[T]]) -> T:
+        """`traced` for work that is awaited (an execute in the thread pool)."""
+        self.check_trace()
+        try:
+            out = await work()
+        except Exception:
+            await self.committer.after()
+            raise
+        await self.committer.after()
+        return out
 
     # -- who may see what --------------------------------------------------
     def require_session(self, session_id: str, caller: Principal, path: str = "") -> None:
@@ -92,8 +135,9 @@ class ServerState:
             return
         self.closed = True
         timeout = self.config.shutdown_timeout
+        self.committer.close()
         try:
-            if not self.runtime.close(timeout=timeout):
+            if not self._close_runtime(timeout):
                 log.error("cra serve: traces not all written within %.0f s", timeout)
             s = self.runtime.stats()
             log.info(
@@ -106,6 +150,17 @@ class ServerState:
             self.hub.close()
             self.store.close()
             self.owners.close()
+
+    def _close_runtime(self, timeout: float) -> bool:
+        """Closes the runtime; a store failure seen earlier (reported once,
+        then retried) is logged and the close goes on: what is still
+        queued is written if the store takes it within `timeout`."""
+        for _ in range(3):
+            try:
+                return bool(self.runtime.close(timeout=timeout))
+            except CraError as e:
+                log.error("cra serve: while closing: %s", e.message)
+        return False
 
 
 def state_of(request: Request) -> ServerState:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from .. import _core
 from ..trace import TRACEEvent
@@ -27,10 +29,87 @@ _ANCHOR_KEYS = (
     "anchor_hash",
 )
 
+log = logging.getLogger("cra.storage")
+
+#: A side file holding a torn line: `<session_id>.trace.jsonl.torn-<offset>[.<n>]`.
+_TORN_NAME = re.compile(r"^(?P<sid>.*)\.trace\.jsonl\.torn-(?P<offset>\d+)(?:\.\d+)?$")
+
+
+def torn_file_name(path: Path, offset: int, n: int = 0) -> Path:
+    """The side file for a torn line that starts at byte `offset` of `path`:
+    `<name>.torn-<offset>`, then `<name>.torn-<offset>.<n>` when taken (the
+    rule of the runtime's file sink, `rust/trace/jsonl.rs`)."""
+    return path.with_name(f"{path.name}.torn-{offset}" + (f".{n}" if n else ""))
+
+
+def _set_aside(path: Path, offset: int, torn: bytes) -> Path:
+    """Copies `torn` to a new side file beside `path`, fsynced (and its
+    directory), and returns it. An existing side file is never overwritten;
+    one that already holds exactly these bytes (an open that crashed before
+    ending the line) is reused."""
+    n = 0
+    while True:
+        side = torn_file_name(path, offset, n)
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            fd = os.open(side, flags, 0o666)
+        except FileExistsError:
+            if side.read_bytes() == torn:
+                return side
+            n += 1
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(torn)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            dfd = os.open(path.parent, os.O_RDONLY)
+        except OSError:  # a platform that cannot open a directory
+            return side
+        try:
+            os.fsync(dfd)
+        except OSError:
+            pass
+        finally:
+            os.close(dfd)
+        return side
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def _event_lines(data: bytes, torn: Dict[int, Set[bytes]]) -> List[str]:
+    """The event lines of a file: split on `\n` only (never on U+2028 or
+    another separator inside a JSON string), a `\r` before it dropped,
+    blank lines skipped, and a torn line that was set aside (a side file
+    named for its offset holds exactly its bytes) left out, unless it is
+    whole JSON (an event that lacked only its newline)."""
+    lines: List[str] = []
+    offset = 0
+    for raw in data.split(b"\n"):
+        start, offset = offset, offset + len(raw) + 1
+        if raw in torn.get(start, ()) and not _is_json(raw):
+            continue
+        text = raw.decode("utf-8")
+        if text.endswith("\r"):
+            text = text[:-1]
+        if text.strip():
+            lines.append(text)
+    return lines
+
 
 class JSONLStore(RowsInMemory):
-    """One `.trace.jsonl` file per session in a directory. On open, a torn
-    last line (a crash mid-write) is cut off and reported in `repaired`."""
+    """One `.trace.jsonl` file per session in a directory. Opening never
+    rewrites a file: a torn last line (a crash mid-write) is copied to a side
+    file beside it (`<file>.torn-<offset>`, fsynced) and ended with a
+    newline, so the file keeps every byte and new events start on a line of
+    their own. Each is reported in `repaired` (file, bytes) and `torn_files`
+    (file, side file), and logged; the store's reads leave such a line out."""
 
     def __init__(self, directory: PathLike, max_open_files: int = 64) -> None:
         self.directory = Path(directory)
@@ -40,6 +119,14 @@ class JSONLStore(RowsInMemory):
         self._max_open = max(1, max_open_files)
         self._rows: Dict[str, Dict[str, Any]] = {}
         self.repaired: List[Tuple[str, int]] = []
+        self.torn_files: List[Tuple[str, str]] = []
+        # Per session: the offsets of its torn lines set aside, and their bytes.
+        self._torn: Dict[str, Dict[int, Set[bytes]]] = {}
+        for side in self.directory.glob("*.trace.jsonl.torn-*"):
+            m = _TORN_NAME.match(side.name)
+            if m is not None and side.is_file():
+                at = self._torn.setdefault(m["sid"], {})
+                at.setdefault(int(m["offset"]), set()).add(side.read_bytes())
         for path in sorted(self.directory.glob("*.trace.jsonl")):
             self._open_existing(path)
 
@@ -48,13 +135,27 @@ class JSONLStore(RowsInMemory):
 
     def _open_existing(self, path: Path) -> None:
         data = path.read_bytes()
+        sid = path.name[: -len(".trace.jsonl")]
         cut = data.rfind(b"\n") + 1
         if cut < len(data):
-            with open(path, "r+b") as f:
-                f.truncate(cut)
-            self.repaired.append((str(path), len(data) - cut))
-            data = data[:cut]
-        sid = path.name[: -len(".trace.jsonl")]
+            torn = data[cut:]
+            side = _set_aside(path, cut, torn)  # durable before the line is ended
+            with open(path, "ab") as f:
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+            data += b"\n"
+            self._torn.setdefault(sid, {}).setdefault(cut, set()).add(torn)
+            self.repaired.append((str(path), len(torn)))
+            self.torn_files.append((str(path), str(side)))
+            log.warning(
+                "%s ended in a torn line (%d bytes at offset %d): copied to %s and "
+                "ended with a newline; no byte of the file was changed",
+                path,
+                len(torn),
+                cut,
+                side,
+            )
         anchor = self._anchor_path(sid)
         if anchor.exists():
             # A chain cut by retention: what the dropped events said about the
@@ -64,7 +165,7 @@ class JSONLStore(RowsInMemory):
             row.update({k: a[k] for k in _ANCHOR_KEYS if k in a})
             row["last_sequence"], row["last_hash"] = row["first_sequence"] - 1, row["anchor_hash"]
             self._rows[sid] = row
-        lines = [line for line in data.decode("utf-8").splitlines() if line.strip()]
+        lines = _event_lines(data, self._torn.get(sid, {}))
         if lines:
             # The file's events as one batch (they are in sequence order).
             self._apply_batch(lines)
@@ -105,7 +206,7 @@ class JSONLStore(RowsInMemory):
         path = self._path(session_id)
         if not path.exists():
             return []
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return _event_lines(path.read_bytes(), self._torn.get(session_id, {}))
 
     def path_of(self, session_id: str) -> Path:
         return self._path(session_id)

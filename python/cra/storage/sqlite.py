@@ -57,6 +57,16 @@ class SQLiteStore(Store):
             return None
         return self._db.sink()
 
+    def expect_owner(self, session_id: str, key_id: str) -> None:
+        """Has the native sink write `key_id` as the owner of `session_id`
+        (table `cra_server_owners`) in the same transaction as the
+        session's first events: both are kept, or neither."""
+        self._db.expect_owner(session_id, key_id)
+
+    def forget_owner(self, session_id: str) -> None:
+        """Drops an owner from `expect_owner` whose session was not created."""
+        self._db.forget_owner(session_id)
+
     def flush(self) -> None:
         """Checkpoints the WAL into the database file."""
         self._db.checkpoint()

@@ -30,7 +30,7 @@ _GRANT_ONLY = ("action_id", "parameters_hash", "scope")
 
 @router.post(
     "/v1/approvals/{approval_id}",
-    responses=responses(200, *BODY_ERRORS, 401, 403, 404, 410),
+    responses=responses(200, *BODY_ERRORS, 401, 403, 404, 410, 503),
     openapi_extra=json_body(),
 )
 async def decide(
@@ -57,19 +57,21 @@ async def decide(
         approver = caller.name
     note = f["note"]
     if f["decision"] == "grant":
-        out = st.runtime.approve(
-            approval_id,
-            approver,
-            note=note,
-            action_id=f["action_id"],
-            parameters_hash=f["parameters_hash"],
-            scope=f["scope"] or "once",
+        out = await st.traced(
+            lambda: st.runtime.approve(
+                approval_id,
+                approver,
+                note=note,
+                action_id=f["action_id"],
+                parameters_hash=f["parameters_hash"],
+                scope=f["scope"] or "once",
+            )
         )
     elif f["decision"] == "reject":
         given = [k for k in _GRANT_ONLY if f[k] is not None]
         if given:
             raise invalid("applies only to a grant", f"/{given[0]}")
-        out = st.runtime.reject(approval_id, approver, note=note)
+        out = await st.traced(lambda: st.runtime.reject(approval_id, approver, note=note))
     else:
         raise invalid('must be "grant" or "reject"', "/decision")
     return json_response(out)

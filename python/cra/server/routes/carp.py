@@ -64,28 +64,28 @@ def _check(st: ServerState, request: Dict[str, Any], caller: Principal) -> None:
 
 @router.post(
     "/v1/resolve",
-    responses=responses(200, *REQUEST_ERRORS),
+    responses=responses(200, *REQUEST_ERRORS, 429, 503),
     openapi_extra=json_body(CARP, "application/json"),
 )
 async def resolve(request: Request, caller: Principal = AgentCaller) -> Response:
     """Resolves a CARP request: the allowed and denied actions, context, constraints."""
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
-    return json_response(
-        resolve_answer(st, body, caller), media_type=negotiate(request.headers, CARP)
-    )
+    text = await st.traced(resolve_answer, st, body, caller)
+    return json_response(text, media_type=negotiate(request.headers, CARP))
 
 
 def resolve_answer(st: ServerState, body: Dict[str, Any], caller: Principal) -> str:
     """The resolution of a request body, as JSON text (shared with the fast
-    path, which checks the caller's role itself)."""
+    path, which checks the caller's role itself). Called through
+    `ServerState.traced`, which answers only once its events are written."""
     _check(st, body, caller)
     return st.runtime.resolve(body).to_json()
 
 
 @router.post(
     "/v1/execute",
-    responses=responses(200, 202, 403, 422, 429, 502, *REQUEST_ERRORS),
+    responses=responses(200, 202, 403, 422, 429, 502, 503, *REQUEST_ERRORS),
     openapi_extra=json_body(CARP, "application/json"),
 )
 async def execute(request: Request, caller: Principal = AgentCaller) -> Response:
@@ -95,7 +95,7 @@ async def execute(request: Request, caller: Principal = AgentCaller) -> Response
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
     _check(st, body, caller)
-    answer = await run_in_threadpool(st.runtime.execute, body)
+    answer = await st.traced_async(lambda: run_in_threadpool(st.runtime.execute, body))
     headers = {}
     retry = answer.retry_after
     if answer.http_status == 429 and retry is not None and math.isfinite(retry):
@@ -107,7 +107,7 @@ async def execute(request: Request, caller: Principal = AgentCaller) -> Response
 
 @router.post(
     "/v1/validate",
-    responses=responses(200, *BODY_ERRORS, 401, 403, 404),
+    responses=responses(200, *BODY_ERRORS, 401, 403, 404, 503),
     openapi_extra=json_body(CARP, "application/json"),
 )
 async def validate(request: Request, caller: Principal = AgentCaller) -> Response:
@@ -122,4 +122,4 @@ async def validate(request: Request, caller: Principal = AgentCaller) -> Respons
         return json_response({"valid": False, "errors": err.errors}, media_type=media)
     if err is not None:
         raise err
-    return json_response(st.runtime.validate(body), media_type=media)
+    return json_response(await st.traced(st.runtime.validate, body), media_type=media)

@@ -4,21 +4,23 @@ Every session id is read as a UUID and used in its canonical form
 (`cra.server.ids`). With API keys, a caller cannot choose the id of a new
 session: the server mints it, so creating a session never reveals whether
 an id is in use. A session is owned by the key that created it from the
-moment it exists: if the owner cannot be recorded, the session is ended and
-the answer is 503 `OWNER_NOT_RECORDED`.
+moment it exists: the owner row is written in the same store transaction as
+the session's first event, and the answer (201) is sent only once that
+transaction is committed; if it cannot be, the answer is 503
+`TRACE_UNAVAILABLE` and the session is ended.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any, Dict, Literal, Optional
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...errors import ConflictError, CraError, InternalError, NotFoundError
+from ... import _core
+from ...errors import ConflictError, CraError, NotFoundError
 from ..auth import AgentCaller, Caller, Principal
 from ..body import json_response, read_object, string_fields
 from ..errors import invalid
@@ -31,12 +33,6 @@ log = logging.getLogger("cra.server")
 __all__ = ["router"]
 
 router = APIRouter()
-
-
-class OwnerNotRecorded(InternalError):
-    """The new session's owner could not be written; the session was ended."""
-
-    http_status = 503
 
 
 @router.post(
@@ -68,34 +64,37 @@ async def create_session(request: Request, caller: Principal = AgentCaller) -> R
             f"session {wanted} exists in the trace store", code="SESSION_EXISTS", path="/session_id"
         )
     assert f["agent_id"] is not None and f["goal"] is not None
+    st.check_trace()
+    sid = wanted or _core.new_id()
+    if caller.key_id is not None:
+        st.owners.claim(sid, caller.key_id)
     try:
-        sid = st.runtime.create_session(
-            f["agent_id"], f["goal"], session_id=wanted, parent_session_id=parent
+        st.runtime.create_session(
+            f["agent_id"], f["goal"], session_id=sid, parent_session_id=parent
         )
     except ConflictError as e:  # the id is in use in this run
+        st.owners.release(sid)
         e.details.setdefault("path", "/session_id")
         raise
-    if caller.key_id is not None:
-        _claim(st, sid, caller.key_id)
+    except CraError:
+        st.owners.release(sid)
+        raise
+    try:
+        await st.committer.after()
+    except CraError:
+        # Not acknowledged: end it, so that nobody holds an open session
+        # they were never told about (both events are written later, with
+        # the owner, when the store recovers).
+        _end_quietly(st, sid, "not_acknowledged")
+        raise
     return json_response(st.runtime.get_session(sid), 201)
 
 
-def _claim(st: ServerState, sid: str, key_id: str) -> None:
-    """Records the new session's owner; if that fails, the session is ended
-    (no session is ever left without an owner) and the answer is a 503."""
+def _end_quietly(st: ServerState, sid: str, reason: str) -> None:
     try:
-        st.owners.claim(sid, key_id)
-    except (CraError, sqlite3.Error) as e:
-        log.error("cra serve: the owner of session %s was not recorded: %r", sid, e)
-        try:
-            st.runtime.end_session(sid, "owner_not_recorded")
-        except CraError as end:
-            log.error("cra serve: session %s could not be ended: %r", sid, end)
-        raise OwnerNotRecorded(
-            "the session's owner could not be recorded, so the session was ended; create another",
-            code="OWNER_NOT_RECORDED",
-            recoverable=True,
-        ) from None
+        st.runtime.end_session(sid, reason)
+    except CraError as e:
+        log.error("cra serve: session %s could not be ended: %r", sid, e)
 
 
 def _stored(st: ServerState, session_id: str) -> bool:
@@ -156,7 +155,7 @@ def _stored_session(st: ServerState, session_id: str) -> Dict[str, Any]:
 @router.delete(
     "/v1/sessions/{session_id}",
     status_code=204,
-    responses=responses(204, 400, 401, 403, 404, 410),
+    responses=responses(204, 400, 401, 403, 404, 410, 503),
 )
 async def end_session(
     request: Request,
@@ -168,5 +167,5 @@ async def end_session(
     st = state_of(request)
     session_id = canonical_id(session_id, "/path/session_id")
     st.require_session(session_id, caller)
-    st.runtime.end_session(session_id, reason)
+    await st.traced(st.runtime.end_session, session_id, reason)
     return Response(status_code=204)
