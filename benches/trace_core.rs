@@ -14,6 +14,7 @@ use cra_core::ids::new_v7;
 use cra_core::trace::chain::{Body, ChainStart, Chains, Record, SpanRef};
 use cra_core::trace::event::TraceEvent;
 use cra_core::trace::hash::HashAlgorithm;
+use cra_core::trace::merkle::{self, Accumulator};
 use cra_core::trace::verify::ChainVerifier;
 use cra_core::trace::verify_file::verify_reader;
 
@@ -21,6 +22,8 @@ use cra_core::trace::verify_file::verify_reader;
 const BATCH: usize = 4096;
 /// Events in the chains the verification benchmarks walk.
 const CHAIN: usize = 10_000;
+/// Leaves of the Merkle tree benchmarks (events of one long session).
+const MERKLE_LEAVES: usize = 1_000_000;
 /// 2026-01-01T00:00:00Z in microseconds.
 const T0: i64 = 1_767_225_600_000_000;
 /// The payload the Python benchmarks record (`{"k": 1}`), already canonical.
@@ -51,7 +54,7 @@ fn records(n: usize) -> Vec<Record> {
 }
 
 fn chain(algorithm: HashAlgorithm, n: usize) -> Vec<Arc<TraceEvent>> {
-    let mut chains = Chains::new(algorithm);
+    let mut chains = Chains::new(algorithm, None);
     let mut out = Vec::with_capacity(n);
     for r in records(n) {
         chains.seal(r, &mut out);
@@ -79,7 +82,7 @@ fn seal(c: &mut Criterion) {
                 || records(BATCH),
                 |recs| {
                     // As the flush thread does: sealed events go to a batch.
-                    let mut chains = Chains::new(alg);
+                    let mut chains = Chains::new(alg, None);
                     let mut batch = Vec::with_capacity(BATCH);
                     for r in recs {
                         chains.seal(r, &mut batch);
@@ -148,12 +151,75 @@ fn verify_jsonl(c: &mut Criterion) {
     group.finish();
 }
 
+/// The RFC 6962 tree over a session's event hashes: the root and one
+/// inclusion proof over a million leaves, and the flush thread's cost per
+/// event (`Accumulator::push`, amortised over a batch).
+fn merkle_tree(c: &mut Criterion) {
+    // Stand-ins for event hashes: any distinct 32 bytes will do.
+    let leaves: Vec<[u8; 32]> = (0..MERKLE_LEAVES as u64)
+        .map(|i| merkle::leaf_hash(&i.to_le_bytes()))
+        .collect();
+    let mut group = c.benchmark_group("merkle");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(MERKLE_LEAVES as u64));
+    group.bench_function("root_1m", |b| b.iter(|| merkle::root(black_box(&leaves))));
+    let index = MERKLE_LEAVES as u64 / 3;
+    group.bench_function("inclusion_proof_1m", |b| {
+        b.iter(|| merkle::inclusion_proof(black_box(index), &leaves).expect("in range"))
+    });
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(20);
+    group.bench_function("accumulator_push", |b| {
+        b.iter(|| {
+            let mut acc = Accumulator::new();
+            for leaf in &leaves[..BATCH] {
+                acc.push(leaf);
+            }
+            acc.root()
+        })
+    });
+    group.finish();
+}
+
+/// `Chains::seal` with signed checkpoints at the default policy (one per
+/// 1,000 events): the Merkle leaf per event plus an Ed25519 signature per
+/// checkpoint, against `seal` without them.
+fn seal_signed(c: &mut Criterion) {
+    use cra_core::trace::chain::Checkpointing;
+    use cra_core::trace::checkpoint::CheckpointPolicy;
+    use cra_core::trace::signing::CheckpointSigner;
+    let signer = CheckpointSigner::from_key(ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]));
+    let cp = Arc::new(Checkpointing {
+        signer,
+        policy: CheckpointPolicy::default(),
+    });
+    let mut group = c.benchmark_group("seal_signed");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, with) in [("unsigned", None), ("signed_every_1000", Some(cp))] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || records(BATCH),
+                |recs| {
+                    let mut chains = Chains::new(HashAlgorithm::Sha256, with.clone());
+                    let mut batch = Vec::with_capacity(BATCH + BATCH / 1000 + 1);
+                    for r in recs {
+                        chains.seal(r, &mut batch);
+                    }
+                    batch
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = trace_core;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = seal, event_hash, verify_chain, verify_jsonl
+    targets = seal, seal_signed, event_hash, verify_chain, verify_jsonl, merkle_tree
 }
 criterion_main!(trace_core);

@@ -207,6 +207,8 @@ impl CoreError {
                 "EVENTS_EVICTED" => Category::NotFound,
                 "AGENT_MISMATCH" => Category::Authorization,
                 "TOO_MANY_PENDING" => Category::RateLimited,
+                "PROOF_INVALID" | "SIGNATURE_INVALID" => Category::Integrity,
+                "EVENT_NOT_FOUND" | "CHECKPOINT_NOT_FOUND" => Category::NotFound,
                 _ => Category::Validation,
             },
             // A path the caller named that is not there, or not theirs, is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import os
 import weakref
@@ -87,6 +88,17 @@ class Runtime:
     `UnavailableError` (`TRACE_UNAVAILABLE`) before they act.
     `queue_wait_seconds` bounds how long an operation waits for room in a
     full queue (default: as long as it takes) before the same error.
+    `redaction_key` (at least 16 bytes) keys the `[REDACTED:<tag>]` markers
+    of an atlas's `redact` pointers, so tags stay the same across runs
+    (default: a random key per runtime); `expose_errors=True` gives an
+    execute answer an executor's exception text unredacted (the trace is
+    redacted either way).
+
+    With `signing_key` (a PKCS#8 PEM Ed25519 key, `cra keys generate`), the
+    flush thread seals signed `trace.checkpoint` events into every chain:
+    after `checkpoint_events` events, after `checkpoint_seconds`, at each
+    `flush()` (`checkpoint_at_flush`), and always as the last event of an
+    ended session (`specs/trace.md`).
     """
 
     def __init__(
@@ -106,6 +118,12 @@ class Runtime:
         atlas_limits: Optional[Mapping[str, int]] = None,
         durability: str = "async",
         queue_wait_seconds: Optional[float] = None,
+        redaction_key: Optional[bytes] = None,
+        expose_errors: bool = False,
+        signing_key: Optional[PathLike] = None,
+        checkpoint_events: int = 1000,
+        checkpoint_seconds: Optional[float] = 10.0,
+        checkpoint_at_flush: bool = True,
     ) -> None:
         self._core = _core.Runtime(
             hash_algorithm=hash_algorithm,
@@ -118,6 +136,12 @@ class Runtime:
             clock=clock,
             durability=durability,
             queue_wait_seconds=queue_wait_seconds,
+            redaction_key=redaction_key,
+            expose_errors=expose_errors,
+            signing_key=os.fspath(signing_key) if signing_key is not None else None,
+            checkpoint_events=checkpoint_events,
+            checkpoint_seconds=checkpoint_seconds,
+            checkpoint_at_flush=checkpoint_at_flush,
             **(session_ttl._core_args() if session_ttl else {}),
             **(heartbeat._core_args() if heartbeat else {}),
         )
@@ -308,10 +332,19 @@ class Runtime:
         core = self._core.events(session_id, event_type, since_sequence, limit)
         return [TRACEEvent(e) for e in core]
 
-    def verify(self, session_id: str) -> ChainVerification:
-        """Verifies a session's chain (everything recorded so far)."""
+    def verify(
+        self, session_id: str, *, public_key: Optional[PathLike] = None
+    ) -> ChainVerification:
+        """Verifies a session's chain (everything recorded so far). With
+        `public_key` (SPKI PEM), its signed checkpoints too: `signatures`
+        says how much of the chain they cover, and any fault makes the
+        result invalid."""
         self._settle()
-        return ChainVerification._from_core(self._core.verify(session_id))
+        v = ChainVerification._from_core(self._core.verify(session_id))
+        if public_key is None:
+            return v
+        signed = self._core.verify_signatures(session_id, os.fspath(public_key))
+        return dataclasses.replace(v, signatures=signed, valid=v.valid and not signed["faults"])
 
     def export_jsonl(self, path: PathLike, session_id: Optional[str] = None) -> int:
         """Writes the events held in memory (one session or all) to a

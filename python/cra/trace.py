@@ -120,6 +120,20 @@ class ChainVerification:
     #: The sequence of the anchor the chain was verified from (its older
     #: events removed by retention); None when verified from genesis.
     anchored_at: Optional[int] = None
+    #: A stored chain cut by retention (store verification only): where the
+    #: kept chain starts (`sequence`, `anchor_hash`), how many events before
+    #: it were removed (`removed_events`), and the recorded cut it matches
+    #: (`cut_at`, `recorded_by`; None when none matches). None otherwise.
+    retention_cut: Optional[Dict[str, Any]] = None
+    #: A fault of the session's row against its stored events (store
+    #: verification: `truncated`, `row_mismatch`, `count_mismatch`,
+    #: `unrecorded_cut`): what the row or the recorded cuts promised, and
+    #: what is stored.
+    expected: Optional[Dict[str, Any]] = None
+    found: Optional[Dict[str, Any]] = None
+    #: With a public key (`Runtime.verify(..., public_key=)`): the chain's
+    #: signed checkpoints as checked (see `FileVerification.signatures`).
+    signatures: Optional[Dict[str, Any]] = None
 
     @classmethod
     def _from_core(cls, r: _core.ChainReport) -> ChainVerification:
@@ -163,6 +177,15 @@ class FileVerification(Mapping[str, ChainVerification]):
     #: file valid when every chain verifies without it (the first 100).
     torn_lines: List[Tuple[int, int, int, str]] = field(default_factory=list)
     torn_line_count: int = 0
+    #: The id of the public key the signed checkpoints were checked with;
+    #: None when no key was given: completeness was not checked.
+    key_id: Optional[str] = None
+    #: With a key, per session id: its checkpoints as checked
+    #: (`checkpoints`, `valid_checkpoints`, `signed_events`, `events`,
+    #: `unsigned_tail`, `ended`, `closed`, `coverage`, and `faults`, each
+    #: with `kind` signature_invalid | checkpoint_mismatch | incomplete,
+    #: `sequence` and `message`).
+    signatures: Optional[Dict[str, Dict[str, Any]]] = None
 
     @property
     def valid(self) -> bool:
@@ -171,7 +194,13 @@ class FileVerification(Mapping[str, ChainVerification]):
             and self.bad_line_count == 0
             and not self.anchor_faults
             and all(v.valid for v in self.sessions.values())
+            and all(not s["faults"] for s in (self.signatures or {}).values())
         )
+
+    @property
+    def completeness_checked(self) -> bool:
+        """True when signatures were checked (a public key was given)."""
+        return self.signatures is not None
 
     def __getitem__(self, session_id: str) -> ChainVerification:
         return self.sessions[session_id]
@@ -191,8 +220,15 @@ def verify_jsonl(
     progress: Optional[Callable[[int], None]] = None,
     anchor: Optional[Union[str, os.PathLike[str]]] = None,
     use_sidecar: bool = True,
+    public_key: Optional[Union[str, os.PathLike[str]]] = None,
 ) -> FileVerification:
     """Verifies every session chain in a `.trace.jsonl` file, streaming.
+
+    With `public_key` (an SPKI PEM file, `cra keys generate`), the signed
+    checkpoints of every chain are checked too, and the result says how
+    much of each chain the signatures cover (`signatures`); without it,
+    `completeness_checked` is False: a chain cut at its end, or rewritten
+    whole, still verifies.
 
     A chain whose older events were removed (an export of a session trimmed
     by retention) is verified from its anchor: the anchor file `anchor`, or
@@ -200,12 +236,18 @@ def verify_jsonl(
     `use_sidecar`). Such a chain reports `anchored_at`, the sequence it was
     verified from."""
     r = _core.verify_jsonl(
-        os.fspath(path), progress, None if anchor is None else os.fspath(anchor), use_sidecar
+        os.fspath(path),
+        progress,
+        None if anchor is None else os.fspath(anchor),
+        use_sidecar,
+        None if public_key is None else os.fspath(public_key),
     )
     sessions = {}
     for s in r.sessions:
         v = ChainVerification._from_core(s)
         sessions[v.session_id or ""] = v
+    signed = r.signatures
+    signatures = None if signed is None else dict(zip(sessions, signed))
     return FileVerification(
         sessions=sessions,
         torn_tail=r.torn_tail,
@@ -217,6 +259,8 @@ def verify_jsonl(
         anchor_faults=r.anchor_faults,
         torn_lines=r.torn_lines,
         torn_line_count=r.torn_line_count,
+        key_id=r.key_id,
+        signatures=signatures,
     )
 
 

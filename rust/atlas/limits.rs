@@ -201,7 +201,9 @@ fn closest(name: &str) -> Option<&'static str> {
         .map(|(_, n)| n)
 }
 
-fn distance(a: &str, b: &str) -> usize {
+/// The edit distance between two names (also used for "did you mean"
+/// hints on action keys, in `parts`).
+pub(crate) fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

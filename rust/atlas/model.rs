@@ -24,6 +24,51 @@ pub struct Action {
     pub executor: Option<Arc<str>>,
     /// The compiled `parameters_schema`, kept for execute.
     pub validator: Option<Arc<jsonschema::Validator>>,
+    /// What the trace records of this action's parameters and result
+    /// (`redact`, `trace_parameters`, `trace_result`); `None`: the
+    /// defaults, hashes only.
+    pub trace: Option<Arc<TraceSpec>>,
+}
+
+/// What the trace records of a value: its hash only (the default), the
+/// value with the action's `redact` pointers applied, or the value as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TraceMode {
+    #[default]
+    Hash,
+    Redacted,
+    Full,
+}
+
+impl TraceMode {
+    pub const NAMES: &'static [&'static str] = &["hash", "redacted", "full"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "hash" => Some(TraceMode::Hash),
+            "redacted" => Some(TraceMode::Redacted),
+            "full" => Some(TraceMode::Full),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceMode::Hash => "hash",
+            TraceMode::Redacted => "redacted",
+            TraceMode::Full => "full",
+        }
+    }
+}
+
+/// An action's trace settings, compiled: each `redact` pointer as its
+/// unescaped reference tokens (`*` matches every member or element), and
+/// what is recorded of the parameters and of the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceSpec {
+    pub redact: Vec<Vec<String>>,
+    pub parameters: TraceMode,
+    pub result: TraceMode,
 }
 
 #[derive(Debug)]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::atlas::id_grammar::{is_action_id, is_plain_id};
-use crate::atlas::model::{Action, Capability};
+use crate::atlas::limits::distance;
+use crate::atlas::model::{Action, Capability, TraceMode, TraceSpec};
 use crate::atlas::pattern::Pattern;
 use crate::atlas::policy::{Limit, Policy, PolicyType, RiskTier, Scope};
 use crate::json::canonical::to_canonical;
@@ -120,9 +121,131 @@ pub fn build_actions(v: Option<&Value>, f: &mut Faults) -> Vec<Action> {
                 .unwrap_or(false),
             executor: f.opt_str(m, "executor", &path).map(Arc::from),
             validator,
+            trace: trace_spec(m, &path, f),
         });
     }
     out
+}
+
+/// The keys of an action; others are accepted as annotations, except a
+/// near miss of a trace key (`trace_params`, `redacts`), which would
+/// silently record what the atlas meant to keep out of the trace.
+const ACTION_KEYS: &[&str] = &[
+    "action_id",
+    "name",
+    "description",
+    "parameters_schema",
+    "returns_schema",
+    "risk_tier",
+    "idempotent",
+    "requires_confirmation",
+    "executor",
+    "redact",
+    "trace_parameters",
+    "trace_result",
+];
+const TRACE_KEYS: &[&str] = &["redact", "trace_parameters", "trace_result"];
+
+/// The closest of `names` to `given` (edit distance at most 3, or a third
+/// of the name's length), as a hint.
+fn did_you_mean(given: &str, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| (distance(given, n), *n))
+        .filter(|(d, n)| *d <= 3.max(n.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| format!(" (did you mean {n:?}?)"))
+        .unwrap_or_default()
+}
+
+/// `redact`, `trace_parameters` and `trace_result` of an action, checked;
+/// `None` when all three are absent.
+fn trace_spec(m: &Map<String, Value>, base: &str, f: &mut Faults) -> Option<Arc<TraceSpec>> {
+    for key in m.keys().filter(|k| !ACTION_KEYS.contains(&k.as_str())) {
+        let near = TRACE_KEYS.iter().any(|k| distance(key, k) <= 2);
+        if near || key.starts_with("trace_") || key.starts_with("redact") {
+            let hint = did_you_mean(key, TRACE_KEYS);
+            f.add(
+                at(base, key),
+                format!(
+                    "unknown key {key:?}{} (trace keys: {})",
+                    hint,
+                    TRACE_KEYS.join(", ")
+                ),
+            );
+        }
+    }
+    if !TRACE_KEYS.iter().any(|k| m.contains_key(*k)) {
+        return None;
+    }
+    let mode = |key: &str, f: &mut Faults| match f.opt_str(m, key, base) {
+        None => TraceMode::Hash,
+        Some(name) => TraceMode::parse(name).unwrap_or_else(|| {
+            f.add(
+                at(base, key),
+                format!(
+                    "{name:?} is not a trace mode{} (hash, redacted, full)",
+                    did_you_mean(name, TraceMode::NAMES)
+                ),
+            );
+            TraceMode::Hash
+        }),
+    };
+    let parameters = mode("trace_parameters", f);
+    let result = mode("trace_result", f);
+    let list_path = at(base, "redact");
+    let redact = match m.get("redact") {
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let path = at_index(&list_path, i);
+                let p = f.as_str(item, &path)?;
+                pointer_tokens(p)
+                    .map_err(|why| f.add(path, format!("{p:?} is not a JSON pointer: {why}")))
+                    .ok()
+            })
+            .collect(),
+        _ => {
+            // Absent or null: nothing; any other type: its fault.
+            f.opt_str_list(m, "redact", base);
+            Vec::new()
+        }
+    };
+    Some(Arc::new(TraceSpec {
+        redact,
+        parameters,
+        result,
+    }))
+}
+
+/// The reference tokens of a JSON pointer (RFC 6901), unescaped: `""` is
+/// the whole value, anything else starts with `/`; `~` must be `~0` or `~1`.
+pub fn pointer_tokens(p: &str) -> std::result::Result<Vec<String>, &'static str> {
+    if p.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(rest) = p.strip_prefix('/') else {
+        return Err("it must be empty or start with \"/\"");
+    };
+    rest.split('/')
+        .map(|t| {
+            let mut out = String::with_capacity(t.len());
+            let mut chars = t.chars();
+            while let Some(c) = chars.next() {
+                if c != '~' {
+                    out.push(c);
+                    continue;
+                }
+                match chars.next() {
+                    Some('0') => out.push('~'),
+                    Some('1') => out.push('/'),
+                    _ => return Err("\"~\" must be followed by 0 or 1"),
+                }
+            }
+            Ok(out)
+        })
+        .collect()
 }
 
 type Schema = (Option<Arc<Value>>, Option<Arc<jsonschema::Validator>>);

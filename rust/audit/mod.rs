@@ -3,6 +3,7 @@
 //! session reconstructed.
 
 pub mod diff;
+pub mod proofs;
 pub mod reconstruct;
 pub mod replay;
 pub mod trace_reader;

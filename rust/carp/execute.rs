@@ -113,6 +113,9 @@ pub struct ExecEcho {
     pub action_id: Arc<str>,
     pub resolution_id: Uuid,
     pub parameters_hash: ParamsHash,
+    /// The action's trace settings, once execute has found the action
+    /// loaded; `None`: hashes only.
+    pub trace: Option<Arc<crate::atlas::model::TraceSpec>>,
 }
 
 /// `parameters_hash` of an execution, made when first asked for: on the
@@ -132,6 +135,12 @@ impl ParamsHash {
             algorithm,
             hex: OnceLock::new(),
         }
+    }
+
+    /// The parameters as given (the trace records them only as the
+    /// action's `trace_parameters` says).
+    pub fn parameters(&self) -> &Value {
+        &self.parameters
     }
 
     /// The hash (hex) of the parameters' canonical JSON.

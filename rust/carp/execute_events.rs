@@ -1,6 +1,10 @@
 //! The TRACE events of an execution, rendered on the flush thread.
 
+use std::sync::Arc;
+
+use crate::atlas::model::TraceMode;
 use crate::carp::execute::{ExecEcho, Happened};
+use crate::carp::redact::{recorded, RedactionKey};
 use crate::trace::chain::EventSource;
 use crate::trace::event::EventType;
 use crate::trace::hash::to_hex;
@@ -11,6 +15,8 @@ pub struct ExecuteTrace {
     /// Formatted here, on the flush thread.
     pub execution_id: uuid::Uuid,
     pub happened: Happened,
+    /// The runtime's key for the markers of `redact` pointers.
+    pub key: Arc<RedactionKey>,
 }
 
 impl ExecuteTrace {
@@ -51,6 +57,14 @@ impl EventSource for ExecuteTrace {
         }
         emit("carp.request.received".into(), p.finish());
         let mut p = self.action_payload();
+        // `parameters`: an extension, only when the atlas asks for it
+        // (`trace_parameters`), already redacted as it says.
+        if let Some(t) = &e.trace {
+            let params = e.parameters_hash.parameters();
+            if let Some(text) = recorded(params, t.parameters, t, &self.key) {
+                p.raw("parameters", &text);
+            }
+        }
         p.str("parameters_hash", e.parameters_hash.or_empty())
             .str("resolution_id", &resolution_id);
         emit("action.requested".into(), p.finish());
@@ -107,6 +121,18 @@ impl EventSource for ExecuteTrace {
                             self.execution_id.hyphenated().encode_lower(&mut [0; 36]),
                         );
                         if let Some(r) = result {
+                            // `result`: the same extension (`trace_result`).
+                            let shown = e
+                                .trace
+                                .as_ref()
+                                .filter(|t| t.result != TraceMode::Hash)
+                                .and_then(|t| {
+                                    let v = serde_json::from_str(r).ok()?;
+                                    recorded(&v, t.result, t, &self.key)
+                                });
+                            if let Some(text) = shown {
+                                p.raw("result", &text);
+                            }
                             p.str("result_hash", &to_hex(&algorithm.digest(r.as_bytes())));
                         }
                         emit("action.executed".into(), p.finish());

@@ -10,6 +10,7 @@ pub mod execute;
 pub mod execute_events;
 pub mod keywords;
 pub mod limits;
+pub mod redact;
 pub mod request;
 pub mod resolution;
 pub mod resolution_json;

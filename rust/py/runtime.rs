@@ -12,12 +12,14 @@ use crate::error::CoreError;
 use crate::ids::parse_uuid;
 use crate::runtime::session::{Session, SessionStatus};
 use crate::runtime::state::{Durability, Runtime as CoreRuntime, RuntimeConfig, Wait};
-use crate::trace::chain::SpanRef;
+use crate::trace::chain::{Checkpointing, SpanRef};
+use crate::trace::checkpoint::CheckpointPolicy;
 use crate::trace::event::{is_custom_event_type, EventType, STANDARD_EVENT_TYPES};
 use crate::trace::hash::HashAlgorithm;
 use crate::trace::jsonl::write_events_file;
 use crate::trace::memory::EventQuery;
 use crate::trace::recorder::{Overflow, RecorderConfig};
+use crate::trace::signing::{CheckpointKey, CheckpointSigner};
 use crate::trace::sink::SinkFactory;
 
 use super::cache::IdentityCache;
@@ -145,6 +147,41 @@ impl Runtime {
     }
 }
 
+/// The signing key and checkpoint policy of `Runtime(signing_key=...)`.
+fn checkpointing(
+    key: Option<&std::path::Path>,
+    every_events: u64,
+    every_seconds: Option<f64>,
+    at_flush: bool,
+) -> PyResult<Option<Arc<Checkpointing>>> {
+    let Some(path) = key else { return Ok(None) };
+    let option = |path: &str, why: &str| {
+        super::errors::to_py(CoreError::invalid("INVALID_OPTION", path, why.to_string()))
+    };
+    if every_events == 0 {
+        return Err(option("/checkpoint_events", "must be at least 1"));
+    }
+    let every = match every_seconds {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(_) => {
+            return Err(option(
+                "/checkpoint_seconds",
+                "must be a number of seconds > 0 or None",
+            ))
+        }
+    };
+    let signer = CheckpointSigner::from_pem_file(path).py()?;
+    Ok(Some(Arc::new(Checkpointing {
+        signer,
+        policy: CheckpointPolicy {
+            every_events,
+            every,
+            at_flush,
+        },
+    })))
+}
+
 /// `Runtime::durable` for any holder of the core runtime.
 #[inline]
 pub(super) fn durable<T>(
@@ -174,7 +211,7 @@ pub struct Caches {
 impl Runtime {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096, clock_skew_seconds=Some(300.0), max_resolutions=100_000, clock=None, session_idle_seconds=None, session_max_seconds=None, heartbeat_interval_seconds=None, heartbeat_misses_allowed=2, durability="async", queue_wait_seconds=None))]
+    #[pyo3(signature = (hash_algorithm="sha256", trace_file=None, sinks=Vec::new(), queue_capacity=65_536, overflow="block", memory_limit=1_000_000, batch_max=4096, clock_skew_seconds=Some(300.0), max_resolutions=100_000, clock=None, session_idle_seconds=None, session_max_seconds=None, heartbeat_interval_seconds=None, heartbeat_misses_allowed=2, durability="async", queue_wait_seconds=None, signing_key=None, checkpoint_events=1000, checkpoint_seconds=Some(10.0), checkpoint_at_flush=true, redaction_key=None, expose_errors=false))]
     fn new(
         py: Python<'_>,
         hash_algorithm: &str,
@@ -193,6 +230,12 @@ impl Runtime {
         heartbeat_misses_allowed: u32,
         durability: &str,
         queue_wait_seconds: Option<f64>,
+        signing_key: Option<PathBuf>,
+        checkpoint_events: u64,
+        checkpoint_seconds: Option<f64>,
+        checkpoint_at_flush: bool,
+        redaction_key: Option<Vec<u8>>,
+        expose_errors: bool,
     ) -> PyResult<Self> {
         let secs = |v: Option<f64>, path: &str| -> PyResult<Option<i64>> {
             match v {
@@ -229,6 +272,12 @@ impl Runtime {
                 overflow: Overflow::parse(overflow).py()?,
                 algorithm: HashAlgorithm::parse(hash_algorithm).py()?,
                 batch_max,
+                checkpoints: checkpointing(
+                    signing_key.as_deref(),
+                    checkpoint_events,
+                    checkpoint_seconds,
+                    checkpoint_at_flush,
+                )?,
                 queue_wait: timeout(queue_wait_seconds).map_err(|_| {
                     super::errors::to_py(CoreError::invalid(
                         "INVALID_OPTION",
@@ -243,6 +292,8 @@ impl Runtime {
             max_resolutions,
             lifetime,
             durability: Durability::parse(durability).py()?,
+            redaction: crate::carp::redact::Redaction::new(redaction_key.as_deref(), expose_errors)
+                .py()?,
         };
         // A native sink (an SQLite store) is written by the flush thread
         // itself; any other object through its Python `write_batch`.
@@ -470,6 +521,21 @@ impl Runtime {
         let id = parse_uuid(session_id, "/session_id").py()?;
         let rt = &self.0;
         py.detach(|| rt.verify_session(&id)).map(ChainReport).py()
+    }
+
+    /// A session's signed checkpoints checked with a public key file, as
+    /// held in memory: a dict as `FileReport.signatures` gives per session.
+    fn verify_signatures<'py>(
+        &self,
+        py: Python<'py>,
+        session_id: &str,
+        public_key: PathBuf,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let id = parse_uuid(session_id, "/session_id").py()?;
+        let key = CheckpointKey::from_pem_file(&public_key).py()?;
+        let rt = &self.0;
+        let report = py.detach(|| rt.verify_signatures(&id, &key)).py()?;
+        super::verify::signature_dict(py, &report)
     }
 
     /// Writes events held in memory to a `.trace.jsonl` file atomically; returns the count.

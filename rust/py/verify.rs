@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 
+use crate::trace::signing::CheckpointKey;
 use crate::trace::verify::ChainVerification;
 use crate::trace::verify_file::{verify_file_with, AnchorSource, FileVerification};
+use crate::trace::verify_signed::SignatureReport;
 
 use super::errors::IntoPyResult;
 use super::event::Event;
@@ -136,20 +138,47 @@ impl FileReport {
     fn anchor_faults(&self) -> Vec<String> {
         self.0.anchor_faults.clone()
     }
+    /// The id of the public key signatures were checked with; None when
+    /// no key was given (completeness not checked).
+    #[getter]
+    fn key_id(&self) -> Option<String> {
+        self.0.signatures.as_ref().map(|(k, _)| k.clone())
+    }
+    /// Per session (in `sessions` order), its signatures as checked; None
+    /// without a key. Each: `checkpoints`, `valid_checkpoints`,
+    /// `signed_events`, `events`, `unsigned_tail`, `ended`, `closed`,
+    /// `coverage` (signed/events) and `faults` (`kind`, `sequence`,
+    /// `message`).
+    #[getter]
+    fn signatures<'py>(&self, py: Python<'py>) -> PyResult<Option<Vec<Bound<'py, PyDict>>>> {
+        let Some((_, reports)) = &self.0.signatures else {
+            return Ok(None);
+        };
+        reports
+            .iter()
+            .map(|r| signature_dict(py, r))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Some)
+    }
 }
 
 /// Verifies a `.trace.jsonl` file, streaming; `progress(bytes_read)` is
 /// called now and then. Chains start at the anchors of `anchor` (an anchor
 /// file), else of `FILE.anchor.json` beside the file when `use_sidecar`.
 #[pyfunction]
-#[pyo3(signature = (path, progress=None, anchor=None, use_sidecar=true))]
+#[pyo3(signature = (path, progress=None, anchor=None, use_sidecar=true, public_key=None))]
 pub fn verify_jsonl(
     py: Python<'_>,
     path: PathBuf,
     progress: Option<Py<PyAny>>,
     anchor: Option<PathBuf>,
     use_sidecar: bool,
+    public_key: Option<PathBuf>,
 ) -> PyResult<FileReport> {
+    let key = public_key
+        .map(|p| CheckpointKey::from_pem_file(&p))
+        .transpose()
+        .py()?;
     let source = match (&anchor, use_sidecar) {
         (Some(file), _) => AnchorSource::File(file),
         (None, true) => AnchorSource::Beside,
@@ -165,7 +194,7 @@ pub fn verify_jsonl(
                 });
             }
         };
-        verify_file_with(&path, source, &mut tick)
+        verify_file_with(&path, source, key.as_ref(), &mut tick)
     });
     report.map(FileReport).py()
 }
@@ -195,4 +224,32 @@ pub fn verify_chain_json(
     })
     .map(ChainReport)
     .py()
+}
+
+/// One chain's signature report as a dict (see `FileReport.signatures`).
+pub fn signature_dict<'py>(py: Python<'py>, r: &SignatureReport) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("checkpoints", r.checkpoints)?;
+    d.set_item("valid_checkpoints", r.valid_checkpoints)?;
+    d.set_item("signed_events", r.signed_events)?;
+    d.set_item("events", r.events)?;
+    d.set_item("unsigned_tail", r.unsigned_tail)?;
+    d.set_item("ended", r.ended)?;
+    d.set_item("closed", r.closed)?;
+    let coverage = if r.events == 0 {
+        1.0
+    } else {
+        r.signed_events.min(r.events) as f64 / r.events as f64
+    };
+    d.set_item("coverage", coverage)?;
+    let faults = PyList::empty(py);
+    for f in &r.faults {
+        let fd = PyDict::new(py);
+        fd.set_item("kind", f.kind.as_str())?;
+        fd.set_item("sequence", f.sequence)?;
+        fd.set_item("message", &f.message)?;
+        faults.append(fd)?;
+    }
+    d.set_item("faults", faults)?;
+    Ok(d)
 }

@@ -12,6 +12,7 @@ use crate::carp::execute::{
     ExecEcho, ExecError, ExecuteResponse, Happened, ParamsHash, RunResult, Status,
 };
 use crate::carp::execute_events::ExecuteTrace;
+use crate::carp::redact::redact_secrets;
 use crate::carp::request::{parse_request, session_hint, CarpRequest, Execution, Operation};
 use crate::carp::resolution::Resolution;
 use crate::carp::resolution_store::Lookup;
@@ -38,6 +39,7 @@ impl Runtime {
             echo,
             execution_id,
             happened,
+            key: Arc::clone(&self.config().redaction.key),
         };
         let rec = Record {
             session_id: session.session_id,
@@ -118,6 +120,7 @@ impl Runtime {
             action_id: Arc::from(exec.action_id.as_str()),
             resolution_id: res.resolution_id,
             parameters_hash: ParamsHash::new(parameters, self.algorithm()),
+            trace: None,
         }
     }
 
@@ -145,12 +148,20 @@ impl Runtime {
                 message,
                 details,
             } => {
+                // The trace gets the text through the secret detector,
+                // always; the answer too, unless `expose_errors` is set.
+                let traced = redact_secrets(&message).into_owned();
+                let shown = if self.config().redaction.expose_errors {
+                    message
+                } else {
+                    traced.clone()
+                };
                 let err = ExecError {
                     code,
-                    message: message.clone(),
+                    message: shown,
                     details,
                 };
-                (Status::Error, None, Some(err), None, Some((code, message)))
+                (Status::Error, None, Some(err), None, Some((code, traced)))
             }
             RunResult::NoExecutor => {
                 self.limits.release(t.reservation);

@@ -116,6 +116,9 @@ impl Runtime {
         let then = (!same)
             .then(|| applied_in(then_snap, candidates, eval.atlas, eval.action, risk, agent));
         let action = &snap.atlases[ai as usize].actions[xi as usize];
+        // What the trace records of parameters and result: as the atlas
+        // loaded now says (a newly added `redact` applies at once).
+        ctx.echo.trace = action.trace.clone();
         let then_action = resolution.action(&eval);
         let denied = then
             .as_ref()

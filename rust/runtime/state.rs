@@ -29,8 +29,10 @@ use crate::trace::hash::{to_hex, HashAlgorithm};
 use crate::trace::jsonl::JsonlSinkFactory;
 use crate::trace::memory::{EventQuery, MemorySink, MemoryStore, DEFAULT_MEMORY_LIMIT};
 use crate::trace::recorder::{Commit, Pushed, Recorder, RecorderConfig, RecorderStats};
+use crate::trace::signing::CheckpointKey;
 use crate::trace::sink::{Sink, SinkFactory};
 use crate::trace::verify::{ChainVerification, ChainVerifier};
+use crate::trace::verify_signed::{SignatureChecker, SignatureReport};
 
 /// How to wait: directly, or with some lock (the GIL) released.
 pub trait Wait {
@@ -94,6 +96,9 @@ pub struct RuntimeConfig {
     pub max_resolutions: usize,
     pub lifetime: Lifetime,
     pub durability: Durability,
+    /// The key of redaction markers and whether execute answers show an
+    /// executor's exception text unredacted (`carp/redact.rs`).
+    pub redaction: crate::carp::redact::Redaction,
 }
 
 pub const DEFAULT_CLOCK_SKEW: Micros = 300 * 1_000_000;
@@ -108,6 +113,7 @@ impl Default for RuntimeConfig {
             max_resolutions: DEFAULT_MAX_RESOLUTIONS,
             lifetime: Lifetime::default(),
             durability: Durability::Async,
+            redaction: crate::carp::redact::Redaction::default(),
         }
     }
 }
@@ -294,6 +300,26 @@ impl Runtime {
             e.with_text(|text| v.push(text, None));
         }
         Ok(v.finish())
+    }
+
+    /// A session's signed checkpoints, checked with `key` over its events
+    /// held in memory (see `trace/verify_signed.rs`).
+    pub fn verify_signatures(&self, id: &Uuid, key: &CheckpointKey) -> Result<SignatureReport> {
+        let memory = self.memory.load();
+        if memory.eviction(id).0 {
+            return Err(CoreError::invalid(
+                "EVENTS_EVICTED",
+                "/session_id",
+                format!("the events of session {id} were evicted from memory (memory_limit); verify its trace file or store"),
+            ));
+        }
+        let events = memory.events(id, &EventQuery::default());
+        let mut checker = SignatureChecker::new(key);
+        let sid = id.to_string();
+        for e in &events {
+            checker.push_hash(&sid, e.sequence, &e.event_type, &e.payload, &e.event_hash);
+        }
+        Ok(checker.finish())
     }
 
     /// The hash algorithm of this runtime's chains (also used for

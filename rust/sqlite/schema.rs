@@ -9,7 +9,9 @@
 //! is read from the JSON. Schema version 0 (stores created before): a
 //! WITHOUT ROWID `events` table keyed by (session id, sequence) with a
 //! timestamp column, plus an index by event type; such a file keeps its
-//! layout. Both have the same `sessions` table.
+//! layout. Both have the same `sessions` table, and the same
+//! `retention_cuts` table (created on open when a file lacks it, see
+//! [`RETENTION_CUTS_TABLE`]).
 
 use std::time::Duration;
 
@@ -37,6 +39,37 @@ pub const SESSIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS sessions (
     first_sequence INTEGER NOT NULL, anchor_hash TEXT NOT NULL,
     last_sequence INTEGER NOT NULL, last_hash TEXT NOT NULL
 )";
+
+/// Where retention cut each session's chain: one row per cut (the first
+/// kept sequence, the hash it links to, when, and `recorded_by`:
+/// `retention` for a cut this version made, `migration` for an anchor a
+/// file already had when the table was added). Rows are only ever
+/// appended (the triggers of [`RETENTION_CUTS_APPEND_ONLY`] refuse an
+/// update or a delete); store verification requires a session's anchor to
+/// be its last recorded cut. This is evidence against a careless or partial
+/// edit of the file, not against someone who can rewrite all of it.
+pub const RETENTION_CUTS_TABLE: &str = "CREATE TABLE IF NOT EXISTS retention_cuts (
+    session_id TEXT NOT NULL, cut_sequence INTEGER NOT NULL, anchor_hash TEXT NOT NULL,
+    cut_at TEXT NOT NULL, recorded_by TEXT NOT NULL
+)";
+
+/// What keeps `retention_cuts` append-only (against mistakes: whoever can
+/// write the file can drop a trigger too).
+pub const RETENTION_CUTS_APPEND_ONLY: [&str; 3] = [
+    "CREATE INDEX IF NOT EXISTS retention_cuts_by_session ON retention_cuts (session_id)",
+    "CREATE TRIGGER IF NOT EXISTS retention_cuts_no_update BEFORE UPDATE ON retention_cuts
+    BEGIN SELECT RAISE(ABORT, 'retention_cuts is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS retention_cuts_no_delete BEFORE DELETE ON retention_cuts
+    BEGIN SELECT RAISE(ABORT, 'retention_cuts is append-only'); END",
+];
+
+/// When `retention_cuts` is added to a file that lacks it (a store created
+/// before it), the anchors its sessions already have are recorded as cuts
+/// `recorded_by` `migration`: what the file said at that moment is taken
+/// as it is, and verification says so.
+pub const ADOPT_ANCHORS: &str = "INSERT INTO retention_cuts
+    SELECT session_id, first_sequence, anchor_hash, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+    'migration' FROM sessions WHERE first_sequence > 0";
 
 /// The columns of `sessions`, in table order.
 pub const SESSION_COLUMNS: [&str; 13] = [
@@ -182,8 +215,30 @@ fn create_tables(mut db: Connection, path: &str) -> SqliteResult<(Connection, i6
         tx.execute_batch(SESSIONS_TABLE).map_err(fail)?;
         tx.commit().map_err(fail)?;
     }
+    add_retention_cuts(&mut db).map_err(fail)?;
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(fail)?;
     Ok((db, version))
+}
+
+/// Creates `retention_cuts` if the file lacks it, adopting the anchors the
+/// file's sessions already have ([`ADOPT_ANCHORS`]), in one transaction.
+fn add_retention_cuts(db: &mut Connection) -> rusqlite::Result<()> {
+    let exists = |db: &Connection| -> rusqlite::Result<bool> {
+        db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'retention_cuts'")?
+            .exists([])
+    };
+    if exists(db)? {
+        return Ok(());
+    }
+    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !exists(&tx)? {
+        tx.execute_batch(RETENTION_CUTS_TABLE)?;
+        tx.execute_batch(ADOPT_ANCHORS)?;
+        for statement in RETENTION_CUTS_APPEND_ONLY {
+            tx.execute_batch(statement)?;
+        }
+    }
+    tx.commit()
 }

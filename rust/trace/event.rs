@@ -28,6 +28,7 @@ pub const STANDARD_EVENT_TYPES: &[&str] = &[
     "context.injected",
     "context.redacted",
     "error.occurred",
+    "trace.checkpoint",
 ];
 
 /// An event type: a protocol name (static) or a caller's `x.` type (shared,

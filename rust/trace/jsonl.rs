@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn reopening_keeps_every_byte_and_copies_the_torn_line_to_a_side_file() {
         let dir = tempfile::tempdir().unwrap();
-        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        let mut chains = Chains::new(HashAlgorithm::Sha256, None);
         let (path, before) = torn_file(dir.path(), &mut chains);
         let offset = (before.len() - TORN.len()) as u64;
 
@@ -348,7 +348,7 @@ mod tests {
     #[test]
     fn a_second_open_sets_nothing_aside_for_a_line_already_ended() {
         let dir = tempfile::tempdir().unwrap();
-        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        let mut chains = Chains::new(HashAlgorithm::Sha256, None);
         let (path, _) = torn_file(dir.path(), &mut chains);
         drop(write(&path, true, &events(&mut chains, 200, 2)));
         let once = std::fs::read(&path).unwrap();
@@ -373,7 +373,7 @@ mod tests {
     #[test]
     fn a_side_file_is_never_overwritten_and_one_with_the_same_bytes_is_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        let mut chains = Chains::new(HashAlgorithm::Sha256, None);
         let (path, before) = torn_file(dir.path(), &mut chains);
         let offset = (before.len() - TORN.len()) as u64;
         // Another torn line once started at the same offset (the file was
@@ -403,7 +403,7 @@ mod tests {
     #[test]
     fn a_forked_child_leaves_a_torn_line_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        let mut chains = Chains::new(HashAlgorithm::Sha256, None);
         let (path, before) = torn_file(dir.path(), &mut chains);
         let sink = JsonlSink::open(&path, false).unwrap();
         assert_eq!((sink.repaired_bytes(), sink.torn_file.clone()), (0, None));

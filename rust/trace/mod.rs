@@ -4,15 +4,19 @@
 //! nothing of CARP or atlases.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod event;
 pub mod hash;
 pub mod jsonl;
 pub mod memory;
+pub mod merkle;
 pub mod payload;
 pub mod recorder;
+pub mod signing;
 pub mod sink;
 pub mod verify;
 pub mod verify_file;
+pub mod verify_signed;
 
 pub use chain::{Record, SpanRef};
 pub use event::{EventType, TraceEvent};

@@ -13,7 +13,8 @@ use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender, TrySendErro
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{CoreError, Result};
-use crate::trace::chain::{Body, Chains, Record};
+use crate::time::{Clock, SystemClock};
+use crate::trace::chain::{Body, Chains, Checkpointing, Record};
 use crate::trace::event::TraceEvent;
 use crate::trace::hash::HashAlgorithm;
 use crate::trace::sink::Sink;
@@ -52,6 +53,8 @@ pub struct RecorderConfig {
     /// before it fails with `TRACE_UNAVAILABLE`; `None` waits as long as
     /// it takes. A server sets it so that no request waits unbounded.
     pub queue_wait: Option<Duration>,
+    /// Signed checkpoints (a key and a policy), sealed on the flush thread.
+    pub checkpoints: Option<Arc<Checkpointing>>,
 }
 
 impl Default for RecorderConfig {
@@ -62,6 +65,7 @@ impl Default for RecorderConfig {
             algorithm: HashAlgorithm::Sha256,
             batch_max: 4096,
             queue_wait: None,
+            checkpoints: None,
         }
     }
 }
@@ -176,9 +180,10 @@ impl Recorder {
             rx,
             wake: wake_rx,
             sinks,
-            chains: Chains::new(config.algorithm),
+            chains: Chains::new(config.algorithm, config.checkpoints.clone()),
             shared: Arc::clone(&shared),
             batch_max: config.batch_max.max(1),
+            next_checkpoint_check: 0,
         };
         let thread = std::thread::Builder::new()
             .name("cra-trace-flush".into())
@@ -453,7 +458,12 @@ struct FlushThread {
     chains: Chains,
     shared: Arc<Shared>,
     batch_max: usize,
+    /// When (µs) to look for time-due checkpoints next.
+    next_checkpoint_check: i64,
 }
+
+/// How often the flush thread looks for checkpoints due by time.
+const CHECKPOINT_CHECK_MICROS: i64 = 100_000;
 
 const IDLE_MIN: Duration = Duration::from_millis(1);
 const IDLE_MAX: Duration = Duration::from_millis(20);
@@ -493,6 +503,9 @@ impl FlushThread {
                         Err(_) => break,
                     }
                 }
+                if self.chains.signs() {
+                    self.checkpoint_if_due(&mut pending);
+                }
                 let n = pending.len() as u64;
                 self.shared.counters.sealed.fetch_add(n, Ordering::SeqCst);
                 if pending.is_empty() && ticket > 0 {
@@ -530,13 +543,47 @@ impl FlushThread {
         }
     }
 
+    /// Seals checkpoints that are due: for every open session with new
+    /// events when a `flush()` waits (or the recorder closes), else for
+    /// those whose last checkpoint is older than the policy's interval.
+    /// Their events are counted as recorded here, so `flush()` waits for
+    /// them too.
+    fn checkpoint_if_due(&mut self, pending: &mut Vec<Arc<TraceEvent>>) {
+        let now = SystemClock.now_micros();
+        let closing = self.shared.closing.load(Ordering::SeqCst);
+        let flushing = {
+            let state = self.shared.state.lock();
+            state.requested > state.synced
+        };
+        if !flushing && !closing && now < self.next_checkpoint_check {
+            return;
+        }
+        self.next_checkpoint_check = now + CHECKPOINT_CHECK_MICROS;
+        let n = self.chains.checkpoint_open(now, flushing, closing, pending) as u64;
+        if n > 0 {
+            let c = &self.shared.counters;
+            c.recorded.fetch_add(n, Ordering::SeqCst);
+            let mut state = self.shared.state.lock();
+            state.requested = state.requested.max(c.recorded.load(Ordering::SeqCst));
+        }
+    }
+
     fn seal(&mut self, rec: Record, pending: &mut Vec<Arc<TraceEvent>>, ticket: &mut u64) {
         if let Body::Barrier(t) = rec.body {
             *ticket = (*ticket).max(t);
             return;
         }
         let n = rec.event_count() as u64;
-        if self.chains.seal(rec, pending) == 0 && n > 0 {
+        let sealed = self.chains.seal(rec, pending);
+        if sealed as u64 > n {
+            // Checkpoints the chain added: recorded here, by the thread.
+            let extra = sealed as u64 - n;
+            self.shared
+                .counters
+                .recorded
+                .fetch_add(extra, Ordering::SeqCst);
+        }
+        if sealed == 0 && n > 0 {
             // A record for a session without a chain: the runtime never
             // sends one; count it so that `flush()` still completes.
             let c = &self.shared.counters;

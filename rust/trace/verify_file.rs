@@ -15,7 +15,9 @@ use serde_json::Value;
 use crate::error::{CoreError, Result};
 use crate::json::canonical::text::text_to_canonical;
 use crate::trace::hash::{HashAlgorithm, HashInput};
+use crate::trace::signing::CheckpointKey;
 use crate::trace::verify::{ChainVerification, ChainVerifier, EventText, Fault, FaultKind};
+use crate::trace::verify_signed::{SignatureChecker, SignatureReport};
 
 /// One event line, borrowed from the line where possible.
 #[derive(Deserialize)]
@@ -286,6 +288,9 @@ pub struct FileVerification {
     pub torn_tail: Option<TornTail>,
     pub lines: u64,
     pub bytes: u64,
+    /// With a public key: each session's signatures (same order as
+    /// `sessions`), and the key's id. `None`: completeness was not checked.
+    pub signatures: Option<(String, Vec<SignatureReport>)>,
 }
 
 impl FileVerification {
@@ -298,6 +303,10 @@ impl FileVerification {
             && self.torn_tail.is_none()
             && self.anchor_faults.is_empty()
             && self.sessions.iter().all(ChainVerification::valid)
+            && self
+                .signatures
+                .as_ref()
+                .is_none_or(|(_, r)| r.iter().all(SignatureReport::valid))
     }
 
     pub fn event_count(&self) -> u64 {
@@ -308,13 +317,15 @@ impl FileVerification {
 /// Verifies a trace file, with the anchor file beside it if there is one
 /// (`FILE.anchor.json`). `progress` is called with bytes read so far.
 pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<FileVerification> {
-    verify_file_with(path, AnchorSource::Beside, progress)
+    verify_file_with(path, AnchorSource::Beside, None, progress)
 }
 
 /// Verifies a trace file with the anchors `source` names.
+/// With `key`, the signed checkpoints of every chain are checked too.
 pub fn verify_file_with(
     path: &Path,
     source: AnchorSource<'_>,
+    key: Option<&CheckpointKey>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FileVerification> {
     let anchor_file = match source {
@@ -327,7 +338,7 @@ pub fn verify_file_with(
         None => Vec::new(),
     };
     let file = File::open(path).map_err(|e| CoreError::io(path.display(), e))?;
-    let mut out = verify_lines(file, &anchors, Some(path), progress).map_err(|e| match e {
+    let mut out = verify_lines(file, &anchors, Some(path), key, progress).map_err(|e| match e {
         CoreError::Io { message, .. } => CoreError::io(path.display(), message),
         other => other,
     })?;
@@ -349,7 +360,7 @@ pub fn verify_reader_anchored(
     anchors: &[Anchor],
     progress: &mut dyn FnMut(u64),
 ) -> Result<FileVerification> {
-    verify_lines(reader, anchors, None, progress)
+    verify_lines(reader, anchors, None, None, progress)
 }
 
 /// `verify_reader_anchored`; with `path`, the file the reader reads, whose
@@ -358,8 +369,10 @@ fn verify_lines(
     reader: impl Read,
     anchors: &[Anchor],
     path: Option<&Path>,
+    key: Option<&CheckpointKey>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FileVerification> {
+    let mut checkers: Vec<SignatureChecker<'_>> = Vec::new();
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut chains: HashMap<String, usize> = HashMap::new();
     let mut verifiers: Vec<ChainVerifier> = Vec::new();
@@ -437,6 +450,9 @@ fn verify_lines(
                     None => ChainVerifier::new(),
                 });
                 starts.push((anchor, ev.sequence));
+                if let Some(k) = key {
+                    checkers.push(SignatureChecker::new(k));
+                }
                 verifiers.len() - 1
             }
         };
@@ -446,11 +462,27 @@ fn verify_lines(
             continue;
         }
         match ev.canonical_payload() {
-            Ok(payload) => verifier.push(&ev.text(&payload), Some(out.lines)),
+            Ok(payload) => {
+                verifier.push(&ev.text(&payload), Some(out.lines));
+                if let (false, Some(c)) = (verifier.is_faulty(), checkers.get_mut(slot)) {
+                    let t = ev.text(&payload);
+                    c.push(
+                        &ev.session_id,
+                        ev.sequence,
+                        t.input.event_type,
+                        &payload,
+                        &ev.event_hash,
+                    );
+                }
+            }
             Err(message) => bad(format!("payload: {message}")),
         }
     }
     progress(out.bytes);
+    out.signatures = key.map(|k| {
+        let reports = checkers.into_iter().map(SignatureChecker::finish).collect();
+        (k.key_id().to_string(), reports)
+    });
     out.sessions = verifiers
         .into_iter()
         .zip(starts)
@@ -658,7 +690,7 @@ mod tests {
 
     /// Session 100's three events, `TORN` as line 4, session 200's two events.
     fn reopened(dir: &Path) -> (PathBuf, u64) {
-        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        let mut chains = Chains::new(HashAlgorithm::Sha256, None);
         let mut all = lines(&mut chains, 100, 0, 3);
         all.push(TORN.to_vec());
         all.extend(lines(&mut chains, 200, 0, 2));
@@ -744,7 +776,7 @@ mod tests {
     #[test]
     fn a_line_that_is_json_is_never_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
-        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        let mut chains = Chains::new(HashAlgorithm::Sha256, None);
         // A whole event that lacked only its newline when the file was
         // reopened: an event like any other.
         let all = lines(&mut chains, 100, 0, 3);
@@ -765,7 +797,7 @@ mod tests {
     #[test]
     fn a_chain_that_goes_on_after_its_torn_event_is_not_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let mut chains = Chains::new(HashAlgorithm::Sha256);
+        let mut chains = Chains::new(HashAlgorithm::Sha256, None);
         // Event 3 of the chain was torn; event 4 links to it.
         let mut all = lines(&mut chains, 100, 0, 5);
         let torn_event = all.remove(3);

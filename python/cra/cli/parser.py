@@ -9,7 +9,7 @@ from typing import Callable, Optional, Sequence
 
 from .._core import __version__
 from ..errors import CraError
-from . import carp, conformance, demo, serve, trace
+from . import carp, conformance, demo, keys, serve, trace
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE
 from .safe import err
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_commands(sub)
     conformance.add_commands(sub)
     serve.add_commands(sub)
+    keys.add_commands(sub)
     return p
 
 

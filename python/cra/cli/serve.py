@@ -131,4 +131,9 @@ def add_commands(sub: Any) -> None:
         help="connections served at once, 503 over it (CRA_MAX_CONNECTIONS, default 1000)",
     )
     p.add_argument("--log-level", help="uvicorn log level (CRA_LOG_LEVEL, default info)")
+    p.add_argument(
+        "--signing-key",
+        help="Ed25519 private key (PKCS#8 PEM, `cra keys generate`) that signs checkpoints "
+        "into every chain (CRA_SIGNING_KEY_FILE)",
+    )
     p.set_defaults(func=run)

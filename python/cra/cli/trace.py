@@ -12,7 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..analysis import _copy_of, _event_lines, _side_files, diff, replay
 from ..errors import CraError, IntegrityError
-from ..trace import FileVerification, verify_jsonl
+from ..trace import ChainVerification, FileVerification, verify_jsonl
+from . import proofs
 from .exits import EXIT_DIFFERENT, EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
 from .safe import Raw, err, out, out_json, out_json_text
 
@@ -71,6 +72,8 @@ def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
         "torn_line_count": r.torn_line_count,
         "anchor_file": r.anchor_file,
         "anchor_faults": r.anchor_faults,
+        "completeness_checked": r.completeness_checked,
+        "key_id": r.key_id,
         "sessions": [
             {
                 "session_id": sid,
@@ -82,6 +85,7 @@ def _verification_json(path: str, r: FileVerification) -> Dict[str, Any]:
                 "event_count": v.event_count,
                 "algorithm": v.algorithm,
                 "anchored_at": v.anchored_at,
+                "signatures": None if r.signatures is None else r.signatures.get(sid),
             }
             for sid, v in r.sessions.items()
         ],
@@ -110,6 +114,7 @@ def _print_verification(path: str, r: FileVerification) -> None:
         else:
             where = f"event {v.index}" + (f", line {v.line}" if v.line else "")
             out(f"  FAIL  {sid}  {v.error} at {where}: {v.message}")
+    _print_signatures(r)
     for message in r.anchor_faults:
         out(f"  FAIL  {message}")
     for line, message in r.bad_lines:
@@ -128,7 +133,94 @@ def _print_verification(path: str, r: FileVerification) -> None:
         )
 
 
+def _store_verification_json(store_path: str, v: ChainVerification) -> Dict[str, Any]:
+    return {
+        "store": store_path,
+        "session_id": v.session_id,
+        "valid": v.valid,
+        "error": v.error,
+        "index": v.index,
+        "message": v.message,
+        "event_count": v.event_count,
+        "algorithm": v.algorithm,
+        "anchored_at": v.anchored_at,
+        "retention_cut": v.retention_cut,
+        "expected": v.expected,
+        "found": v.found,
+    }
+
+
+def _print_store_verification(store_path: str, v: ChainVerification) -> None:
+    verdict = "VALID" if v.valid else "INVALID"
+    out(f"{store_path}: {verdict} — session {v.session_id}, {v.event_count} stored event(s)")
+    cut = v.retention_cut
+    if v.anchored_at is not None and cut is not None:
+        when = (
+            f", cut recorded {cut['cut_at']} by {cut['recorded_by']}"
+            if cut.get("cut_at")
+            else ", no recorded cut matches"
+        )
+        out(
+            f"  cut   the chain starts at sequence {v.anchored_at}: the "
+            f"{cut['removed_events']} event(s) before it were removed by retention{when}"
+        )
+    if v.valid:
+        out(f"  ok    {v.session_id}  ({v.algorithm or 'unknown hash'})")
+        return
+    where = "" if v.index is None else f" at event {v.index}"
+    out(f"  FAIL  {v.session_id}  {v.error}{where}: {v.message}")
+    if v.expected is not None or v.found is not None:
+        out(f"        expected {json.dumps(v.expected)}, found {json.dumps(v.found)}")
+
+
+def _verify_store(args: argparse.Namespace) -> int:
+    from ..storage import JSONLStore, SQLiteStore
+
+    if args.files or args.anchor is not None or not args.session:
+        err("error: --store goes with --session ID, and no FILE or --anchor")
+        return EXIT_USAGE
+    try:
+        store = JSONLStore(args.store) if os.path.isdir(args.store) else SQLiteStore(args.store)
+        v = store.verify(args.session)
+    except CraError as e:
+        err(f"error: {e.message} ({args.store})")
+        return EXIT_UNREADABLE
+    except (sqlite3.Error, OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        err(f"error: cannot read the store {args.store}: {type(e).__name__}: {e}")
+        return EXIT_UNREADABLE
+    if args.json:
+        out_json(_store_verification_json(args.store, v))
+    else:
+        _print_store_verification(args.store, v)
+    return EXIT_OK if v.valid else EXIT_INVALID
+
+
+def _print_signatures(r: FileVerification) -> None:
+    if r.signatures is None:
+        out("  note  no public key given: completeness and signatures were not checked")
+        return
+    for sid, s in r.signatures.items():
+        cover = f"{s['signed_events']} of {s['events']} events signed ({s['coverage']:.0%})"
+        state = (
+            "ended, final checkpoint"
+            if s["closed"]
+            else "ended"
+            if s["ended"]
+            else f"open, unsigned tail {s['unsigned_tail']}"
+        )
+        mark = "sig ok" if not s["faults"] else "FAIL  "
+        out(f"  {mark} {sid}  {s['valid_checkpoints']} checkpoint(s), {cover}; {state}")
+        for f in s["faults"]:
+            at = "" if f["sequence"] is None else f" at sequence {f['sequence']}"
+            out(f"  FAIL  {sid}  {f['kind']}{at}: {f['message']}")
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.store is not None:
+        return _verify_store(args)
+    if not args.files:
+        err("error: give FILE(s), or --store PATH --session ID")
+        return EXIT_USAGE
     if args.anchor is not None and len(args.files) != 1:
         err("error: --anchor goes with exactly one FILE")
         return EXIT_USAGE
@@ -138,7 +230,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         try:
             size = os.path.getsize(path)
             progress = Progress(f"verifying {path}", size)
-            r = verify_jsonl(path, progress, anchor=args.anchor)
+            r = verify_jsonl(path, progress, anchor=args.anchor, public_key=args.public_key)
             progress.finish()
         except (OSError, CraError) as e:
             msg = e.message if isinstance(e, CraError) else str(e)
@@ -429,8 +521,10 @@ def add_commands(sub: Any) -> None:
     trace = sub.add_parser("trace", help="work with TRACE files").add_subparsers(
         dest="trace_command", required=True
     )
-    v = trace.add_parser("verify", help="verify the hash chains of .trace.jsonl files")
-    v.add_argument("files", nargs="+", metavar="FILE")
+    v = trace.add_parser(
+        "verify", help="verify the hash chains of .trace.jsonl files, or of a stored session"
+    )
+    v.add_argument("files", nargs="*", metavar="FILE")
     v.add_argument("--json", action="store_true", help="machine-readable report")
     v.add_argument(
         "--anchor",
@@ -438,7 +532,22 @@ def add_commands(sub: Any) -> None:
         metavar="FILE",
         help="verify chains from this anchor file (default: FILE.anchor.json beside FILE, if any)",
     )
+    v.add_argument(
+        "--store",
+        default=None,
+        metavar="PATH",
+        help="verify a stored session instead (an SQLite file or a JSONL store directory)",
+    )
+    v.add_argument("--session", default=None, metavar="ID", help="the session, with --store")
+    v.add_argument(
+        "--public-key",
+        default=None,
+        metavar="PUB",
+        help="also check the signed checkpoints with this public key (SPKI PEM): "
+        "completeness, and how much of each chain signatures cover",
+    )
     v.set_defaults(func=cmd_verify)
+    proofs.add_trace_commands(trace)
     r = trace.add_parser("replay", help="re-run a trace's resolves against atlases and compare")
     r.add_argument("file", metavar="FILE")
     r.add_argument("--atlas", action="append", required=True, metavar="PATH")

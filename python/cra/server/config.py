@@ -60,6 +60,9 @@ class ServerConfig:
     max_connections: int = 1000
     #: Browser origins allowed besides the server's own loopback origins (`*`: any).
     allowed_origins: Tuple[str, ...] = ()
+    #: An Ed25519 private key (PKCS#8 PEM) that signs checkpoints into
+    #: every chain (`cra keys generate`); None: no signing.
+    signing_key: Optional[str] = None
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> ServerConfig:
@@ -152,6 +155,7 @@ _ENV: Dict[str, Tuple[str, Callable[[str], Any]]] = {
     "max_connections": ("CRA_MAX_CONNECTIONS", int),
     "allowed_hosts": ("CRA_ALLOWED_HOSTS", _names),
     "allowed_origins": ("CRA_ALLOWED_ORIGINS", _names),
+    "signing_key": ("CRA_SIGNING_KEY_FILE", str),
 }
 
 

@@ -56,6 +56,7 @@ class ServerState:
             memory_limit=config.memory_limit,
             clock_skew_seconds=config.clock_skew_seconds,
             queue_wait_seconds=QUEUE_WAIT_SECONDS,
+            signing_key=config.signing_key,
         )
         self.committer = Committer(self.runtime._core)
         self.started = time.time()

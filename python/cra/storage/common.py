@@ -1,6 +1,6 @@
 """What the stores share below the `Store` class: a batch as the core takes
-it (`for_core`), the retention rule that keeps each chain's anchor, and
-atomic file writes."""
+it (`for_core`), the retention rule that keeps each chain's anchor (and
+the record of each cut it makes), and atomic file writes."""
 
 from __future__ import annotations
 
@@ -33,9 +33,31 @@ def for_core(events: Sequence[Union[TRACEEvent, Dict[str, Any], str]]) -> List[A
         return [_one_for_core(e) for e in events]
 
 
-def _age_cutoff(max_age_seconds: float) -> str:
-    t = datetime.now(timezone.utc).timestamp() - max_age_seconds
+def _stamp(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _age_cutoff(max_age_seconds: float) -> str:
+    return _stamp(datetime.now(timezone.utc).timestamp() - max_age_seconds)
+
+
+def now_stamp() -> str:
+    """The wall clock as the stores write it (UTC, microseconds)."""
+    return _stamp(datetime.now(timezone.utc).timestamp())
+
+
+def cut_record(
+    session_id: str, row: Dict[str, Any], recorded_by: str = "retention"
+) -> Dict[str, Any]:
+    """The record of a retention cut (a row of `retention_cuts`): where the
+    kept chain of `row` now starts, the hash it links to, and when."""
+    return {
+        "session_id": session_id,
+        "cut_sequence": row["first_sequence"],
+        "anchor_hash": row["anchor_hash"],
+        "cut_at": now_stamp(),
+        "recorded_by": recorded_by,
+    }
 
 
 def apply_retention(
@@ -43,7 +65,12 @@ def apply_retention(
     rows: Dict[str, Dict[str, Any]],
     max_age_seconds: Optional[float],
     max_events: Optional[int],
+    cuts: Optional[List[Dict[str, Any]]] = None,
 ) -> int:
+    """Drops the oldest events of each session in `events` (texts in
+    sequence order) and moves its row's anchor to the first kept event;
+    returns how many were dropped. Each cut is appended to `cuts` (see
+    `cut_record`), if given."""
     cutoff = _age_cutoff(max_age_seconds) if max_age_seconds is not None else None
     dropped = 0
     for sid, texts in events.items():
@@ -64,6 +91,8 @@ def apply_retention(
                 first["sequence"],
                 first["previous_event_hash"],
             )
+        if cuts is not None:
+            cuts.append(cut_record(sid, row))
         dropped += keep_from
         row["event_count"] -= keep_from
         del texts[:keep_from]

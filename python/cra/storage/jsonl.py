@@ -14,7 +14,11 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 from .. import _core
 from ..trace import TRACEEvent
 from .base import RowsInMemory
-from .common import PathLike, apply_retention, atomic_write
+from .common import PathLike, apply_retention, atomic_write, cut_record
+
+#: The directory's record of retention cuts, one JSON object a line, only
+#: ever appended (see `common.cut_record`).
+CUTS_FILE = "retention_cuts.jsonl"
 
 #: What `<id>.anchor.json` keeps of a session whose chain retention cut.
 _ANCHOR_KEYS = (
@@ -129,6 +133,24 @@ class JSONLStore(RowsInMemory):
                 at.setdefault(int(m["offset"]), set()).add(side.read_bytes())
         for path in sorted(self.directory.glob("*.trace.jsonl")):
             self._open_existing(path)
+        #: Each retention cut, in order, as `CUTS_FILE` holds them.
+        self._cut_log: List[Dict[str, Any]] = []
+        cuts = self.directory / CUTS_FILE
+        if cuts.exists():
+            for line in cuts.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    self._cut_log.append(json.loads(line))
+        else:
+            # A directory from before cuts were recorded: its anchors are
+            # taken as they are, recorded by `migration`.
+            adopted = [
+                cut_record(sid, row, "migration")
+                for sid, row in sorted(self._rows.items())
+                if row["first_sequence"]
+            ]
+            if adopted:
+                atomic_write(cuts, "".join(json.dumps(c) + "\n" for c in adopted))
+                self._cut_log = adopted
 
     def _path(self, session_id: str) -> Path:
         return self.directory / f"{session_id}.trace.jsonl"
@@ -208,6 +230,34 @@ class JSONLStore(RowsInMemory):
             return []
         return _event_lines(path.read_bytes(), self._torn.get(session_id, {}))
 
+    def _cuts(self, session_id: str) -> Optional[List[Dict[str, Any]]]:
+        with self._lock:
+            return [dict(c) for c in self._cut_log if c["session_id"] == session_id]
+
+    def _verify_snapshot(
+        self, session_id: str
+    ) -> Tuple[Dict[str, Any], List[str], Optional[List[Dict[str, Any]]]]:
+        with self._lock:
+            row = self._rows.get(session_id)
+            if row is not None:
+                f = self._files.get(session_id)
+                if f is not None:
+                    f.flush()
+                path = self._path(session_id)
+                data = path.read_bytes() if path.exists() else b""
+                texts = _event_lines(data, self._torn.get(session_id, {}))
+                cuts = [dict(c) for c in self._cut_log if c["session_id"] == session_id]
+                return dict(row), texts, cuts
+        return self.session(session_id), [], None  # raises SESSION_NOT_FOUND
+
+    def _record_cut(self, cut: Dict[str, Any]) -> None:
+        """Appends a cut to `CUTS_FILE` (fsynced) and to `_cut_log`."""
+        with open(self.directory / CUTS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(cut) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self._cut_log.append(cut)
+
     def path_of(self, session_id: str) -> Path:
         return self._path(session_id)
 
@@ -218,15 +268,18 @@ class JSONLStore(RowsInMemory):
         self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None
     ) -> int:
         """Drops the oldest events per session (each file rewritten atomically);
-        where a kept chain starts is written beside it (`<id>.anchor.json`)."""
+        where a kept chain starts is written beside it (`<id>.anchor.json`)
+        and appended to the directory's `retention_cuts.jsonl`."""
         dropped = 0
         for sid in list(self._session_rows()):
             texts = self._event_texts(sid)
             with self._lock:
                 row = self._rows[sid]
-                n = apply_retention({sid: texts}, {sid: row}, max_age_seconds, max_events)
+                cuts: List[Dict[str, Any]] = []
+                n = apply_retention({sid: texts}, {sid: row}, max_age_seconds, max_events, cuts)
                 if n == 0:
                     continue
+                self._record_cut(cuts[0])
                 f = self._files.pop(sid, None)
                 if f is not None:
                     f.close()

@@ -10,15 +10,19 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import _core
 from ..trace import TRACEEvent
 from .base import Store
 from .common import PathLike, apply_retention, for_core
-from .sqlite_schema import COLUMNS, OF_SESSION
+from .sqlite_schema import COLUMNS, CUT_COLUMNS, OF_SESSION
 
 _SELECT_ROW = f"SELECT {', '.join(COLUMNS)} FROM sessions"
+_SELECT_CUTS = (
+    f"SELECT {', '.join(CUT_COLUMNS)} FROM retention_cuts WHERE session_id = ? ORDER BY rowid"
+)
+_INSERT_CUT = f"INSERT INTO retention_cuts ({', '.join(CUT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
 
 
 class SQLiteStore(Store):
@@ -87,6 +91,31 @@ class SQLiteStore(Store):
     def _event_texts(self, session_id: str) -> List[str]:
         return [r[0] for r in self._db.query(self._texts_sql(), (session_id,))]
 
+    def _cuts(self, session_id: str) -> Optional[List[Dict[str, Any]]]:
+        return [dict(zip(CUT_COLUMNS, r)) for r in self._db.query(_SELECT_CUTS, (session_id,))]
+
+    def _verify_snapshot(
+        self, session_id: str
+    ) -> Tuple[Dict[str, Any], List[str], Optional[List[Dict[str, Any]]]]:
+        """The row, events and cuts as one read snapshot: a batch (its
+        events and row in one transaction) or a retention cut committed
+        meanwhile is wholly in it or wholly out."""
+        rows, texts, cuts = self._db.transaction(
+            [
+                (_SELECT_ROW + " WHERE session_id = ?", (session_id,)),
+                (self._texts_sql(), (session_id,)),
+                (_SELECT_CUTS, (session_id,)),
+            ],
+            write=False,
+        )
+        if not rows:
+            return self.session(session_id), [], None  # raises SESSION_NOT_FOUND
+        return (
+            dict(zip(COLUMNS, rows[0])),
+            [t for (t,) in texts],
+            [dict(zip(CUT_COLUMNS, r)) for r in cuts],
+        )
+
     def events(
         self,
         session_id: str,
@@ -112,7 +141,9 @@ class SQLiteStore(Store):
         self, max_age_seconds: Optional[float] = None, max_events: Optional[int] = None
     ) -> int:
         """Deletes the oldest events per session; records where each kept
-        chain starts. A session's row and events are read as one snapshot;
+        chain starts (the row's anchor) and appends the cut to
+        `retention_cuts`, which store verification checks the anchor
+        against. A session's row and events are read as one snapshot;
         the cut is written in one transaction that leaves the counters of
         batches committed in between (by the flush thread) as they are."""
         dropped = 0
@@ -128,11 +159,13 @@ class SQLiteStore(Store):
                 if not found:
                     continue
                 row = dict(zip(COLUMNS, found[0]))
+                cuts: List[Dict[str, Any]] = []
                 n = apply_retention(
-                    {sid: [t for (t,) in texts]}, {sid: row}, max_age_seconds, max_events
+                    {sid: [t for (t,) in texts]}, {sid: row}, max_age_seconds, max_events, cuts
                 )
                 if n == 0:
                     continue
+                (cut,) = cuts
                 self._db.transaction(
                     [
                         (
@@ -144,6 +177,7 @@ class SQLiteStore(Store):
                             " event_count = event_count - ? WHERE session_id = ?",
                             (row["first_sequence"], row["anchor_hash"], n, sid),
                         ),
+                        (_INSERT_CUT, tuple(cut[c] for c in CUT_COLUMNS)),
                     ]
                 )
                 dropped += n

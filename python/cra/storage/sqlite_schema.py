@@ -25,3 +25,13 @@ OF_SESSION = {
 
 #: The columns of the sessions table, in table order (as the core creates it).
 COLUMNS: Tuple[str, ...] = _core.SQLITE_SESSION_COLUMNS
+
+#: The columns of `retention_cuts` (`rust/sqlite/schema.rs`): one row per
+#: retention cut, only ever appended.
+CUT_COLUMNS: Tuple[str, ...] = (
+    "session_id",
+    "cut_sequence",
+    "anchor_hash",
+    "cut_at",
+    "recorded_by",
+)

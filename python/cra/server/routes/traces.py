@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...errors import CraError, IntegrityError
+from ...errors import CraError, IntegrityError, NotFoundError
 from ..auth import Caller, Principal
 from ..body import NDJSON, TRACE, TRACE_JSONL, accepted, json_response
 from ..ids import canonical_id
@@ -105,6 +105,10 @@ def _unreadable(st: ServerState, session_id: str, error: IntegrityError) -> Dict
         "event_count": max(count, (index or 0) + 1 if index is not None else 0),
         "algorithm": None,
         "source": "store",
+        "anchored_at": None,
+        "retention_cut": None,
+        "expected": None,
+        "found": None,
     }
 
 
@@ -123,6 +127,10 @@ def _verify(st: ServerState, session_id: str) -> Dict[str, Any]:
         "event_count": v.event_count,
         "algorithm": v.algorithm,
         "source": "store",
+        "anchored_at": v.anchored_at,
+        "retention_cut": v.retention_cut,
+        "expected": v.expected,
+        "found": v.found,
     }
 
 
@@ -135,8 +143,10 @@ async def _verify_route(request: Request, session_id: str, caller: Principal) ->
 
 @router.get("/v1/traces/{session_id}/verify", responses=responses(200, 400, 401, 404))
 async def verify(request: Request, session_id: str, caller: Principal = Caller) -> Response:
-    """Verifies the session's stored chain; a broken chain is a result
-    (`valid: false` with the first fault), not an error."""
+    """Verifies the session's stored chain and its row (a cut tail is
+    `truncated`, a moved anchor `unrecorded_cut`); a broken chain is a
+    result (`valid: false` with the first fault), not an error. A chain cut
+    by retention reports `anchored_at` and `retention_cut`."""
     return await _verify_route(request, session_id, caller)
 
 
@@ -144,3 +154,27 @@ async def verify(request: Request, session_id: str, caller: Principal = Caller) 
 async def verify_post(request: Request, session_id: str, caller: Principal = Caller) -> Response:
     """The same as GET, for clients that treat verification as an action."""
     return await _verify_route(request, session_id, caller)
+
+
+def _checkpoint(st: ServerState, session_id: str) -> Dict[str, Any]:
+    _settled(st, session_id)
+    found = st.store.events(session_id, "trace.checkpoint")
+    if not found:
+        why = (
+            "this server does not sign checkpoints (start it with --signing-key)"
+            if st.config.signing_key is None
+            else "the session has no checkpoint yet"
+        )
+        raise NotFoundError(f"session {session_id}: {why}", code="CHECKPOINT_NOT_FOUND")
+    return found[-1]
+
+
+@router.get("/v1/traces/{session_id}/checkpoint", responses=responses(200, 400, 401, 404))
+async def checkpoint(request: Request, session_id: str, caller: Principal = Caller) -> Response:
+    """The session's latest signed checkpoint (its `trace.checkpoint` event),
+    for a witness to keep outside this machine; 404 `CHECKPOINT_NOT_FOUND`
+    when the server does not sign or the session has none yet."""
+    st = state_of(request)
+    session_id = canonical_id(session_id, "/path/session_id")
+    st.require_session(session_id, caller)
+    return json_response(await run_in_threadpool(_checkpoint, st, session_id))
