@@ -13,6 +13,12 @@ limit applies, so nothing is ever denied; every round checks that each
 execution ran and wrote its events. Request ids are minted before timing
 and stored into the one request dict outside the timed region.
 
+The SQLite pair (issue 13) times the same round trip with an SQLiteStore
+sink, once with `durability="async"` (the call returns once its events are
+queued) and once with `"sync"` (it returns once they are written), and
+reports the ratio of their p50s; each round checks the store file holds
+every execution's `action.executed` event.
+
 The threaded bench is a correctness check first: 8 threads x 500 attempts
 against a global limit of 1,000 per hour must give exactly 1,000 successes.
 """
@@ -25,10 +31,13 @@ import threading
 import time
 from collections import Counter
 from itertools import repeat
+from pathlib import Path
 from typing import Any
 
 import cra
+import pytest
 from conftest import QUICK, Report, flush_thread_ids
+from cra.storage import SQLiteStore
 from resolve_fixtures import (
     AGENT,
     GOAL,
@@ -201,6 +210,107 @@ def bench_execute_loop(benchmark: Any, report: Report, capsys: Any) -> None:
         load=load,
         rounds=LOOP_ROUNDS,
         calls=LOOP_CALLS,
+    )
+
+
+# -- with an SQLite store, durability "async" against "sync" (issue 13) -------
+
+#: Individually timed calls per round of the SQLite pair (each round a fresh
+#: runtime and store file).
+SQLITE_CALLS = 300 if QUICK else 20_000
+SQLITE_GOALS = {"sync p50": "<= 3x async p50"}
+SQLITE_SECTION = "rt.execute(dict) per call, SQLiteStore sink"
+
+
+def _sqlite_execute_round(durability: str, n: int, path: Path) -> Samples:
+    """One round: a runtime writing to a fresh SQLiteStore file with the
+    given durability, the worked example, n timed executions."""
+    total = n + WARMUP_CALLS
+    store = SQLiteStore(path)
+    rt = cra.Runtime(
+        sinks=[store],
+        durability=durability,
+        memory_limit=memory_for(EVENTS_BEFORE + EVENTS_PER_EXECUTE * total),
+    )
+    try:
+        assert rt.durability == durability
+        rt.load_atlas(worked_manifest(default_ttl_seconds=86_400), base_dir=WORKED_ATLAS)
+        rt.register_executor(ACTION, get_resource)
+        sid = rt.create_session(agent_id=AGENT, goal="benchmark")
+        res = rt.resolve(cra.CARPRequest.resolve(sid, AGENT, GOAL, timestamp=rt.timestamp()))
+        assert res.is_allowed(ACTION)
+        req = cra.CARPRequest.execute(
+            sid, AGENT, GOAL, res.resolution_id, ACTION, PARAMETERS, timestamp=rt.timestamp()
+        )
+        ids = new_ids(total)
+        execute = rt.execute
+        for i in range(n, total):
+            req["request_id"] = ids[i]
+            resp = execute(req)
+        assert resp.status == "success" and resp.result == PARAMETERS, resp
+        rt.flush()
+
+        def arg_at(i: int, req: dict[str, Any] = req, ids: list[str] = ids) -> dict[str, Any]:
+            req["request_id"] = ids[i]
+            return req
+
+        samples = percentile_loop(execute, arg_at, n, between=rt.flush)
+        _check_all_ran(rt, sid, total)
+        assert rt.stats()["sink_errors"] == 0
+    finally:
+        rt.close()
+    stored = SQLiteStore(path)
+    try:
+        assert len(stored.events(sid, event_type="action.executed")) == total
+    finally:
+        stored.close()
+    return samples
+
+
+@pytest.mark.parametrize("durability", ["async", "sync"])
+def bench_execute_sqlite(
+    benchmark: Any, report: Report, capsys: Any, tmp_path: Path, durability: str
+) -> None:
+    """rt.execute(dict) one call at a time into an SQLiteStore, durability
+    "async" (returns once queued) or "sync" (returns once written); run both
+    to get the ratio of their p50s (issue 13: sync within 3x of async)."""
+    load = load_now()
+    rounds: list[Samples] = []
+    paths = (tmp_path / f"execute-{durability}-{i}.db" for i in itertools.count())
+    benchmark.pedantic(
+        lambda: rounds.extend(
+            _sqlite_execute_round(durability, SQLITE_CALLS, next(paths)) for _ in range(ROUNDS)
+        ),
+        rounds=1,
+        iterations=1,
+        warmup_rounds=0,
+    )
+    load_after = load_now()
+    for key in ("p50", "p99", "p99.9"):
+        report.add(
+            SQLITE_SECTION,
+            f"{durability} {key} corrected",
+            median_of(rounds, "corrected", key),
+            "ns",
+        )
+    p50 = median_of(rounds, "corrected", "p50")
+    info: dict[str, Any] = {"durability": durability, "load_before": load, "load_after": load_after}
+    ratio = ""
+    other = report.get(SQLITE_SECTION, "async p50 corrected")
+    if durability == "sync" and other:
+        info["ratio_p50_sync_to_async"] = p50 / other
+        report.add(
+            SQLITE_SECTION, "sync p50 / async p50", p50 / other, "x", SQLITE_GOALS["sync p50"]
+        )
+        ratio = f"; sync p50 / async p50 = {p50 / other:.1f}x (goal {SQLITE_GOALS['sync p50']})"
+    benchmark.extra_info.update(samples_info("", rounds))
+    benchmark.extra_info.update(info, events_per_call=EVENTS_PER_EXECUTE)
+    show(
+        capsys,
+        f"{SQLITE_SECTION}, durability {durability!r}: median of {len(rounds)} rounds x "
+        f"{rounds[0].n:,} calls (load {load:.2f} -> {load_after:.2f}){ratio}",
+        HEADER,
+        samples_rows("execute", rounds),
     )
 
 

@@ -1,9 +1,14 @@
-"""Load bench of `cra serve` on loopback: resolve latency and throughput,
-then proof that nothing was lost (every chain verifies, every answered
-resolve has its events in the store).
+"""Load bench of `cra serve` on loopback: resolve (or execute) latency and
+throughput, then proof that nothing was lost (every chain verifies, every
+answered request has its events in the store).
 
     .venv/bin/python benches/http_load.py                # 100,000 resolves
+    .venv/bin/python benches/http_load.py --operation execute
     CRA_BENCH_QUICK=1 .venv/bin/python benches/http_load.py   # a few seconds
+
+The server answers a resolve or an execute only once its events are
+committed to the store, so every 200 counted here is an acknowledged,
+durable request.
 
 What it does, all against 127.0.0.1 only:
 
@@ -14,10 +19,18 @@ What it does, all against 127.0.0.1 only:
    client with raw sockets (the cheapest client Python has, so that the
    client takes as little as possible of the 2 CPUs it shares with the
    server): first one connection (latency), then more at once (throughput);
+   with `--operation execute` it resolves once per session first and then
+   sends executes of `ticket.lookup` ({"ticket_id": "T-1"}) against that
+   resolution (no rate limit or approval applies to it; the resolution lives
+   the atlas's 30 minutes), which the server runs with the trivial executor
+   of benches/http_executors.py (`CRA_EXECUTORS=http_executors:EXECUTORS`);
 4. asks the server to verify every chain and counts each session's
-   `carp.resolution.completed` events against the 200 answers it got;
+   `carp.resolution.completed` events against the resolves answered 200 and,
+   for executes, its `action.executed` events against the execution ids of
+   the executes answered 200;
 5. stops the server with SIGTERM, reopens the store file, and checks again:
-   every chain verifies, no sequence is missing, and the counts match.
+   every chain verifies, no sequence is missing, the counts match and every
+   answered execution id has its `action.executed` event.
 
 Bounded in count (`--requests`) and time (`--max-seconds`): a phase stops at
 whichever comes first. Exit status 1 if any check fails.
@@ -42,9 +55,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCHES = Path(__file__).resolve().parent
 EXAMPLE_ATLAS = ROOT / "python" / "cra" / "examples" / "support"
 HOST = "127.0.0.1"
 QUICK = os.environ.get("CRA_BENCH_QUICK") == "1"
+#: The executors `--operation execute` has the server run (benches/ on its path).
+EXECUTORS = "http_executors:EXECUTORS"
+PATHS = {"resolve": "/v1/resolve", "execute": "/v1/execute"}
 
 
 # -- the server ----------------------------------------------------------------
@@ -55,7 +72,9 @@ def free_port() -> int:
         return port
 
 
-def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    workdir: Path, port: int, executors: Optional[str] = None
+) -> subprocess.Popen[bytes]:
     atlases = workdir / "atlases"
     shutil.copytree(EXAMPLE_ATLAS, atlases / "support")
     env = dict(os.environ)
@@ -67,6 +86,10 @@ def start_server(workdir: Path, port: int) -> subprocess.Popen[bytes]:
         CRA_LOG_LEVEL="warning",
     )
     env.pop("CRA_API_KEYS", None)
+    env.pop("CRA_EXECUTORS", None)
+    if executors:
+        env["CRA_EXECUTORS"] = executors
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCHES), env.get("PYTHONPATH")]))
     log = open(workdir / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cra", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -144,6 +167,31 @@ def resolve_template(capabilities: str) -> str:
     return _RESOLVE.replace("{caps}", caps)
 
 
+_EXECUTE = (
+    '{{"carp_version":"1.0","request_id":"{rid}","timestamp":"{ts}","operation":"execute",'
+    '"requester":{{"agent_id":"bench-agent","session_id":"{sid}"}},'
+    '"task":{{"goal":"Look up ticket T-42 and reply to the customer"}},'
+    '"execution":{{"resolution_id":"RESOLUTION","action_id":"ticket.lookup",'
+    '"parameters":{{"ticket_id":"T-1"}}}}}}'
+)
+
+
+def execute_template(resolution_id: str) -> str:
+    """An execute of `ticket.lookup` against one resolution, with `{rid}`,
+    `{ts}`, `{sid}` left to fill in."""
+    return _EXECUTE.replace("RESOLUTION", resolution_id)
+
+
+def execution_id_of(body: bytes) -> str:
+    """The `execution_id` of an execute answer ("" if it has none)."""
+    i = body.find(b'"execution_id"')
+    if i < 0:
+        return ""
+    j = body.find(b'"', body.find(b":", i) + 1)
+    k = body.find(b'"', j + 1)
+    return body[j + 1 : k].decode() if 0 <= j < k else ""
+
+
 def _timestamp() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
@@ -163,7 +211,7 @@ class Phase:
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection sending resolves."""
+    """One keep-alive HTTP/1.1 connection sending requests."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -175,7 +223,7 @@ class Connection:
         sock = self.writer.get_extra_info("socket")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    async def post(self, path: str, body: bytes) -> int:
+    async def post(self, path: str, body: bytes) -> Tuple[int, bytes]:
         assert self.reader is not None and self.writer is not None
         self.writer.write(
             b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -188,8 +236,7 @@ class Connection:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
                 break
-        await self.reader.readexactly(length)
-        return status
+        return status, await self.reader.readexactly(length)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -198,18 +245,22 @@ class Connection:
 
 async def run_phase(
     port: int,
-    template: str,
+    path: str,
+    templates: Dict[str, str],
     phase: Phase,
     sessions: List[str],
     answered: Dict[str, int],
     deadline: float,
     server_pid: int,
+    executed: Optional[Dict[str, List[str]]] = None,
 ) -> None:
-    """Sends `phase.requests` resolves over `phase.concurrency` connections."""
+    """Sends `phase.requests` requests over `phase.concurrency` connections,
+    each session's from `templates[session]` to `path`; with `executed`,
+    keeps the execution id of every execute answered 200."""
     conns = [Connection(port) for _ in range(phase.concurrency)]
     await asyncio.gather(*(c.open() for c in conns))
     remaining = [phase.requests]
-    stamp = [_timestamp(), time.monotonic()]
+    stamp: List[Any] = [_timestamp(), time.monotonic()]
 
     async def worker(conn: Connection, wid: int) -> None:
         i = wid
@@ -220,13 +271,15 @@ async def run_phase(
                 stamp[0], stamp[1] = _timestamp(), now
             sid = sessions[i % len(sessions)]
             i += phase.concurrency
-            body = template.format(rid=uuid.uuid4(), ts=stamp[0], sid=sid).encode()
+            body = templates[sid].format(rid=uuid.uuid4(), ts=stamp[0], sid=sid).encode()
             t0 = time.perf_counter_ns()
-            status = await conn.post("/v1/resolve", body)
+            status, answer = await conn.post(path, body)
             phase.latencies_ns.append(time.perf_counter_ns() - t0)
             if status == 200:
                 phase.ok += 1
                 answered[sid] = answered.get(sid, 0) + 1
+                if executed is not None:
+                    executed.setdefault(sid, []).append(execution_id_of(answer))
             else:
                 phase.errors[status] = phase.errors.get(status, 0) + 1
 
@@ -250,9 +303,25 @@ def percentile(values: List[int], p: float) -> float:
 
 
 # -- the checks ------------------------------------------------------------------
-def check_over_http(port: int, answered: Dict[str, int]) -> List[str]:
+def _executions_faults(sid: str, events: List[Dict[str, Any]], ids: List[str]) -> List[str]:
+    """Each answered execution id has exactly one `action.executed` event,
+    and there is no other."""
+    found = [e["payload"].get("execution_id") for e in events]
+    if len(found) == len(ids) and set(found) == set(ids) and len(set(ids)) == len(ids):
+        return []
+    missing = len(set(ids) - set(found))
+    return [f"{sid}: {len(found)} executions in the trace, {len(ids)} answered, {missing} missing"]
+
+
+def check_over_http(
+    port: int,
+    resolved: Dict[str, int],
+    sessions: List[str],
+    executed: Optional[Dict[str, List[str]]] = None,
+) -> List[str]:
     faults = []
-    for sid, n in answered.items():
+    for sid in sessions:
+        n = resolved.get(sid, 0)
         status, v = http_call(port, "GET", f"/v1/traces/{sid}/verify")
         if status != 200 or not v["valid"]:
             faults.append(f"{sid}: verify answered {status} {v}")
@@ -260,10 +329,21 @@ def check_over_http(port: int, answered: Dict[str, int]) -> List[str]:
         status, events = http_call(port, "GET", path)
         if status != 200 or len(events) != n:
             faults.append(f"{sid}: {len(events)} resolutions in the trace, {n} answered")
+        if executed is not None:
+            status, events = http_call(port, "GET", f"/v1/traces/{sid}?event_type=action.executed")
+            if status != 200:
+                faults.append(f"{sid}: executions answered {status}")
+            else:
+                faults += _executions_faults(sid, events, executed.get(sid, []))
     return faults
 
 
-def check_store(path: Path, answered: Dict[str, int], sessions: List[str]) -> Dict[str, Any]:
+def check_store(
+    path: Path,
+    resolved: Dict[str, int],
+    sessions: List[str],
+    executed: Optional[Dict[str, List[str]]] = None,
+) -> Dict[str, Any]:
     sys.path.insert(0, str(ROOT / "python"))
     from cra.storage import SQLiteStore
 
@@ -280,8 +360,11 @@ def check_store(path: Path, answered: Dict[str, int], sessions: List[str]) -> Di
                 f"{sid}: {row['event_count']} events, last sequence {row['last_sequence']}"
             )
         done = len(store.events(sid, event_type="carp.resolution.completed"))
-        if done != answered.get(sid, 0):
-            faults.append(f"{sid}: {done} resolutions stored, {answered.get(sid, 0)} answered")
+        if done != resolved.get(sid, 0):
+            faults.append(f"{sid}: {done} resolutions stored, {resolved.get(sid, 0)} answered")
+        if executed is not None:
+            ran = store.events(sid, event_type="action.executed")
+            faults += _executions_faults(sid, ran, executed.get(sid, []))
         events += row["event_count"]
     store.close()
     return {"faults": faults, "events": events}
@@ -301,10 +384,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="required_capabilities of every request, comma-separated (default: none, "
         "so every action of the atlas is a candidate)",
     )
+    p.add_argument(
+        "--operation",
+        choices=sorted(PATHS),
+        default="resolve",
+        help="what the timed requests do (default resolve); execute resolves once per "
+        "session first, then executes ticket.lookup against that resolution",
+    )
+    p.add_argument(
+        "--executors",
+        default=EXECUTORS,
+        help=f"CRA_EXECUTORS of the server for --operation execute (default {EXECUTORS}, "
+        "found on benches/)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     template = resolve_template(args.capabilities)
+    execute = args.operation == "execute"
+    path = PATHS[args.operation]
     try:
         import uvloop
 
@@ -314,9 +412,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="cra-http-bench-"))
     port = free_port()
-    proc = start_server(workdir, port)
+    proc = start_server(workdir, port, args.executors if execute else None)
     deadline = time.monotonic() + args.max_seconds
     answered: Dict[str, int] = {}
+    # Resolves answered 200 per session (the timed ones, or the one per
+    # session that executes use), and each answered execute's execution id.
+    resolved: Dict[str, int] = answered
+    executed: Optional[Dict[str, List[str]]] = None
     phases: List[Phase] = []
     try:
         sessions = []
@@ -326,28 +428,48 @@ def main(argv: Optional[List[str]] = None) -> int:
             )
             assert status == 201, (status, s)
             sessions.append(s["session_id"])
+        templates = dict.fromkeys(sessions, template)
+        if execute:
+            resolved, executed = {}, {}
+            for sid in sessions:
+                body = json.loads(template.format(rid=uuid.uuid4(), ts=_timestamp(), sid=sid))
+                status, res = http_call(port, "POST", "/v1/resolve", body)
+                assert status == 200 and any(
+                    a["action_id"] == "ticket.lookup" for a in res["allowed_actions"]
+                ), (status, res)
+                resolved[sid] = 1
+                templates[sid] = execute_template(res["resolution_id"])
+
+        def run(ph: Phase) -> None:
+            asyncio.run(
+                run_phase(
+                    port, path, templates, ph, sessions, answered, deadline, proc.pid, executed
+                )
+            )
+
         warm = Phase("warm-up", 4, min(1_000, args.requests // 10))
-        asyncio.run(run_phase(port, template, warm, sessions, answered, deadline, proc.pid))
+        run(warm)
         left = args.requests - warm.requests
         lat = Phase("latency (1 connection)", 1, min(args.latency_requests, left))
-        asyncio.run(run_phase(port, template, lat, sessions, answered, deadline, proc.pid))
+        run(lat)
         phases.append(lat)
         left -= lat.requests
         for i, c in enumerate(levels):
             share = left // (len(levels) - i)
             ph = Phase(f"{c} connections", c, share)
-            asyncio.run(run_phase(port, template, ph, sessions, answered, deadline, proc.pid))
+            run(ph)
             phases.append(ph)
             left -= ph.requests
         sent = warm.requests + sum(ph.requests for ph in phases)
-        http_faults = check_over_http(port, answered)
+        http_faults = check_over_http(port, resolved, sessions, executed)
     finally:
         code, stop_seconds = stop_server(proc)
-    stored = check_store(workdir / "cra.db", answered, sessions)
+    stored = check_store(workdir / "cra.db", resolved, sessions, executed)
     ok = sum(answered.values())
     report(phases, sent, ok, http_faults, stored, code, stop_seconds, args)
     if args.json:
-        Path(args.json).write_text(json.dumps(figures(phases, sent, ok, stored), indent=2))
+        out = figures(phases, sent, ok, stored)
+        Path(args.json).write_text(json.dumps({"operation": args.operation, **out}, indent=2))
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
     clean = code in (0, -signal.SIGTERM)
     faults = http_faults + stored["faults"] + ([] if clean else [f"server exit code {code}"])
@@ -397,7 +519,10 @@ def report(
     load = "load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     print(f"cra HTTP load bench: {mode}; {os.cpu_count()} CPUs, {load}")
     caps = f", required_capabilities [{args.capabilities}]" if args.capabilities else ""
-    print(f"POST /v1/resolve on 127.0.0.1, {args.sessions} sessions, example support atlas{caps}")
+    what = PATHS[args.operation]
+    if args.operation == "execute":
+        what += " (ticket.lookup, one resolution per session)"
+    print(f"POST {what} on 127.0.0.1, {args.sessions} sessions, example support atlas{caps}")
     print()
     cols = f"{'phase':<24}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
     print(cols + f"{'srv µs/req':>12}{'cli µs/req':>12}  errors")
@@ -409,7 +534,7 @@ def report(
             f"  {f['errors'] or '-'}"
         )
     print()
-    print(f"requests sent {sent}, answered 200: {ok}")
+    print(f"{args.operation} requests sent {sent}, answered 200: {ok}")
     print(f"server stopped by SIGTERM in {stop_seconds:.2f} s, exit code {code}")
     print(f"store: {stored['events']} events in {args.sessions} chains")
     faults = http_faults + stored["faults"]
@@ -419,6 +544,8 @@ def report(
             print("  " + f)
     else:
         print("every chain verifies (over HTTP and in the store file); no event is missing")
+        if args.operation == "execute":
+            print("every execute answered 200 has its action.executed event (by execution_id)")
 
 
 if __name__ == "__main__":

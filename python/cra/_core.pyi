@@ -31,6 +31,7 @@ __all__ = [
     "verify_chain_json",
     "verify_events",
     "verify_jsonl",
+    "SinkGate",
     "generate_signing_key",
     "key_id_of",
     "prove_inclusion",
@@ -250,6 +251,14 @@ class SQLiteSink:
 
     @property
     def path(self) -> str: ...
+
+@final
+class SinkGate:
+    def __new__(cls) -> SinkGate: ...
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def is_open(self) -> bool: ...
 
 @final
 class Runtime:

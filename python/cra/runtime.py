@@ -41,7 +41,11 @@ class TraceSink(Protocol):
     A sink that the core can write by itself may also have a method
     `_native_sink()` returning a core sink object (`_core.SQLiteSink`, as
     `SQLiteStore` does) or None: the flush thread then writes it without
-    calling Python (and without the GIL); `write_batch` is not called."""
+    calling Python (and without the GIL); `write_batch` is not called.
+
+    A sink may also have `_sink_gate()` returning a `_core.SinkGate`: while
+    the gate is closed, the flush thread skips the sink without taking the
+    GIL."""
 
     def write_batch(self, events: List[TRACEEvent]) -> None: ...
 
@@ -59,6 +63,11 @@ class _SinkAdapter:
         flush = getattr(self._sink, "flush", None)
         if callable(flush):
             flush()
+
+    def _sink_gate(self) -> Any:
+        """The sink's `_core.SinkGate`, if it has one (see `TraceSink`)."""
+        gate = getattr(self._sink, "_sink_gate", None)
+        return gate() if callable(gate) else None
 
 
 def _core_sink(sink: TraceSink) -> Any:

@@ -41,6 +41,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<timing::ManualClock>()?;
     m.add_class::<sqlite::SQLiteDatabase>()?;
     m.add_class::<sqlite::SQLiteSink>()?;
+    m.add_class::<sink::SinkGate>()?;
     m.add("SQLITE_SESSION_COLUMNS", sqlite::session_columns(m.py())?)?;
     m.add_class::<timing::SlidingWindowRateLimiter>()?;
     rows::register(m)?;

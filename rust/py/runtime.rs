@@ -301,7 +301,7 @@ impl Runtime {
             .into_iter()
             .map(|s| match s.bind(py).cast::<SQLiteSink>() {
                 Ok(native) => Arc::clone(&native.get().0) as Arc<dyn SinkFactory>,
-                Err(_) => Arc::new(PySinkFactory(Arc::new(s))) as Arc<dyn SinkFactory>,
+                Err(_) => Arc::new(PySinkFactory::of(s.bind(py))) as Arc<dyn SinkFactory>,
             })
             .collect();
         let rt = py.detach(|| CoreRuntime::new(config, clock, extra)).py()?;

@@ -1,5 +1,6 @@
 //! A Python object with `write_batch(events)` as a sink of the flush thread.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -10,15 +11,51 @@ use crate::trace::sink::{SealedBatch, Sink, SinkFactory};
 
 use super::event::Event;
 
-pub struct PySinkFactory(pub Arc<Py<PyAny>>);
+/// A switch a Python sink can hand the core (`_sink_gate()`): while it is
+/// closed the flush thread skips the sink without taking the GIL (the
+/// server's stream hub, with nobody subscribed).
+#[pyclass(frozen, module = "cra._core", name = "SinkGate")]
+#[derive(Default)]
+pub struct SinkGate(pub Arc<AtomicBool>);
 
-impl SinkFactory for PySinkFactory {
-    fn open(&self) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(PySink(Arc::clone(&self.0))))
+#[pymethods]
+impl SinkGate {
+    #[new]
+    fn new() -> Self {
+        SinkGate::default()
+    }
+    fn open(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn close(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+    #[getter]
+    fn is_open(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
-struct PySink(Arc<Py<PyAny>>);
+pub struct PySinkFactory(pub Arc<Py<PyAny>>, pub Option<Arc<AtomicBool>>);
+
+impl PySinkFactory {
+    /// The sink object, with its gate if it offers one.
+    pub fn of(sink: &Bound<'_, PyAny>) -> Self {
+        let gate = sink
+            .call_method0("_sink_gate")
+            .ok()
+            .and_then(|g| g.cast::<SinkGate>().ok().map(|g| Arc::clone(&g.get().0)));
+        PySinkFactory(Arc::new(sink.clone().unbind()), gate)
+    }
+}
+
+impl SinkFactory for PySinkFactory {
+    fn open(&self) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(PySink(Arc::clone(&self.0), self.1.clone())))
+    }
+}
+
+struct PySink(Arc<Py<PyAny>>, Option<Arc<AtomicBool>>);
 
 fn sink_error(py: Python<'_>, err: PyErr) -> CoreError {
     let kind = err
@@ -49,12 +86,24 @@ impl PySink {
     }
 }
 
+impl PySink {
+    fn closed(&self) -> bool {
+        self.1.as_ref().is_some_and(|g| !g.load(Ordering::SeqCst))
+    }
+}
+
 impl Sink for PySink {
     fn write_batch(&mut self, events: &SealedBatch) -> Result<()> {
+        if self.closed() {
+            return Ok(());
+        }
         self.call("write_batch", Some(events))
     }
 
     fn sync(&mut self) -> Result<()> {
+        if self.closed() {
+            return Ok(());
+        }
         self.call("flush", None)
     }
 }

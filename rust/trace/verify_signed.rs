@@ -19,6 +19,7 @@ pub enum SignatureFaultKind {
     SignatureInvalid,
     CheckpointMismatch,
     Incomplete,
+    Truncated,
 }
 
 impl SignatureFaultKind {
@@ -27,6 +28,7 @@ impl SignatureFaultKind {
             SignatureFaultKind::SignatureInvalid => "signature_invalid",
             SignatureFaultKind::CheckpointMismatch => "checkpoint_mismatch",
             SignatureFaultKind::Incomplete => "incomplete",
+            SignatureFaultKind::Truncated => "truncated",
         }
     }
 }
@@ -76,6 +78,9 @@ pub struct SignatureChecker<'k> {
     last_sequence: u64,
     /// The last event was a valid final checkpoint.
     closed: bool,
+    /// A checkpoint kept elsewhere (a witness's copy), checked against the
+    /// chain when the chain reaches its size: `None` until then.
+    witness: Option<(Statement, Option<bool>)>,
     report: SignatureReport,
 }
 
@@ -89,8 +94,27 @@ impl<'k> SignatureChecker<'k> {
             last_hash: [0; 32],
             last_sequence: 0,
             closed: false,
+            witness: None,
             report: SignatureReport::default(),
         }
+    }
+
+    /// Also checks the chain against a checkpoint kept elsewhere: one that
+    /// covers more events than the chain holds proves events were removed
+    /// from its end (`truncated`); one that states another root or head for
+    /// the same events proves a rewrite (`checkpoint_mismatch`).
+    pub fn expect(&mut self, statement: Statement, signature: &str) {
+        if statement.key_id != self.key.key_id()
+            || !self.key.verify(statement.message().as_bytes(), signature)
+        {
+            let msg = format!(
+                "the given checkpoint of {} events is not signed by key {}",
+                statement.tree_size,
+                self.key.key_id()
+            );
+            return self.fault(SignatureFaultKind::SignatureInvalid, None, msg);
+        }
+        self.witness = Some((statement, None));
     }
 
     /// The next event of the chain (which the chain verifier accepted),
@@ -134,6 +158,15 @@ impl<'k> SignatureChecker<'k> {
         self.tree.push(event_hash);
         self.last_hash = *event_hash;
         self.last_sequence = sequence;
+        if let Some((st, seen @ None)) = &mut self.witness {
+            if self.tree.size() == st.tree_size {
+                *seen = Some(
+                    st.first_sequence == self.first_sequence.unwrap_or(0)
+                        && st.head_hash == to_hex(event_hash)
+                        && st.merkle_root == to_hex(&self.tree.root()),
+                );
+            }
+        }
     }
 
     fn fault(&mut self, kind: SignatureFaultKind, sequence: Option<u64>, message: String) {
@@ -196,6 +229,26 @@ impl<'k> SignatureChecker<'k> {
     }
 
     pub fn finish(mut self) -> SignatureReport {
+        if let Some((st, seen)) = self.witness.take() {
+            match seen {
+                None => {
+                    let msg = format!(
+                        "a checkpoint signed for {} events exists, but the chain holds {}: events were removed from its end",
+                        st.tree_size, self.report.events
+                    );
+                    self.fault(SignatureFaultKind::Truncated, Some(self.last_sequence), msg);
+                }
+                Some(false) => {
+                    let at = st.first_sequence + st.tree_size.saturating_sub(1);
+                    let msg = format!(
+                        "the given checkpoint states another head or root for the first {} events: the chain was rewritten",
+                        st.tree_size
+                    );
+                    self.fault(SignatureFaultKind::CheckpointMismatch, Some(at), msg);
+                }
+                Some(true) => {}
+            }
+        }
         let r = &mut self.report;
         r.unsigned_tail = r.events - r.signed_events.min(r.events);
         r.closed = self.closed;

@@ -151,3 +151,27 @@ def test_sync_holds_for_the_fast_api_too() -> None:
     fast.recorder(rt)(sid, "x.fast", {})
     assert sink.types[-1] == "x.fast"
     rt.close()
+
+
+def test_a_closed_sink_gate_skips_the_sink() -> None:
+    from cra import _core
+
+    class Gated(Slow):
+        def __init__(self) -> None:
+            super().__init__(delay=0)
+            self.gate_ = _core.SinkGate()
+
+        def _sink_gate(self) -> _core.SinkGate:
+            return self.gate_
+
+    sink = Gated()
+    rt = cra.Runtime(sinks=[sink])
+    sid = rt.create_session("agent", "goal")
+    rt.record(sid, "x.unseen", {})
+    assert rt.flush(timeout=10)
+    assert sink.types == []  # closed: not called at all
+    sink.gate_.open()
+    rt.record(sid, "x.seen", {})
+    assert rt.flush(timeout=10)
+    assert sink.types == ["x.seen"]
+    rt.close()

@@ -15,6 +15,7 @@ import contextlib
 import threading
 from typing import List, Optional, Set, Tuple
 
+from .. import _core
 from ..trace import TRACEEvent
 from .owners import Owners
 
@@ -58,14 +59,23 @@ class StreamHub:
         self._owners = owners
         self._lock = threading.Lock()
         self._subs: Set[Subscriber] = set()
+        #: Open while anyone subscribes: with nobody listening the flush
+        #: thread skips this sink without taking the GIL.
+        self._gate = _core.SinkGate()
+
+    def _sink_gate(self) -> _core.SinkGate:
+        return self._gate
 
     def subscribe(self, sub: Subscriber) -> None:
         with self._lock:
             self._subs.add(sub)
+            self._gate.open()
 
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
             self._subs.discard(sub)
+            if not self._subs:
+                self._gate.close()
 
     def write_batch(self, events: List[TRACEEvent]) -> None:
         """Called on the flush thread; never raises, never blocks."""
@@ -98,6 +108,7 @@ class StreamHub:
         with self._lock:
             subs = list(self._subs)
             self._subs.clear()
+            self._gate.close()
         for sub in subs:
             with contextlib.suppress(Exception):
                 sub.loop.call_soon_threadsafe(sub.queue.put_nowait, None)
