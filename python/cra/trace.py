@@ -221,6 +221,7 @@ def verify_jsonl(
     anchor: Optional[Union[str, os.PathLike[str]]] = None,
     use_sidecar: bool = True,
     public_key: Optional[Union[str, os.PathLike[str]]] = None,
+    checkpoints: Sequence[Union[str, os.PathLike[str]]] = (),
 ) -> FileVerification:
     """Verifies every session chain in a `.trace.jsonl` file, streaming.
 
@@ -228,7 +229,10 @@ def verify_jsonl(
     checkpoints of every chain are checked too, and the result says how
     much of each chain the signatures cover (`signatures`); without it,
     `completeness_checked` is False: a chain cut at its end, or rewritten
-    whole, still verifies.
+    whole, still verifies. `checkpoints` are files of checkpoints kept
+    elsewhere (`GET /v1/traces/{id}/checkpoint`, saved by a witness): a
+    chain holding fewer events than one of them covers is `truncated`, one
+    stating another root for the same events a `checkpoint_mismatch`.
 
     A chain whose older events were removed (an export of a session trimmed
     by retention) is verified from its anchor: the anchor file `anchor`, or
@@ -241,6 +245,7 @@ def verify_jsonl(
         None if anchor is None else os.fspath(anchor),
         use_sidecar,
         None if public_key is None else os.fspath(public_key),
+        [os.fspath(c) for c in checkpoints],
     )
     sessions = {}
     for s in r.sessions:

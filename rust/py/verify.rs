@@ -7,7 +7,9 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::trace::signing::CheckpointKey;
 use crate::trace::verify::ChainVerification;
-use crate::trace::verify_file::{verify_file_with, AnchorSource, FileVerification};
+use crate::error::CoreError;
+use crate::trace::checkpoint::{Statement, CHECKPOINT_EVENT};
+use crate::trace::verify_file::{verify_file_with, AnchorSource, FileVerification, SignedCheck};
 use crate::trace::verify_signed::SignatureReport;
 
 use super::errors::IntoPyResult;
@@ -166,7 +168,7 @@ impl FileReport {
 /// called now and then. Chains start at the anchors of `anchor` (an anchor
 /// file), else of `FILE.anchor.json` beside the file when `use_sidecar`.
 #[pyfunction]
-#[pyo3(signature = (path, progress=None, anchor=None, use_sidecar=true, public_key=None))]
+#[pyo3(signature = (path, progress=None, anchor=None, use_sidecar=true, public_key=None, checkpoints=Vec::new()))]
 pub fn verify_jsonl(
     py: Python<'_>,
     path: PathBuf,
@@ -174,11 +176,24 @@ pub fn verify_jsonl(
     anchor: Option<PathBuf>,
     use_sidecar: bool,
     public_key: Option<PathBuf>,
+    checkpoints: Vec<PathBuf>,
 ) -> PyResult<FileReport> {
     let key = public_key
         .map(|p| CheckpointKey::from_pem_file(&p))
         .transpose()
         .py()?;
+    if key.is_none() && !checkpoints.is_empty() {
+        return Err(super::errors::to_py(CoreError::invalid(
+            "INVALID_OPTION",
+            "/checkpoints",
+            "checkpoints kept elsewhere are checked with a public key: give public_key too",
+        )));
+    }
+    let witnesses = checkpoints
+        .iter()
+        .map(|p| witness(p))
+        .collect::<PyResult<Vec<_>>>()?;
+    let signed = key.as_ref().map(|key| SignedCheck { key, witnesses });
     let source = match (&anchor, use_sidecar) {
         (Some(file), _) => AnchorSource::File(file),
         (None, true) => AnchorSource::Beside,
@@ -194,7 +209,7 @@ pub fn verify_jsonl(
                 });
             }
         };
-        verify_file_with(&path, source, key.as_ref(), &mut tick)
+        verify_file_with(&path, source, signed.as_ref(), &mut tick)
     });
     report.map(FileReport).py()
 }
@@ -252,4 +267,23 @@ pub fn signature_dict<'py>(py: Python<'py>, r: &SignatureReport) -> PyResult<Bou
     }
     d.set_item("faults", faults)?;
     Ok(d)
+}
+
+/// A checkpoint kept elsewhere: a JSON file holding a `trace.checkpoint`
+/// event (as `GET /v1/traces/{id}/checkpoint` serves it).
+fn witness(path: &std::path::Path) -> PyResult<(Statement, String)> {
+    let bad = |why: String| {
+        super::errors::to_py(CoreError::invalid(
+            "INVALID_CHECKPOINT",
+            "/checkpoints",
+            format!("{}: {why}", path.display()),
+        ))
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let event: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if event.get("event_type").and_then(|t| t.as_str()) != Some(CHECKPOINT_EVENT) {
+        return Err(bad("not a trace.checkpoint event".into()));
+    }
+    let payload = event.get("payload").cloned().unwrap_or_default();
+    Statement::parse(&payload).map_err(bad)
 }

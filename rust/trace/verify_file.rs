@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::error::{CoreError, Result};
 use crate::json::canonical::text::text_to_canonical;
 use crate::trace::hash::{HashAlgorithm, HashInput};
+use crate::trace::checkpoint::Statement;
 use crate::trace::signing::CheckpointKey;
 use crate::trace::verify::{ChainVerification, ChainVerifier, EventText, Fault, FaultKind};
 use crate::trace::verify_signed::{SignatureChecker, SignatureReport};
@@ -321,11 +322,18 @@ pub fn verify_file(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<FileVer
 }
 
 /// Verifies a trace file with the anchors `source` names.
-/// With `key`, the signed checkpoints of every chain are checked too.
+/// What signatures to check: the public key, and checkpoints kept
+/// elsewhere (a witness's copies) to hold each chain against.
+pub struct SignedCheck<'a> {
+    pub key: &'a CheckpointKey,
+    pub witnesses: Vec<(Statement, String)>,
+}
+
+/// With `signed`, the signed checkpoints of every chain are checked too.
 pub fn verify_file_with(
     path: &Path,
     source: AnchorSource<'_>,
-    key: Option<&CheckpointKey>,
+    signed: Option<&SignedCheck<'_>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FileVerification> {
     let anchor_file = match source {
@@ -338,7 +346,7 @@ pub fn verify_file_with(
         None => Vec::new(),
     };
     let file = File::open(path).map_err(|e| CoreError::io(path.display(), e))?;
-    let mut out = verify_lines(file, &anchors, Some(path), key, progress).map_err(|e| match e {
+    let mut out = verify_lines(file, &anchors, Some(path), signed, progress).map_err(|e| match e {
         CoreError::Io { message, .. } => CoreError::io(path.display(), message),
         other => other,
     })?;
@@ -369,9 +377,10 @@ fn verify_lines(
     reader: impl Read,
     anchors: &[Anchor],
     path: Option<&Path>,
-    key: Option<&CheckpointKey>,
+    signed: Option<&SignedCheck<'_>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FileVerification> {
+    let key = signed.map(|s| s.key);
     let mut checkers: Vec<SignatureChecker<'_>> = Vec::new();
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut chains: HashMap<String, usize> = HashMap::new();
@@ -450,8 +459,14 @@ fn verify_lines(
                     None => ChainVerifier::new(),
                 });
                 starts.push((anchor, ev.sequence));
-                if let Some(k) = key {
-                    checkers.push(SignatureChecker::new(k));
+                if let Some(s) = signed {
+                    let mut checker = SignatureChecker::new(s.key);
+                    for (st, sig) in &s.witnesses {
+                        if st.session_id.to_string() == ev.session_id {
+                            checker.expect(st.clone(), sig);
+                        }
+                    }
+                    checkers.push(checker);
                 }
                 verifiers.len() - 1
             }

@@ -209,3 +209,39 @@ def test_runtime_verify_checks_signatures_in_memory(tmp_path: Path) -> None:
     bad = rt.verify(sid, public_key=other)
     assert not bad.valid and bad.signatures["faults"][0]["kind"] == "signature_invalid"  # type: ignore[index]
     rt.close()
+
+
+def test_a_witness_checkpoint_shows_a_cut_at_a_checkpoint(tmp_path: Path) -> None:
+    """Cut right after a mid-way checkpoint, a chain looks like an open
+    session with nothing unsigned; a later checkpoint kept elsewhere shows
+    the cut (`truncated`)."""
+    key, pub = _keys(tmp_path)
+    path = _trace(tmp_path, key, n=12, every=5)
+    events = _events(path)
+    witness = tmp_path / "witness.json"
+    witness.write_text(json.dumps(events[-1]))  # the final checkpoint
+    assert cra.verify_jsonl(path, public_key=pub, checkpoints=[witness]).valid
+    _write(path, events[:6])  # up to and including the first checkpoint
+    assert _faults(path, pub) == []  # alone: an open session, all signed
+    r = cra.verify_jsonl(path, public_key=pub, checkpoints=[witness])
+    kinds = [f["kind"] for s in r.signatures.values() for f in s["faults"]]  # type: ignore[union-attr]
+    assert kinds == ["truncated"] and not r.valid
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cra",
+            "trace",
+            "verify",
+            str(path),
+            "--public-key",
+            str(pub),
+            "--checkpoint",
+            str(witness),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "truncated" in out.stdout
+    with pytest.raises(ValidationError):
+        cra.verify_jsonl(path, checkpoints=[witness])  # a witness needs the key

@@ -230,7 +230,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         try:
             size = os.path.getsize(path)
             progress = Progress(f"verifying {path}", size)
-            r = verify_jsonl(path, progress, anchor=args.anchor, public_key=args.public_key)
+            r = verify_jsonl(
+                path,
+                progress,
+                anchor=args.anchor,
+                public_key=args.public_key,
+                checkpoints=args.checkpoint,
+            )
             progress.finish()
         except (OSError, CraError) as e:
             msg = e.message if isinstance(e, CraError) else str(e)
@@ -545,6 +551,14 @@ def add_commands(sub: Any) -> None:
         metavar="PUB",
         help="also check the signed checkpoints with this public key (SPKI PEM): "
         "completeness, and how much of each chain signatures cover",
+    )
+    v.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="CP",
+        help="a checkpoint kept elsewhere (GET /v1/traces/ID/checkpoint, saved by a witness): "
+        "the chain must hold at least what it covers (with --public-key; repeatable)",
     )
     v.set_defaults(func=cmd_verify)
     proofs.add_trace_commands(trace)
