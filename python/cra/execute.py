@@ -103,6 +103,10 @@ class ExecuteResponse:
         out: Dict[str, Any] = json.loads(self._r.to_json())
         return out
 
+    def to_json(self) -> str:
+        """The answer as JSON text (what `to_dict` parses)."""
+        return str(self._r.to_json())
+
     def __repr__(self) -> str:
         err = f" {self._r.error_code}" if self._r.error_code else ""
         return f"ExecuteResponse({self.status}{err}, execution_id={self.execution_id})"

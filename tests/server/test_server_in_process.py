@@ -27,6 +27,7 @@ from server_helpers import (
     TestClient,
     assert_error,
     event_types,
+    execute_body,
     inline_atlas,
     make_app,
     new_session,
@@ -77,6 +78,48 @@ def test_fast_path_answers_like_the_route(tmp_path: Path) -> None:
             answers.append(_resolve_script(c))
     assert answers[0] == answers[1]
     assert [a[0] for a in answers[0]] == [200, 409, 200, 400, 404, 400, 404, 400, 415, 415, 413]
+
+
+def _execute_script(c: TestClient) -> list[Any]:
+    """Statuses, content types, headers and the shape of a fixed set of
+    executes: success, approval pending, denied, bad parameters, no
+    executor, executor failure, unknown resolution, bad bodies."""
+    sid = new_session(c)
+    res = resolved(c, sid)["resolution_id"]
+    cases = [
+        execute_body(sid, res, "ticket.lookup", {"ticket_id": "T-1"}),
+        execute_body(sid, res, "refund.issue", {"order_id": "O-1", "amount": 5}),
+        execute_body(sid, res, "ticket.delete", {"ticket_id": "T-1"}),
+        execute_body(sid, res, "ticket.lookup", {"ticket_id": "nope"}),
+        execute_body(sid, res, "ticket.update", {"ticket_id": "T-1", "status": "solved"}),
+        execute_body(sid, res, "customer.lookup", {"email": "a@b.c"}),
+        execute_body(sid, ZERO_UUID, "ticket.lookup", {"ticket_id": "T-1"}),
+        {"carp_version": "9"},
+    ]
+    out: list[Any] = []
+    for body in cases:
+        r = c.post("/v1/execute", json=body, headers={"Accept": "application/vnd.cra.carp+json"})
+        data = r.json()
+        shape = (
+            (data.get("status"), (data.get("error") or {}).get("code"))
+            if "error" not in data or data.get("status")
+            else (None, data["error"]["code"])
+        )
+        out.append((r.status_code, r.headers["content-type"], shape, r.headers.get("retry-after")))
+    for raw, ctype in ((b"{", "application/json"), (b"{}", "text/plain")):
+        r = c.post("/v1/execute", content=raw, headers={"Content-Type": ctype})
+        out.append((r.status_code, r.headers["content-type"], r.json()["error"]["code"], None))
+    return out
+
+
+def test_fast_execute_answers_like_the_route(tmp_path: Path) -> None:
+    answers = []
+    for fast in (True, False):
+        app = make_app(tmp_path / str(fast), fast_resolve=fast)
+        with TestClient(app, raise_server_exceptions=False) as c:
+            answers.append(_execute_script(c))
+    assert answers[0] == answers[1]
+    assert [a[0] for a in answers[0]] == [200, 202, 403, 422, 502, 502, 404, 400, 400, 415]
 
 
 def test_vendor_media_types_are_accepted(local: TestClient) -> None:

@@ -17,9 +17,11 @@ written within `timeout` seconds fails the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import threading
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import CraError, UnavailableError
@@ -33,7 +35,8 @@ COMMIT_TIMEOUT = 10.0
 #: by the commit itself, so this only bounds how fast it notices close()).
 _ROUND = 0.25
 
-Waiter = Tuple[int, int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+#: (ticket, arrival order, loop, future, deadline on the monotonic clock)
+Waiter = Tuple[int, int, asyncio.AbstractEventLoop, "asyncio.Future[None]", float]
 
 
 class Committer:
@@ -62,18 +65,15 @@ class Committer:
         with self._cond:
             if self._closed:
                 raise _unavailable("the server is shutting down")
-            heapq.heappush(self._heap, (ticket, next(self._order), loop, fut))
+            deadline = time.monotonic() + self._timeout
+            heapq.heappush(self._heap, (ticket, next(self._order), loop, fut, deadline))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="cra-commit-waiter", daemon=True
                 )
                 self._thread.start()
             self._cond.notify()
-        timer = loop.call_later(self._timeout, _expire, fut, self._timeout)
-        try:
-            await fut
-        finally:
-            timer.cancel()
+        await fut
 
     async def after(self) -> None:
         """Pushes a ticket now and waits until it is kept."""
@@ -90,6 +90,7 @@ class Committer:
 
     # -- the waiting thread ------------------------------------------------
     def _run(self) -> None:
+        swept = time.monotonic()
         while True:
             with self._cond:
                 while not self._heap and not self._closed:
@@ -103,6 +104,30 @@ class Committer:
             except CraError as e:  # the store fails, the recorder is closed
                 failure = e.message
             self._release(self._core.committed(), failure)
+            now = time.monotonic()
+            if now - swept >= _ROUND:
+                swept = now
+                self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        """Fails the waiters whose deadline has passed (one sweep per round,
+        not a timer per request)."""
+        with self._cond:
+            late = [w for w in self._heap if w[4] <= now]
+            if not late:
+                return
+            self._heap = [w for w in self._heap if w[4] > now]
+            heapq.heapify(self._heap)
+        why = (
+            f"the request's events were not written within {self._timeout:g} s; "
+            "they stay queued"
+        )
+        by_loop: Dict[asyncio.AbstractEventLoop, List[Tuple[Any, Optional[str]]]] = {}
+        for _, _, loop, fut, _ in late:
+            by_loop.setdefault(loop, []).append((fut, why))
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, items)
 
     def _release(self, committed: Optional[int], failure: Optional[str]) -> None:
         """Wakes the waiters whose ticket is `committed` or below; with a
@@ -116,9 +141,9 @@ class Committer:
             if failure is not None:
                 failed, self._heap = self._heap, []
         by_loop: Dict[asyncio.AbstractEventLoop, List[Tuple[Any, Optional[str]]]] = {}
-        for _, _, loop, fut in done:
+        for _, _, loop, fut, _ in done:
             by_loop.setdefault(loop, []).append((fut, None))
-        for _, _, loop, fut in failed:
+        for _, _, loop, fut, _ in failed:
             by_loop.setdefault(loop, []).append((fut, failure or ""))
         for loop, items in by_loop.items():
             try:
@@ -136,15 +161,6 @@ def _settle_all(items: List[Tuple[Any, Optional[str]]]) -> None:
             fut.set_result(None)
         else:
             fut.set_exception(_unavailable(failure))
-
-
-def _expire(fut: asyncio.Future[None], timeout: float) -> None:
-    if not fut.done():
-        fut.set_exception(
-            _unavailable(
-                f"the request's events were not written within {timeout:g} s; they stay queued"
-            )
-        )
 
 
 def _unavailable(message: str) -> UnavailableError:

@@ -1,4 +1,5 @@
-"""`POST /v1/resolve` without the framework's per-request machinery.
+"""`POST /v1/resolve` and `POST /v1/execute` without the framework's
+per-request machinery.
 
 Resolve is the call agents make in a loop, and FastAPI's routing and
 dependency solving cost more CPU than the resolve itself: on the 2-core
@@ -24,12 +25,13 @@ from ..errors import CraError
 from .auth import AGENT, require_role
 from .body import CARP, negotiate, read_json
 from .errors import INPUT_ERRORS, input_error, render, request_id_of
-from .routes.carp import resolve_answer
+from .routes.carp import execute_answer, resolve_answer
 from .state import ServerState
 
 __all__ = ["FastResolve"]
 
 PATH = "/v1/resolve"
+EXECUTE = "/v1/execute"
 
 
 class FastResolve:
@@ -40,7 +42,8 @@ class FastResolve:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        path = scope["path"] if scope["type"] == "http" else None
+        if path not in (PATH, EXECUTE) or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         st = self.state
@@ -48,9 +51,13 @@ class FastResolve:
         try:
             caller = require_role(st.keys.identify_headers(headers), AGENT)
             body = await read_json(headers, receive, st.config.max_body_bytes)
-            text = await st.traced(resolve_answer, st, body, caller)
-            status, media = 200, negotiate(headers, CARP)
             extra: Dict[str, str] = {}
+            if path == PATH:
+                text = await st.traced(resolve_answer, st, body, caller)
+                status = 200
+            else:
+                status, extra, text = await execute_answer(st, body, caller)
+            media = negotiate(headers, CARP)
         except CraError as e:
             status, extra, text = render(e, request_id_of(headers))
             media = "application/json"

@@ -12,7 +12,7 @@ admin keys may call these operations.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -94,15 +94,23 @@ async def execute(request: Request, caller: Principal = AgentCaller) -> Response
     parameters, 502 executor failure)."""
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
+    status, headers, text = await execute_answer(st, body, caller)
+    return json_response(text, status, negotiate(request.headers, CARP), headers=headers)
+
+
+async def execute_answer(
+    st: ServerState, body: Dict[str, Any], caller: Principal
+) -> Tuple[int, Dict[str, str], str]:
+    """Status, headers and JSON text of an execute (shared with the fast
+    path): the executor runs in the thread pool, and the answer is sent
+    once the execution's events are written."""
     _check(st, body, caller)
     answer = await st.traced_async(lambda: run_in_threadpool(st.runtime.execute, body))
-    headers = {}
+    headers: Dict[str, str] = {}
     retry = answer.retry_after
     if answer.http_status == 429 and retry is not None and math.isfinite(retry):
         headers["Retry-After"] = str(max(1, math.ceil(retry)))
-    return json_response(
-        answer.to_dict(), answer.http_status, negotiate(request.headers, CARP), headers=headers
-    )
+    return answer.http_status, headers, answer.to_json()
 
 
 @router.post(
