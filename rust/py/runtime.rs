@@ -339,6 +339,23 @@ impl Runtime {
         self.0.committed()
     }
 
+    /// Why the trace store cannot write, while it cannot (else None).
+    fn failing(&self) -> Option<String> {
+        self.0.failing()
+    }
+
+    /// A descriptor (a non-blocking pipe's write end, kept open by the
+    /// caller) the flush thread writes one byte to at the next commit or
+    /// failure after `want_commit_notice()`; -1 stops it.
+    fn set_commit_notice_fd(&self, fd: i32) {
+        self.0.set_notice_fd(fd);
+    }
+
+    /// Asks for one notice byte at the next commit or failure.
+    fn want_commit_notice(&self) {
+        self.0.want_notice();
+    }
+
     /// Why the trace cannot take new work now (store failing, queue
     /// nearly full, closed), or None.
     fn unavailable_reason(&self) -> Option<String> {

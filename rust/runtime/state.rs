@@ -237,6 +237,20 @@ impl Runtime {
         self.recorder.load().committed()
     }
 
+    /// Why the trace store cannot write, while it cannot.
+    pub fn failing(&self) -> Option<String> {
+        self.recorder.load().failing()
+    }
+
+    /// See [`Recorder::set_notice_fd`] and [`Recorder::want_notice`].
+    pub fn set_notice_fd(&self, fd: i32) {
+        self.recorder.load().set_notice_fd(fd);
+    }
+
+    pub fn want_notice(&self) {
+        self.recorder.load().want_notice();
+    }
+
     /// `TRACE_UNAVAILABLE` when the trace cannot take new work: its sinks
     /// are failing or its queue is nearly full.
     pub fn check_available(&self) -> Result<()> {

@@ -4,7 +4,7 @@
 //! (or, by choice, drops and counts), and a failing sink keeps its batch
 //! and retries while the error waits for the next `flush()`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -123,6 +123,10 @@ struct Shared {
     tickets: AtomicU64,
     /// Mirrors `FlushState::failing.is_some()`, for lock-free checks.
     failing: AtomicBool,
+    /// A file descriptor (a pipe's write end) to write one byte to when a
+    /// commit or a failure is published and `notice_wanted` is set; -1: none.
+    notice_fd: AtomicI32,
+    notice_wanted: AtomicBool,
 }
 
 /// How a wait for a commit ticket ended.
@@ -170,6 +174,8 @@ impl Recorder {
             wake_sent: AtomicBool::new(false),
             tickets: AtomicU64::new(0),
             failing: AtomicBool::new(false),
+            notice_fd: AtomicI32::new(-1),
+            notice_wanted: AtomicBool::new(false),
         });
         let repaired: u64 = sinks.iter().map(|s| s.repaired_bytes()).sum();
         shared
@@ -338,6 +344,26 @@ impl Recorder {
     /// The highest committed ticket.
     pub fn committed(&self) -> u64 {
         self.shared.state.lock().committed
+    }
+
+    /// Why the sinks cannot write, while they cannot.
+    pub fn failing(&self) -> Option<String> {
+        if !self.shared.failing.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.shared.state.lock().failing.clone()
+    }
+
+    /// Sets the descriptor that commit notices are written to (-1: none).
+    /// The caller owns it and keeps it open while it is set.
+    pub fn set_notice_fd(&self, fd: i32) {
+        self.shared.notice_fd.store(fd, Ordering::SeqCst);
+    }
+
+    /// Asks for one byte on the notice descriptor at the next commit or
+    /// failure (after which it must be asked for again).
+    pub fn want_notice(&self) {
+        self.shared.notice_wanted.store(true, Ordering::SeqCst);
     }
 
     /// Why the trace cannot take events now, if it cannot: its sinks are
@@ -636,11 +662,33 @@ impl FlushThread {
     /// Publishes that everything up to `ticket` is written and that the
     /// sinks write again.
     fn commit(&self, ticket: u64) {
-        let mut state = self.shared.state.lock();
-        state.committed = state.committed.max(ticket);
-        state.failing = None;
-        self.shared.failing.store(false, Ordering::Relaxed);
-        self.shared.changed.notify_all();
+        {
+            let mut state = self.shared.state.lock();
+            state.committed = state.committed.max(ticket);
+            state.failing = None;
+            self.shared.failing.store(false, Ordering::Relaxed);
+            self.shared.changed.notify_all();
+        }
+        self.notice();
+    }
+
+    /// Writes one byte to the notice descriptor if one was asked for.
+    fn notice(&self) {
+        if !self.shared.notice_wanted.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let fd = self.shared.notice_fd.load(Ordering::SeqCst);
+        #[cfg(unix)]
+        if fd >= 0 {
+            use std::io::Write;
+            use std::os::unix::io::FromRawFd;
+            // SAFETY: the owner keeps `fd` open while it is set; the File
+            // is never dropped, so it does not close it.
+            let mut pipe = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+            let _ = pipe.write(b"c"); // a full pipe already wakes its reader
+        }
+        #[cfg(not(unix))]
+        let _ = fd;
     }
 
     fn fail(&self, err: CoreError) {
@@ -650,9 +698,11 @@ impl FlushThread {
             .fetch_add(1, Ordering::Relaxed);
         let mut state = self.shared.state.lock();
         state.failing = Some(err.message());
-        self.shared.failing.store(true, Ordering::Relaxed);
+        self.shared.failing.store(true, Ordering::SeqCst);
         state.error = Some(err);
         self.shared.changed.notify_all();
+        drop(state);
+        self.notice();
     }
 }
 

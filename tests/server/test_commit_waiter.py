@@ -97,3 +97,17 @@ def test_a_failing_store_fails_waiters_at_once() -> None:
     with pytest.raises(cra.errors.SinkError):  # the failure, reported once
         rt.close()
     assert rt.close()
+
+
+def test_a_second_event_loop_is_served_by_the_waiting_thread() -> None:
+    sink = Gate()
+    sink.open.set()
+    rt = cra.Runtime(sinks=[sink])
+    sid = rt.create_session("agent", "goal")
+    committer = Committer(rt._core, timeout=10)
+    for n in range(3):  # the first loop gets the pipe, the others the thread
+        rt.record(sid, "x.step", {"n": n})
+        asyncio.run(committer.after())
+        assert sink.seen.count("x.step") == n + 1
+    committer.close()
+    rt.close()

@@ -2,11 +2,12 @@
 
 A route that records events (resolve, execute, validate, sessions,
 approvals) pushes a commit ticket behind them (`_core.Runtime.barrier`) and
-awaits `Committer.kept(ticket)`. One thread waits on the core for the
-oldest ticket, with the GIL released, and wakes every request whose ticket
-is committed, on that request's own event loop. The flush thread writes
-whatever is queued as one SQLite transaction, so concurrent requests share a
-commit (group commit), and the event loop never blocks on the store.
+awaits `Committer.kept(ticket)`. The server's event loop is woken by the
+flush thread itself through a pipe (`commit_loop.LoopWaiters`); a request
+on any other loop is woken by one thread that waits on the core for the
+oldest ticket, with the GIL released. The flush thread writes whatever is
+queued as one SQLite transaction, so concurrent requests share a commit
+(group commit), and the event loop never blocks on the store.
 
 If the store cannot write, every waiting request fails at once with
 `TRACE_UNAVAILABLE` (503): its events stay queued and are written when the
@@ -20,11 +21,13 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import os
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import CraError, UnavailableError
+from .commit_loop import LoopWaiters
 
 __all__ = ["COMMIT_TIMEOUT", "Committer"]
 
@@ -50,6 +53,8 @@ class Committer:
         self._order = itertools.count()
         self._closed = False
         self._thread: Optional[threading.Thread] = None
+        #: The waits of the first loop that asks, woken through a pipe.
+        self._loop_waiters: Optional[LoopWaiters] = None
 
     def ticket(self) -> int:
         """A commit ticket behind everything this thread has recorded."""
@@ -61,6 +66,12 @@ class Committer:
         if self._core.committed() >= ticket:
             return
         loop = asyncio.get_running_loop()
+        lw = self._loop_waiters
+        if lw is None and not self._closed and os.name == "posix":
+            lw = self._loop_waiters = LoopWaiters(self._core, loop, self._timeout, _unavailable)
+        if lw is not None and lw.loop is loop:
+            await lw.kept(ticket)
+            return
         fut: asyncio.Future[None] = loop.create_future()
         with self._cond:
             if self._closed:
@@ -87,6 +98,8 @@ class Committer:
         if self._thread is not None:
             self._thread.join(timeout=2 * _ROUND + 1)
         self._release(None, "the server is shutting down")
+        if self._loop_waiters is not None:
+            self._loop_waiters.close("the server is shutting down")
 
     # -- the waiting thread ------------------------------------------------
     def _run(self) -> None:
@@ -118,10 +131,7 @@ class Committer:
                 return
             self._heap = [w for w in self._heap if w[4] > now]
             heapq.heapify(self._heap)
-        why = (
-            f"the request's events were not written within {self._timeout:g} s; "
-            "they stay queued"
-        )
+        why = f"the request's events were not written within {self._timeout:g} s; they stay queued"
         by_loop: Dict[asyncio.AbstractEventLoop, List[Tuple[Any, Optional[str]]]] = {}
         for _, _, loop, fut, _ in late:
             by_loop.setdefault(loop, []).append((fut, why))
