@@ -51,6 +51,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(convert::canonical_json, m)?)?;
     m.add_function(wrap_pyfunction!(convert::canonical_json_text, m)?)?;
     m.add_function(wrap_pyfunction!(verify::verify_jsonl, m)?)?;
+    m.add_function(wrap_pyfunction!(verify::check_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(keys::generate_signing_key, m)?)?;
     m.add_function(wrap_pyfunction!(keys::key_id_of, m)?)?;
     m.add_function(wrap_pyfunction!(proofs::prove_inclusion, m)?)?;

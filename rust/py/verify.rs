@@ -10,7 +10,7 @@ use crate::trace::verify::ChainVerification;
 use crate::error::CoreError;
 use crate::trace::checkpoint::{Statement, CHECKPOINT_EVENT};
 use crate::trace::verify_file::{verify_file_with, AnchorSource, FileVerification, SignedCheck};
-use crate::trace::verify_signed::SignatureReport;
+use crate::trace::verify_signed::{SignatureChecker, SignatureReport};
 
 use super::errors::IntoPyResult;
 use super::event::Event;
@@ -286,4 +286,34 @@ fn witness(path: &std::path::Path) -> PyResult<(Statement, String)> {
     }
     let payload = event.get("payload").cloned().unwrap_or_default();
     Statement::parse(&payload).map_err(bad)
+}
+
+/// The signed checkpoints of one chain given as event JSON texts (in
+/// order), checked with a key file: a public key (SPKI PEM) or the signing
+/// key itself (PKCS#8 PEM, whose public half is used). A dict as
+/// `FileReport.signatures` gives per session.
+#[pyfunction]
+pub fn check_signatures<'py>(
+    py: Python<'py>,
+    events: Vec<String>,
+    key: PathBuf,
+) -> PyResult<Bound<'py, PyDict>> {
+    let key = match crate::trace::signing::CheckpointSigner::from_pem_file(&key) {
+        Ok(signer) => signer.public_key(),
+        Err(_) => CheckpointKey::from_pem_file(&key).py()?,
+    };
+    let report = py.detach(|| {
+        let mut checker = SignatureChecker::new(&key);
+        for text in &events {
+            let Ok(ev) = crate::trace::verify_file::RawEvent::parse(text.as_bytes()) else {
+                continue;
+            };
+            let Ok(payload) = ev.canonical_payload() else {
+                continue;
+            };
+            checker.push(&ev.session_id, ev.sequence, &ev.event_type, &payload, &ev.event_hash);
+        }
+        checker.finish()
+    });
+    signature_dict(py, &report)
 }

@@ -31,6 +31,8 @@ def test_a_signing_server_serves_checkpoints_that_verify(tmp_path: Path) -> None
             assert a.delete(f"/v1/sessions/{sid}").status_code == 204
             final = a.get(f"/v1/traces/{sid}/checkpoint").json()
             assert final["payload"]["final"] is True
+            v = a.get(f"/v1/traces/{sid}/verify").json()
+            assert v["valid"] and v["signatures"]["closed"] and not v["signatures"]["faults"]
             ndjson = a.get(f"/v1/traces/{sid}", headers={"Accept": "application/x-ndjson"}).text
     finally:
         server.stop()
@@ -51,5 +53,6 @@ def test_without_a_signing_key_there_is_no_checkpoint(tmp_path: Path) -> None:
             ]
             err = assert_error(a.get(f"/v1/traces/{sid}/checkpoint"), 404, "CHECKPOINT_NOT_FOUND")
             assert "--signing-key" in err["message"]
+            assert a.get(f"/v1/traces/{sid}/verify").json()["signatures"] is None
     finally:
         server.stop()

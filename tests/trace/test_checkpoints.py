@@ -245,3 +245,30 @@ def test_a_witness_checkpoint_shows_a_cut_at_a_checkpoint(tmp_path: Path) -> Non
     assert out.returncode == 1 and "truncated" in out.stdout
     with pytest.raises(ValidationError):
         cra.verify_jsonl(path, checkpoints=[witness])  # a witness needs the key
+
+
+def test_a_checkpoint_is_sealed_after_checkpoint_seconds(tmp_path: Path) -> None:
+    import time
+
+    key, pub = _keys(tmp_path)
+    rt = cra.Runtime(
+        signing_key=key, checkpoint_events=1000, checkpoint_seconds=0.2, checkpoint_at_flush=False
+    )
+    sid = rt.create_session("agent", "goal")
+    rt.record(sid, "x.one", {})
+    deadline = time.monotonic() + 10
+    while "trace.checkpoint" not in [e.event_type for e in rt._core.events(sid)]:
+        assert time.monotonic() < deadline, "no checkpoint by time"
+        time.sleep(0.05)
+    assert rt.verify(sid, public_key=pub).valid
+    rt.close()
+
+
+def test_without_at_flush_a_flush_seals_no_checkpoint(tmp_path: Path) -> None:
+    key, _ = _keys(tmp_path)
+    rt = cra.Runtime(signing_key=key, checkpoint_seconds=None, checkpoint_at_flush=False)
+    sid = rt.create_session("agent", "goal")
+    rt.record(sid, "x.one", {})
+    assert rt.flush(timeout=10)
+    assert [e.event_type for e in rt.events(sid)] == ["session.started", "x.one"]
+    rt.close()

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ... import _core
 from ...errors import CraError, IntegrityError, NotFoundError
 from ..auth import Caller, Principal
 from ..body import NDJSON, TRACE, TRACE_JSONL, accepted, json_response
@@ -105,6 +106,7 @@ def _unreadable(st: ServerState, session_id: str, error: IntegrityError) -> Dict
         "event_count": max(count, (index or 0) + 1 if index is not None else 0),
         "algorithm": None,
         "source": "store",
+        "signatures": None,
         "anchored_at": None,
         "retention_cut": None,
         "expected": None,
@@ -118,9 +120,11 @@ def _verify(st: ServerState, session_id: str) -> Dict[str, Any]:
         v = st.store.verify(session_id)
     except IntegrityError as e:
         return _unreadable(st, session_id, e)
+    signatures = _signatures(st, session_id)
     return {
         "session_id": session_id,
-        "valid": v.valid,
+        "valid": v.valid and not (signatures or {}).get("faults"),
+        "signatures": signatures,
         "error": v.error,
         "index": v.index,
         "message": v.message,
@@ -132,6 +136,17 @@ def _verify(st: ServerState, session_id: str) -> Dict[str, Any]:
         "expected": v.expected,
         "found": v.found,
     }
+
+
+def _signatures(st: ServerState, session_id: str) -> Optional[Dict[str, Any]]:
+    """With a signing key, the stored chain's signed checkpoints checked
+    with its public half; None when the server does not sign (completeness
+    not checked)."""
+    if st.config.signing_key is None:
+        return None
+    texts = [json.dumps(e) for e in st.store.events(session_id)]
+    report: Dict[str, Any] = _core.check_signatures(texts, st.config.signing_key)
+    return report
 
 
 async def _verify_route(request: Request, session_id: str, caller: Principal) -> Response:
