@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::trace::signing::CheckpointKey;
-use crate::trace::verify::ChainVerification;
 use crate::error::CoreError;
 use crate::trace::checkpoint::{Statement, CHECKPOINT_EVENT};
+use crate::trace::signing::CheckpointKey;
+use crate::trace::verify::ChainVerification;
 use crate::trace::verify_file::{verify_file_with, AnchorSource, FileVerification, SignedCheck};
 use crate::trace::verify_signed::{SignatureChecker, SignatureReport};
 
@@ -311,7 +311,13 @@ pub fn check_signatures<'py>(
             let Ok(payload) = ev.canonical_payload() else {
                 continue;
             };
-            checker.push(&ev.session_id, ev.sequence, &ev.event_type, &payload, &ev.event_hash);
+            checker.push(
+                &ev.session_id,
+                ev.sequence,
+                &ev.event_type,
+                &payload,
+                &ev.event_hash,
+            );
         }
         checker.finish()
     });

@@ -127,6 +127,8 @@ struct Shared {
     /// commit or a failure is published and `notice_wanted` is set; -1: none.
     notice_fd: AtomicI32,
     notice_wanted: AtomicBool,
+    /// Mirrors `FlushState::committed`, for lock-free polling.
+    committed_fast: AtomicU64,
 }
 
 /// How a wait for a commit ticket ended.
@@ -176,6 +178,7 @@ impl Recorder {
             failing: AtomicBool::new(false),
             notice_fd: AtomicI32::new(-1),
             notice_wanted: AtomicBool::new(false),
+            committed_fast: AtomicU64::new(0),
         });
         let repaired: u64 = sinks.iter().map(|s| s.repaired_bytes()).sum();
         shared
@@ -318,6 +321,18 @@ impl Recorder {
 
     /// Waits until `ticket` is committed, the sinks fail, or `timeout`.
     pub fn wait_committed(&self, ticket: u64, timeout: Option<Duration>) -> Commit {
+        // A commit is usually a few tens of microseconds away: poll for a
+        // moment before sleeping (waking a sleeping thread costs as much).
+        let spin = Instant::now();
+        while spin.elapsed() < SPIN_AFTER_COMMIT {
+            if self.shared.committed_fast.load(Ordering::Acquire) >= ticket {
+                return Commit::Committed;
+            }
+            if self.shared.failing.load(Ordering::Relaxed) {
+                break;
+            }
+            std::hint::spin_loop();
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut state = self.shared.state.lock();
         loop {
@@ -488,6 +503,10 @@ struct FlushThread {
     next_checkpoint_check: i64,
 }
 
+/// How long the flush thread polls for the next record after a commit
+/// someone waited for, before it sleeps.
+const SPIN_AFTER_COMMIT: Duration = Duration::from_micros(50);
+
 /// How often the flush thread looks for checkpoints due by time.
 const CHECKPOINT_CHECK_MICROS: i64 = 100_000;
 
@@ -504,6 +523,9 @@ impl FlushThread {
         let mut idle = IDLE_MIN;
         // The highest commit ticket among the records in `pending`.
         let mut ticket = 0u64;
+        // When a batch with a ticket was last written (a caller waits for
+        // commits and will likely push again at once).
+        let mut last_ticket: Option<Instant> = None;
         loop {
             if pending.is_empty() {
                 // Producers never wake this thread (a futex wake per push
@@ -512,6 +534,7 @@ impl FlushThread {
                 // queue filling past half.
                 let first = match self.rx.try_recv() {
                     Ok(rec) => Some(rec),
+                    Err(_) if self.spin_after_ticket(last_ticket) => self.rx.try_recv().ok(),
                     Err(_) => {
                         let _ = self.wake.recv_timeout(idle);
                         self.shared.wake_sent.store(false, Ordering::SeqCst);
@@ -552,6 +575,9 @@ impl FlushThread {
                 pending.clear();
                 self.shared.counters.written.fetch_add(n, Ordering::SeqCst);
                 if ticket > 0 || self.shared.failing.load(Ordering::Relaxed) {
+                    if ticket > 0 {
+                        last_ticket = Some(Instant::now());
+                    }
                     self.commit(std::mem::take(&mut ticket));
                 }
             }
@@ -567,6 +593,21 @@ impl FlushThread {
                 return;
             }
         }
+    }
+
+    /// Right after a commit someone waited for, polls the queue for a
+    /// moment instead of sleeping: waking a sleeping thread costs a
+    /// sync caller tens of microseconds on a virtual machine. True if a
+    /// record arrived while spinning.
+    fn spin_after_ticket(&self, last: Option<Instant>) -> bool {
+        let Some(at) = last else { return false };
+        while at.elapsed() < SPIN_AFTER_COMMIT {
+            if !self.rx.is_empty() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
     }
 
     /// Seals checkpoints that are due: for every open session with new
@@ -665,6 +706,9 @@ impl FlushThread {
         {
             let mut state = self.shared.state.lock();
             state.committed = state.committed.max(ticket);
+            self.shared
+                .committed_fast
+                .store(state.committed, Ordering::Release);
             state.failing = None;
             self.shared.failing.store(false, Ordering::Relaxed);
             self.shared.changed.notify_all();

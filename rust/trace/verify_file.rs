@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::error::{CoreError, Result};
 use crate::json::canonical::text::text_to_canonical;
-use crate::trace::hash::{HashAlgorithm, HashInput};
 use crate::trace::checkpoint::Statement;
+use crate::trace::hash::{HashAlgorithm, HashInput};
 use crate::trace::signing::CheckpointKey;
 use crate::trace::verify::{ChainVerification, ChainVerifier, EventText, Fault, FaultKind};
 use crate::trace::verify_signed::{SignatureChecker, SignatureReport};
@@ -346,10 +346,11 @@ pub fn verify_file_with(
         None => Vec::new(),
     };
     let file = File::open(path).map_err(|e| CoreError::io(path.display(), e))?;
-    let mut out = verify_lines(file, &anchors, Some(path), signed, progress).map_err(|e| match e {
-        CoreError::Io { message, .. } => CoreError::io(path.display(), message),
-        other => other,
-    })?;
+    let mut out =
+        verify_lines(file, &anchors, Some(path), signed, progress).map_err(|e| match e {
+            CoreError::Io { message, .. } => CoreError::io(path.display(), message),
+            other => other,
+        })?;
     out.anchor_file = anchor_file;
     Ok(out)
 }
