@@ -251,6 +251,7 @@ pub fn signature_dict<'py>(py: Python<'py>, r: &SignatureReport) -> PyResult<Bou
     d.set_item("unsigned_tail", r.unsigned_tail)?;
     d.set_item("ended", r.ended)?;
     d.set_item("closed", r.closed)?;
+    d.set_item("roots_unchecked", r.roots_unchecked)?;
     let coverage = if r.events == 0 {
         1.0
     } else {

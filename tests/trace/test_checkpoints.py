@@ -272,3 +272,42 @@ def test_without_at_flush_a_flush_seals_no_checkpoint(tmp_path: Path) -> None:
     assert rt.flush(timeout=10)
     assert [e.event_type for e in rt.events(sid)] == ["session.started", "x.one"]
     rt.close()
+
+
+def test_a_chain_cut_by_retention_still_verifies_its_signed_heads(tmp_path: Path) -> None:
+    from cra.storage import SQLiteStore
+
+    key, pub = _keys(tmp_path)
+    db = tmp_path / "store.db"
+    store = SQLiteStore(db)
+    rt = cra.Runtime(sinks=[store], signing_key=key, checkpoint_events=5)
+    sid = rt.create_session("agent", "goal")
+    for i in range(20):
+        rt.record(sid, "x.step", {"i": i})
+    rt.end_session(sid)
+    rt.close()
+    store.retention(max_events=10)
+    out = tmp_path / "cut.trace.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cra",
+            "trace",
+            "export",
+            "--store",
+            str(db),
+            "--session",
+            sid,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    r = cra.verify_jsonl(out, public_key=pub)
+    (s,) = r.signatures.values()  # type: ignore[union-attr]
+    assert r.valid, s
+    assert s["closed"] and s["roots_unchecked"] >= 1 and r[sid].anchored_at is not None
+    store.close()
