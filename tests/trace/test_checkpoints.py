@@ -223,6 +223,12 @@ def test_a_witness_checkpoint_shows_a_cut_at_a_checkpoint(tmp_path: Path) -> Non
     assert cra.verify_jsonl(path, public_key=pub, checkpoints=[witness]).valid
     _write(path, events[:6])  # up to and including the first checkpoint
     assert _faults(path, pub) == []  # alone: an open session, all signed
+    alone = subprocess.run(
+        [sys.executable, "-m", "cra", "trace", "verify", str(path), "--public-key", str(pub)],
+        capture_output=True,
+        text=True,
+    )
+    assert "not proven complete" in alone.stdout
     r = cra.verify_jsonl(path, public_key=pub, checkpoints=[witness])
     kinds = [f["kind"] for s in r.signatures.values() for f in s["faults"]]  # type: ignore[union-attr]
     assert kinds == ["truncated"] and not r.valid

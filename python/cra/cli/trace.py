@@ -213,6 +213,12 @@ def _print_signatures(r: FileVerification) -> None:
         for f in s["faults"]:
             at = "" if f["sequence"] is None else f" at sequence {f['sequence']}"
             out(f"  FAIL  {sid}  {f['kind']}{at}: {f['message']}")
+        if not s["closed"] and not s["faults"]:
+            out(
+                f"  note  {sid}  not proven complete: it does not end with a final checkpoint "
+                "(an open session, or one cut after its last checkpoint; --checkpoint with a "
+                "later checkpoint kept elsewhere tells which)"
+            )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
