@@ -12,20 +12,20 @@ use crate::error::CoreError;
 use crate::ids::parse_uuid;
 use crate::runtime::session::{Session, SessionStatus};
 use crate::runtime::state::{Durability, Runtime as CoreRuntime, RuntimeConfig, Wait};
-use crate::trace::chain::{Checkpointing, SpanRef};
-use crate::trace::checkpoint::CheckpointPolicy;
+use crate::trace::chain::SpanRef;
 use crate::trace::event::{is_custom_event_type, EventType, STANDARD_EVENT_TYPES};
 use crate::trace::hash::HashAlgorithm;
 use crate::trace::jsonl::write_events_file;
 use crate::trace::memory::EventQuery;
 use crate::trace::recorder::{Overflow, RecorderConfig};
-use crate::trace::signing::{CheckpointKey, CheckpointSigner};
+use crate::trace::signing::CheckpointKey;
 use crate::trace::sink::SinkFactory;
 
 use super::cache::IdentityCache;
 use super::convert::payload_to_canonical;
 use super::errors::IntoPyResult;
 use super::event::Event;
+use super::options::checkpointing;
 use super::sink::PySinkFactory;
 use super::sqlite::SQLiteSink;
 use super::verify::ChainReport;
@@ -42,7 +42,7 @@ impl Wait for Detached<'_> {
 #[pyclass(frozen, module = "cra._core", name = "Runtime")]
 pub struct Runtime(pub Arc<CoreRuntime>, pub Caches);
 
-fn timeout(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+pub(super) fn timeout(seconds: Option<f64>) -> PyResult<Option<Duration>> {
     match seconds {
         None => Ok(None),
         Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
@@ -145,41 +145,6 @@ impl Runtime {
         self.1.event_types.put(name, t.clone());
         Ok(t)
     }
-}
-
-/// The signing key and checkpoint policy of `Runtime(signing_key=...)`.
-fn checkpointing(
-    key: Option<&std::path::Path>,
-    every_events: u64,
-    every_seconds: Option<f64>,
-    at_flush: bool,
-) -> PyResult<Option<Arc<Checkpointing>>> {
-    let Some(path) = key else { return Ok(None) };
-    let option = |path: &str, why: &str| {
-        super::errors::to_py(CoreError::invalid("INVALID_OPTION", path, why.to_string()))
-    };
-    if every_events == 0 {
-        return Err(option("/checkpoint_events", "must be at least 1"));
-    }
-    let every = match every_seconds {
-        None => None,
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(_) => {
-            return Err(option(
-                "/checkpoint_seconds",
-                "must be a number of seconds > 0 or None",
-            ))
-        }
-    };
-    let signer = CheckpointSigner::from_pem_file(path).py()?;
-    Ok(Some(Arc::new(Checkpointing {
-        signer,
-        policy: CheckpointPolicy {
-            every_events,
-            every,
-            at_flush,
-        },
-    })))
 }
 
 /// `Runtime::durable` for any holder of the core runtime.
@@ -311,60 +276,6 @@ impl Runtime {
     #[getter]
     fn hash_algorithm(&self) -> &'static str {
         self.0.config().recorder.algorithm.as_str()
-    }
-
-    #[getter]
-    fn durability(&self) -> &'static str {
-        self.0.config().durability.as_str()
-    }
-
-    /// Pushes a commit ticket behind everything recorded so far and
-    /// returns it (see `wait_committed`).
-    fn barrier(&self, py: Python<'_>) -> PyResult<u64> {
-        self.0.barrier(&Detached(py)).py()
-    }
-
-    /// Waits (GIL released) until `ticket` is committed (True) or the
-    /// timeout passes (False); raises `UnavailableError`
-    /// (`TRACE_UNAVAILABLE`) if the store fails first.
-    #[pyo3(signature = (ticket, timeout=None))]
-    fn wait_committed(&self, py: Python<'_>, ticket: u64, timeout: Option<f64>) -> PyResult<bool> {
-        let t = self::timeout(timeout)?;
-        let rt = &self.0;
-        py.detach(|| rt.wait_committed(ticket, t)).py()
-    }
-
-    /// The highest committed ticket.
-    fn committed(&self) -> u64 {
-        self.0.committed()
-    }
-
-    /// Why the trace store cannot write, while it cannot (else None).
-    fn failing(&self) -> Option<String> {
-        self.0.failing()
-    }
-
-    /// A descriptor (a non-blocking pipe's write end, kept open by the
-    /// caller) the flush thread writes one byte to at the next commit or
-    /// failure after `want_commit_notice()`; -1 stops it.
-    fn set_commit_notice_fd(&self, fd: i32) {
-        self.0.set_notice_fd(fd);
-    }
-
-    /// Asks for one notice byte at the next commit or failure.
-    fn want_commit_notice(&self) {
-        self.0.want_notice();
-    }
-
-    /// Why the trace cannot take new work now (store failing, queue
-    /// nearly full, closed), or None.
-    fn unavailable_reason(&self) -> Option<String> {
-        self.0.unavailable_reason()
-    }
-
-    /// Raises `UnavailableError` when `unavailable_reason()` is not None.
-    fn check_available(&self) -> PyResult<()> {
-        self.0.check_available().py()
     }
 
     /// Starts a session (records `session.started`) and returns its id.

@@ -6,12 +6,14 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod event;
+pub mod flush;
 pub mod hash;
 pub mod jsonl;
 pub mod memory;
 pub mod merkle;
 pub mod payload;
 pub mod recorder;
+pub mod recorder_state;
 pub mod signing;
 pub mod sink;
 pub mod verify;

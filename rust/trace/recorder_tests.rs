@@ -9,9 +9,10 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use super::{Commit, Overflow, Pushed, Recorder, RecorderConfig};
+use super::{Overflow, Pushed, Recorder, RecorderConfig};
 use crate::error::{CoreError, Result};
 use crate::trace::chain::{Body, ChainStart, Record, SpanRef};
+use crate::trace::recorder_state::Commit;
 use crate::trace::sink::{SealedBatch, Sink};
 
 const SESSION: Uuid = Uuid::from_u128(7);
