@@ -212,6 +212,16 @@ fn trace_spec(m: &Map<String, Value>, base: &str, f: &mut Faults) -> Option<Arc<
             Vec::new()
         }
     };
+    if !redact.is_empty() && parameters != TraceMode::Redacted && result != TraceMode::Redacted {
+        // Nothing accepted and ignored: the pointers act only on values
+        // recorded as "redacted" ("hash" records none, "full" all as given).
+        f.add(
+            list_path,
+            "applies only to values recorded as \"redacted\": set trace_parameters or \
+             trace_result to \"redacted\""
+                .to_string(),
+        );
+    }
     Some(Arc::new(TraceSpec {
         redact,
         parameters,
