@@ -19,7 +19,7 @@ $(VENV)/bin/python:
 
 $(STAMP): $(VENV)/bin/python $(SOURCES)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
-		$(VENV)/bin/maturin develop --release --quiet --extras test,bench,server,dev
+		$(VENV)/bin/maturin develop --release --quiet --extras test,bench,server,dev,integrations
 	touch $(STAMP)
 
 build: $(STAMP)

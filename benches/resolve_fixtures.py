@@ -24,7 +24,7 @@ from conftest import QUICK, flush_thread_ids, summarise, thread_cpu_ns
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The worked example: 5 actions, 3 policies, 1 context block for a plain goal.
-WORKED_ATLAS = ROOT / "specs" / "conformance" / "atlases" / "resources"
+WORKED_ATLAS = ROOT / "python" / "cra" / "conformance_cases" / "atlases" / "resources"
 WORKED_ACTIONS = (
     "resource.get",
     "resource.list",

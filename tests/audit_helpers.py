@@ -21,7 +21,7 @@ from execute_helpers import START, Harness, code, ops_atlas
 from resolve_helpers import policy
 
 ROOT = Path(__file__).resolve().parent.parent
-AUDIT_CASES = ROOT / "specs" / "conformance" / "audit.json"
+AUDIT_CASES = ROOT / "python" / "cra" / "conformance_cases" / "audit.json"
 
 #: Every store kind, as test ids.
 STORE_KINDS = ("memory", "jsonl", "sqlite")

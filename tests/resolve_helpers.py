@@ -14,7 +14,7 @@ import pytest
 from cra.errors import CraError, ValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFORMANCE = ROOT / "specs" / "conformance"
+CONFORMANCE = ROOT / "python" / "cra" / "conformance_cases"
 ATLASES = CONFORMANCE / "atlases"
 RESOURCES = ATLASES / "resources"
 PRIORITIES = ATLASES / "priorities"

@@ -20,7 +20,7 @@ DOCS = [
 # A path in backticks (or bare) that starts at one of the tree's top folders
 # and names a source file.
 PATH = re.compile(
-    r"(?<![\w/.])((?:rust|python/cra|tests|benches|node)/[\w/.-]*\.(?:rs|py|pyi|mjs|js))"
+    r"(?<![\w/.])((?:rust|python/cra|tests|benches|node)/[\w/.-]*\.(?:rs|py|pyi|mjs|js))(?!\w)"
 )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "new_id",
     "now_timestamp",
     "to_anthropic_tools",
+    "tool_names",
     "to_mcp_tools",
     "to_openai_tools",
     "tool_name",
@@ -304,7 +305,7 @@ def tool_name(action_id: str) -> str:
     return name
 
 
-def _tool_names(resolution: CARPResolution) -> Dict[str, str]:
+def tool_names(resolution: CARPResolution) -> Dict[str, str]:
     """Action id -> tool name for a resolution, unique within it (a name two
     ids would share, like `a.b__c` and `a__b.c`, gets a hash suffix)."""
     names: Dict[str, str] = {}
@@ -321,7 +322,7 @@ def _tool_names(resolution: CARPResolution) -> Dict[str, str]:
 
 def action_for_tool(resolution: CARPResolution, name: str) -> Optional[str]:
     """The action id behind a tool name, if the resolution allows it."""
-    for action_id, tool in _tool_names(resolution).items():
+    for action_id, tool in tool_names(resolution).items():
         if name in (action_id, tool):
             return action_id
     return None
@@ -344,7 +345,7 @@ def _description(a: AllowedAction) -> str:
 
 def to_openai_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
     """Function tools in the OpenAI format."""
-    names = _tool_names(resolution)
+    names = tool_names(resolution)
     return [
         {
             "type": "function",
@@ -360,7 +361,7 @@ def to_openai_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
 
 def to_anthropic_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
     """Tools in the Anthropic Messages API format."""
-    names = _tool_names(resolution)
+    names = tool_names(resolution)
     return [
         {"name": names[a.action_id], "description": _description(a), "input_schema": _schema(a)}
         for a in resolution.allowed_actions
@@ -368,10 +369,12 @@ def to_anthropic_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
 
 
 def to_mcp_tools(resolution: CARPResolution) -> List[Dict[str, Any]]:
-    """Tools in the Model Context Protocol `tools/list` format."""
+    """Tools in the Model Context Protocol `tools/list` format (named as in
+    every other format: `tool_names`)."""
+    names = tool_names(resolution)
     return [
         {
-            "name": a.action_id,
+            "name": names[a.action_id],
             "title": a.name,
             "description": _description(a),
             "inputSchema": _schema(a),

@@ -1,4 +1,6 @@
-"""The protocol conformance suite: runs the cases of `specs/conformance/`.
+"""The protocol conformance suite: runs the cases shipped in the package
+(`cra/conformance_cases/`, see `specs/README.md`), or those of another
+directory.
 
 The data-driven cases run against this implementation; the report is in
 the protocol's format (`cra conformance` prints it).
@@ -20,7 +22,10 @@ from .runtime import Runtime
 from .timing import ManualClock, SessionTTLConfig
 from .trace import verify_chain
 
-__all__ = ["default_cases_dir", "match", "run_suite"]
+__all__ = ["CASES_DIR", "default_cases_dir", "load_cases", "match", "run_suite"]
+
+#: The conformance cases shipped inside the package (and so in its wheel).
+CASES_DIR = Path(__file__).resolve().parent / "conformance_cases"
 
 DYNAMIC = "$dynamic"
 
@@ -339,6 +344,8 @@ RUNNERS: Dict[str, Callable[[Case], Any]] = {
 
 
 def load_cases(directory: Path) -> List[Case]:
+    """The cases of every `*.json` file below `directory` (files under an
+    `atlases/` folder are atlases, not cases), in path order."""
     cases: List[Case] = []
     for path in sorted(directory.rglob("*.json")):
         if "atlases" in path.relative_to(directory).parts:
@@ -390,10 +397,9 @@ def run_suite(directory: Path) -> Dict[str, Any]:
 
 
 def default_cases_dir() -> Optional[Path]:
+    """The cases `cra conformance` runs by default: `CRA_CONFORMANCE_DIR`
+    when it is set, else the ones shipped in the package (`CASES_DIR`);
+    None when that directory does not exist."""
     env = os.environ.get("CRA_CONFORMANCE_DIR")
-    candidates: List[Path] = [Path(env)] if env else []
-    candidates += [
-        Path.cwd() / "specs" / "conformance",
-        Path(__file__).resolve().parents[2] / "specs" / "conformance",
-    ]
-    return next((p for p in candidates if p.is_dir()), None)
+    directory = Path(env) if env else CASES_DIR
+    return directory if directory.is_dir() else None

@@ -5,13 +5,15 @@ An executor runs between the core's checks and its record of the outcome."""
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from . import _core
+from .errors import NotFoundError
 
 __all__ = ["ExecuteResponse", "ExecutionError", "Executors"]
 
@@ -142,18 +144,47 @@ def _run_awaitable(value: Any) -> Any:
 
 class Executors:
     """Callables by action id (or by the atlas's `executor` name); the core
-    looks them up in `by_key` and calls them with the request's parameters."""
+    looks them up in a session's own registry (`sessions[session_id]`,
+    filled by its governed tools) first, then in `by_key`, and calls them
+    with the request's parameters."""
 
     def __init__(self) -> None:
         self.by_key: Dict[str, Executor] = {}
+        self.sessions: Dict[str, Dict[str, Executor]] = {}
 
     def register(self, key: str, fn: Executor) -> None:
         if not callable(fn):
             raise TypeError(f"executor for {key!r} is not callable")
         self.by_key[key] = fn
 
+    def of_session(self, session_id: str) -> Dict[str, Executor]:
+        """The session's own registry (made on first use)."""
+        return self.sessions.setdefault(session_id, {})
+
+    def forget_sessions(self, session_ids: Iterable[str]) -> None:
+        for sid in session_ids:
+            self.sessions.pop(sid, None)
+
     def find(self, action_id: str, executor_name: Optional[str]) -> Optional[Executor]:
         fn = self.by_key.get(action_id)
         if fn is None and executor_name:
             fn = self.by_key.get(executor_name)
         return fn
+
+
+def check_key(key: str, loaded: Sequence[Tuple[str, Optional[str]]]) -> None:
+    """Raises `NotFoundError` (`ACTION_NOT_FOUND`, with "did you mean") when
+    no loaded action has `key` as its id or executor name."""
+    if not isinstance(key, str):
+        raise TypeError(f"an executor key is a string, not {type(key).__name__}")
+    known = {a for a, _ in loaded} | {x for _, x in loaded if x}
+    if key in known:
+        return
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    loaded_text = "no atlas is loaded" if not loaded else "no loaded atlas has it"
+    raise NotFoundError(
+        f"no action or executor name {key!r}: {loaded_text}{hint}",
+        code="ACTION_NOT_FOUND",
+        details={"key": key, **({"did_you_mean": close[0]} if close else {})},
+    )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import dataclasses
+import inspect
 import json
 import os
 import weakref
@@ -16,14 +18,15 @@ from typing import (
     Mapping,
     Optional,
     Protocol,
+    Sequence,
     TypeVar,
     Union,
 )
 
-from . import _core
-from .agents import GovernedTools
+from . import _core, log
+from .agents import GovernedTools, OnApproval
 from .carp import AtlasInfo, CARPResolution
-from .execute import ExecuteResponse, Executors, settle
+from .execute import ExecuteResponse, Executors, check_key, settle
 from .timing import HeartbeatConfig, SessionTTLConfig
 from .trace import ChainVerification, TRACEEvent
 
@@ -163,7 +166,13 @@ class Runtime:
         self.record = self._core.record
         self._executors = Executors()
         self._front = _core.Front(
-            self._core, CARPResolution, ExecuteResponse, self._executors.by_key, settle
+            self._core,
+            CARPResolution,
+            ExecuteResponse,
+            self._executors.by_key,
+            settle,
+            self._executors.sessions,
+            log.answered,
         )
         self.resolve = self._front.resolve  # type: ignore[method-assign]
         self.execute = self._front.execute  # type: ignore[method-assign]
@@ -221,23 +230,70 @@ class Runtime:
         out: ExecuteResponse = self._front.execute(request)
         return out
 
+    async def aresolve(self, request: Mapping[str, Any]) -> CARPResolution:
+        """`resolve` for a running event loop (with `durability="sync"`, the
+        wait for the store happens on a worker thread, not on the loop)."""
+        if self.durability == "sync":
+            return await asyncio.to_thread(self._front.resolve, request)
+        return self._front.resolve(request)  # type: ignore[no-any-return]
+
+    async def aexecute(self, request: Mapping[str, Any]) -> ExecuteResponse:
+        """`execute` for a running event loop: an async executor is awaited
+        on this loop (not on a helper thread), and the core's checks and
+        records take only the time of the call itself."""
+        sync = self.durability == "sync"
+
+        async def step(fn: Callable[..., Any], *args: Any) -> Any:
+            return await asyncio.to_thread(fn, *args) if sync else fn(*args)
+
+        begun = await step(self._front.begin, request)
+        if not isinstance(begun, _core.Started):
+            return begun  # type: ignore[no-any-return]
+        try:
+            value = begun.executor(**_parameters(request))
+            if inspect.isawaitable(value):
+                value = await value
+        except BaseException as e:
+            return await step(self._front.fail, begun, e)  # type: ignore[no-any-return]
+        return await step(self._front.finish, begun, value)  # type: ignore[no-any-return]
+
     def validate(self, request: Mapping[str, Any]) -> Dict[str, Any]:
         """Checks a request (and an execution's parameters) without acting:
         `{"valid": bool, "errors": [{"path", "message"}]}`."""
         return self._core.validate(request)
 
     def register_executor(self, key: str, fn: Callable[..., Any]) -> None:
-        """Registers `fn(**parameters)` for an action id (or an atlas executor name)."""
+        """Registers `fn(**parameters)` for an action id (or an atlas
+        executor name) of a loaded atlas, for every session (a session's
+        governed tools can register their own, which come first). A key no
+        loaded atlas has is `ACTION_NOT_FOUND`, with "did you mean"."""
+        self._check_executor_key(key, fn)
         self._executors.register(key, fn)
+
+    def _check_executor_key(self, key: str, fn: Callable[..., Any]) -> None:
+        if not callable(fn):
+            raise TypeError(f"executor for {key!r} is not callable")
+        check_key(key, self._core.action_executors())
 
     def action(self, key: str) -> Callable[[F], F]:
         """Decorator form of `register_executor`."""
 
         def deco(fn: F) -> F:
-            self._executors.register(key, fn)
+            self.register_executor(key, fn)
             return fn
 
         return deco
+
+    def check(self) -> List[str]:
+        """Actions of the loaded atlases that no runtime-wide executor serves
+        (by id or executor name): executing one would fail with
+        `NO_EXECUTOR`, unless a session registers its own."""
+        served = self._executors.by_key
+        return [
+            action_id
+            for action_id, name in self._core.action_executors()
+            if action_id not in served and (name is None or name not in served)
+        ]
 
     # -- approvals --------------------------------------------------------
     def approve(
@@ -253,13 +309,17 @@ class Runtime:
         """Grants an approval. By default it covers the waiting action with
         exactly its parameters, once; `scope="resolution"` covers the action
         for the rest of the resolution's life."""
-        return self._core.approve(approval_id, approver, note, action_id, parameters_hash, scope)
+        out = self._core.approve(approval_id, approver, note, action_id, parameters_hash, scope)
+        log.decided(approver, approval_id, granted=True)
+        return out
 
     def reject(
         self, approval_id: str, approver: str, *, note: Optional[str] = None
     ) -> Dict[str, Any]:
         """Rejects an approval: the actions it gates are denied from now on."""
-        return self._core.reject(approval_id, approver, note)
+        out = self._core.reject(approval_id, approver, note)
+        log.decided(approver, approval_id, granted=False)
+        return out
 
     def pending_approvals(self, session_id: Optional[str] = None) -> List[Dict[str, Any]]:
         """Executions waiting for a human decision, oldest first."""
@@ -280,6 +340,7 @@ class Runtime:
     def end_session(self, session_id: str, reason: str = "completed") -> None:
         """Ends a session (records `session.ended`); it accepts nothing more."""
         self._core.end_session(session_id, reason)
+        self._executors.forget_sessions([self._core.get_session(session_id)["session_id"]])
 
     def get_session(self, session_id: str) -> Dict[str, Any]:
         """A session's description (ids, agent, goal, status, times)."""
@@ -296,7 +357,9 @@ class Runtime:
 
     def expire_sessions(self) -> List[str]:
         """Ends every session past its TTL or heartbeat; returns their ids."""
-        return self._core.expire_sessions()
+        ended = self._core.expire_sessions()
+        self._executors.forget_sessions(ended)
+        return ended
 
     def now(self) -> float:
         """The runtime clock's reading, in seconds since the Unix epoch."""
@@ -306,9 +369,29 @@ class Runtime:
         """The runtime clock's reading as an RFC 3339 timestamp (for requests)."""
         return self._core.timestamp()
 
-    def governed(self, session_id: str, **options: Any) -> GovernedTools:
-        """Governed tools of a session (see `cra.agents.GovernedTools`)."""
-        return GovernedTools(self, session_id, **options)
+    def governed(
+        self,
+        session_id: str,
+        *,
+        goal: Optional[str] = None,
+        risk_tier: Optional[str] = None,
+        atlas_ids: Optional[Sequence[str]] = None,
+        on_approval: Optional[OnApproval] = None,
+        wait_for_approval: Optional[float] = None,
+        executors: Optional[Mapping[str, Callable[..., Any]]] = None,
+    ) -> GovernedTools:
+        """Governed tools of a session: its own executors, calls checked and
+        traced, approvals decided in band (see `cra.agents.GovernedTools`)."""
+        return GovernedTools(
+            self,
+            session_id,
+            goal=goal,
+            risk_tier=risk_tier,
+            atlas_ids=atlas_ids,
+            on_approval=on_approval,
+            wait_for_approval=wait_for_approval,
+            executors=executors,
+        )
 
     # -- trace ------------------------------------------------------------
     def flush(self, timeout: Optional[float] = None) -> bool:
@@ -382,6 +465,13 @@ class Runtime:
             f"<cra.Runtime {self.hash_algorithm} sessions={s['sessions']} "
             f"recorded={s['recorded']} written={s['written']}>"
         )
+
+
+def _parameters(request: Mapping[str, Any]) -> Dict[str, Any]:
+    """An execute request's parameters, as the executor is called with them
+    (a request that got this far has checked ones)."""
+    params = request["execution"].get("parameters") or {}
+    return dict(params)
 
 
 def _flush_all_at_exit() -> None:

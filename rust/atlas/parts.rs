@@ -277,13 +277,38 @@ fn schema(m: &Map<String, Value>, key: &str, base: &str, f: &mut Faults) -> Sche
         f.add(path, format!("is not a valid JSON Schema: {e}"));
         return (None, None);
     }
-    match jsonschema::validator_for(s) {
+    let checked = if key == "parameters_schema" {
+        closed(s)
+    } else {
+        None
+    };
+    match jsonschema::validator_for(checked.as_ref().unwrap_or(s)) {
         Ok(v) => (Some(Arc::new(s.clone())), Some(Arc::new(v))),
         Err(e) => {
             f.add(path, format!("is not a valid JSON Schema: {e}"));
             (None, None)
         }
     }
+}
+
+/// A parameters schema that names its properties but says nothing of
+/// others, closed to them (`additionalProperties: false`): a parameter the
+/// action does not declare is refused rather than passed to its executor.
+/// `None` when the schema is used as written (it is not such an object
+/// schema, or it decides about other properties itself).
+fn closed(s: &Value) -> Option<Value> {
+    let m = s.as_object()?;
+    let open_keys = [
+        "additionalProperties",
+        "unevaluatedProperties",
+        "patternProperties",
+    ];
+    if !m.contains_key("properties") || open_keys.iter().any(|k| m.contains_key(*k)) {
+        return None;
+    }
+    let mut out = m.clone();
+    out.insert("additionalProperties".into(), Value::Bool(false));
+    Some(Value::Object(out))
 }
 
 pub fn build_capabilities(

@@ -446,6 +446,36 @@ impl Approvals {
         ))
     }
 
+    /// Where one waiting execution stands, without using a grant:
+    /// `granted` (an unused grant covers it), `rejected`, `expired` (or
+    /// unknown), else `waiting`.
+    pub fn state(
+        &self,
+        approval_id: &Uuid,
+        action_id: &str,
+        parameters_hash: &str,
+        now: Micros,
+    ) -> &'static str {
+        let inner = self.inner.lock();
+        let Some(a) = inner.by_id.get(approval_id).filter(|a| a.expires_at > now) else {
+            return "expired";
+        };
+        if a.rejected.is_some() {
+            return "rejected";
+        }
+        let granted = a.grants.iter().any(|g| {
+            !g.used
+                && &*g.action_id == action_id
+                && (g.scope == GrantScope::Resolution
+                    || g.parameters_hash.as_deref() == Some(parameters_hash))
+        });
+        if granted {
+            "granted"
+        } else {
+            "waiting"
+        }
+    }
+
     /// Executions waiting for a decision, oldest first (one session, or all).
     pub fn pending(&self, session: Option<&Uuid>, now: Micros) -> Vec<Pending> {
         let inner = self.inner.lock();

@@ -77,6 +77,18 @@ impl Runtime {
     }
 
     /// Executions waiting for a human, oldest first.
+    /// Where the execution of `action_id` with `parameters_hash` waiting
+    /// on `approval_id` stands: granted, rejected, expired or waiting.
+    fn approval_state(
+        &self,
+        approval_id: &str,
+        action_id: &str,
+        parameters_hash: &str,
+    ) -> PyResult<&'static str> {
+        let id = parse_uuid(approval_id, "/approval_id").py()?;
+        Ok(self.0.approval_state(&id, action_id, parameters_hash))
+    }
+
     #[pyo3(signature = (session_id=None))]
     fn pending_approvals<'py>(
         &self,

@@ -163,6 +163,22 @@ impl Runtime {
         atlas_info(py, &*self.0.atlas(atlas_id).py()?)
     }
 
+    /// Every loaded action as `(action_id, executor name or None)`, in
+    /// load order (for executor registration checks).
+    fn action_executors(&self) -> Vec<(String, Option<String>)> {
+        self.0
+            .atlases()
+            .iter()
+            .flat_map(|a| a.actions.iter())
+            .map(|x| {
+                (
+                    x.action_id.to_string(),
+                    x.executor.as_deref().map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+
     /// The merged manifest of a loaded atlas, as JSON text.
     fn atlas_manifest(&self, atlas_id: &str) -> PyResult<String> {
         Ok(self.0.atlas(atlas_id).py()?.manifest.to_string())

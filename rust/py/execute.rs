@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::carp::execute::{ExecuteResponse as CoreResponse, RunResult};
 use crate::runtime::execute_answer::{Begin, Ticket};
+use crate::runtime::state::Runtime as CoreRuntime;
 use crate::time::format_timestamp;
 
 use super::carp::session_hint_py;
@@ -80,10 +81,35 @@ impl ExecuteResponse {
     }
 }
 
-/// The executor of a ticket: by action id, else by the atlas's executor
-/// name. `action_id` is the request's own action id object, when it is a
-/// plain `str` (a key the registry finds without a new string).
-fn find<'py>(
+/// Where a ticket's executor is looked up: the session's own registry
+/// first (executors registered through its governed tools), then the
+/// runtime's. Each is a dict by action id or atlas executor name.
+pub(super) struct Registries<'a, 'py> {
+    pub session: Option<Bound<'py, PyDict>>,
+    pub runtime: &'a Bound<'py, PyDict>,
+    /// Awaits what an executor returned when it is awaitable.
+    pub settle: &'a Bound<'py, PyAny>,
+}
+
+/// The session's registry in `sessions` (a dict by session id), if any.
+pub(super) fn session_registry<'py>(
+    sessions: Option<&Bound<'py, PyDict>>,
+    t: &Ticket,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let Some(sessions) = sessions.filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let key = t.session.session_id.to_string();
+    Ok(sessions
+        .get_item(key)?
+        .and_then(|d| d.cast_into::<PyDict>().ok()))
+}
+
+/// The executor of a ticket in one registry: by action id, else by the
+/// atlas's executor name. `action_id` is the request's own action id
+/// object, when it is a plain `str` (a key the registry finds without a
+/// new string).
+fn find_in<'py>(
     executors: &Bound<'py, PyDict>,
     t: &Ticket,
     action_id: Option<&Bound<'py, PyAny>>,
@@ -99,6 +125,20 @@ fn find<'py>(
         Some(name) => executors.get_item(&**name),
         None => Ok(None),
     }
+}
+
+/// The executor of a ticket: the session's, else the runtime's.
+pub(super) fn find<'py>(
+    reg: &Registries<'_, 'py>,
+    t: &Ticket,
+    action_id: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Some(own) = &reg.session {
+        if let Some(f) = find_in(own, t, action_id)? {
+            return Ok(Some(f));
+        }
+    }
+    find_in(reg.runtime, t, action_id)
 }
 
 /// The request's own `execution` dict (of a dict request that passed the
@@ -134,7 +174,10 @@ fn request_parameters<'py>(execution: &Bound<'py, PyDict>) -> Option<Bound<'py, 
 }
 
 /// The checked parameters as a new dict, from their JSON.
-fn parameters_from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyDict>> {
+pub(super) fn parameters_from_json<'py>(
+    py: Python<'py>,
+    v: &Value,
+) -> PyResult<Bound<'py, PyDict>> {
     let loaded = py
         .import(intern!(py, "json"))?
         .call_method1(intern!(py, "loads"), (v.to_string(),))?;
@@ -161,7 +204,7 @@ fn settled<'py>(
     }
 }
 
-fn returned(result: &Bound<'_, PyAny>) -> RunResult {
+pub(super) fn returned(result: &Bound<'_, PyAny>) -> RunResult {
     match value_to_canonical(result) {
         Ok(text) => RunResult::Returned(text),
         Err(e) => RunResult::Failed {
@@ -173,14 +216,14 @@ fn returned(result: &Bound<'_, PyAny>) -> RunResult {
 }
 
 /// The exception's class name (`type(e).__name__`).
-fn class_name(py: Python<'_>, err: &PyErr) -> String {
+pub(super) fn class_name(py: Python<'_>, err: &PyErr) -> String {
     err.get_type(py)
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "Exception".into())
 }
 
-fn failed(py: Python<'_>, err: &PyErr) -> RunResult {
+pub(super) fn failed(py: Python<'_>, err: &PyErr) -> RunResult {
     let name = class_name(py, err);
     let text = err
         .value(py)
@@ -195,7 +238,7 @@ fn failed(py: Python<'_>, err: &PyErr) -> RunResult {
 }
 
 impl Runtime {
-    fn record_outcome(
+    pub(super) fn record_outcome(
         &self,
         py: Python<'_>,
         t: Ticket,
@@ -207,88 +250,71 @@ impl Runtime {
             .map(ExecuteResponse)
             .py()
     }
-}
 
-#[pymethods]
-impl Runtime {
-    /// Executes a request: an answer without running anything (denied,
-    /// pending approval, rate-limited, ...), or the executor's outcome.
-    /// `settle(value)` awaits what an executor returned if it is awaitable.
-    pub(super) fn execute(
+    /// Runs a ticket's executor with `kwargs` (the request's parameters,
+    /// or `None` to rebuild them from the checked JSON) and records the
+    /// outcome. The answer comes with what the executor returned, when
+    /// it succeeded.
+    pub(super) fn run_ticket<'py>(
         &self,
-        py: Python<'_>,
-        request: &Bound<'_, PyAny>,
-        executors: &Bound<'_, PyDict>,
-        settle: &Bound<'_, PyAny>,
-    ) -> PyResult<ExecuteResponse> {
-        self.durable(py, || self.execute_now(py, request, executors, settle))
-    }
-}
-
-impl Runtime {
-    /// Executes a request: an answer without running anything (denied,
-    /// pending approval, rate-limited, ...), or the executor's outcome.
-    /// `settle(value)` awaits what an executor returned if it is awaitable.
-    fn execute_now(
-        &self,
-        py: Python<'_>,
-        request: &Bound<'_, PyAny>,
-        executors: &Bound<'_, PyDict>,
-        settle: &Bound<'_, PyAny>,
-    ) -> PyResult<ExecuteResponse> {
-        let wait = Detached(py);
-        let direct = parse_direct(request);
-        let is_direct = direct.is_some();
-        let begun = match direct {
-            Some(req) => self.0.execute_parsed(req, &wait),
-            None => match to_value(request, "INVALID_REQUEST") {
-                Ok(v) => self.0.execute_begin(&v, &wait),
-                // Not JSON at all: still an `error.occurred` in an open session.
-                Err(e) => {
-                    let hint = session_hint_py(request);
-                    self.0.with_error_event(hint, &wait, || Err(e))
-                }
-            },
-        };
-        let t = match begun.py()? {
-            Begin::Answer(resp) => return Ok(ExecuteResponse(resp)),
-            Begin::Run(t) => *t,
-        };
-        let execution = is_direct.then(|| request_execution(request)).flatten();
-        let action_id = execution.as_ref().and_then(request_action_id);
-        let executor = match find(executors, &t, action_id.as_ref()) {
+        py: Python<'py>,
+        t: Ticket,
+        reg: &Registries<'_, 'py>,
+        action_id: Option<&Bound<'py, PyAny>>,
+        kwargs: Option<Bound<'py, PyDict>>,
+    ) -> PyResult<(ExecuteResponse, Option<Bound<'py, PyAny>>)> {
+        let executor = match find(reg, &t, action_id) {
             Ok(Some(f)) => f,
-            Ok(None) => return self.record_outcome(py, t, RunResult::NoExecutor, 0.0),
+            Ok(None) => {
+                return Ok((
+                    self.record_outcome(py, t, RunResult::NoExecutor, 0.0)?,
+                    None,
+                ))
+            }
             Err(e) => {
                 let outcome = failed(py, &e);
-                return self.record_outcome(py, t, outcome, 0.0);
+                return Ok((self.record_outcome(py, t, outcome, 0.0)?, None));
             }
         };
-        let kwargs = match execution.as_ref().and_then(request_parameters) {
+        let kwargs = match kwargs {
             Some(d) => d,
             None => match parameters_from_json(py, &t.parameters) {
                 Ok(d) => d,
                 Err(e) => {
                     let outcome = failed(py, &e);
-                    return self.record_outcome(py, t, outcome, 0.0);
+                    return Ok((self.record_outcome(py, t, outcome, 0.0)?, None));
                 }
             },
         };
         let started = Instant::now();
         let called = executor
             .call((), Some(&kwargs))
-            .and_then(|r| settled(r, settle));
+            .and_then(|r| settled(r, reg.settle));
         let ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.record_called(py, t, called, ms)
+    }
+
+    /// Records what an executor call came to: its result, or its
+    /// exception. KeyboardInterrupt, SystemExit, ... are recorded, then
+    /// raised on.
+    pub(super) fn record_called<'py>(
+        &self,
+        py: Python<'py>,
+        t: Ticket,
+        called: PyResult<Bound<'py, PyAny>>,
+        ms: f64,
+    ) -> PyResult<(ExecuteResponse, Option<Bound<'py, PyAny>>)> {
         match called {
             Ok(result) => {
                 let outcome = returned(&result);
-                self.record_outcome(py, t, outcome, ms)
+                let ok = matches!(outcome, RunResult::Returned(_));
+                let resp = self.record_outcome(py, t, outcome, ms)?;
+                Ok((resp, ok.then_some(result)))
             }
             Err(err) if err.is_instance_of::<PyException>(py) => {
                 let outcome = failed(py, &err);
-                self.record_outcome(py, t, outcome, ms)
+                Ok((self.record_outcome(py, t, outcome, ms)?, None))
             }
-            // KeyboardInterrupt, SystemExit, ...: recorded, then raised on.
             Err(err) => {
                 let outcome = RunResult::Failed {
                     code: "EXECUTION_FAILED",
@@ -299,5 +325,85 @@ impl Runtime {
                 Err(err)
             }
         }
+    }
+}
+
+/// The checks of an execute request (a dict read directly, else through
+/// JSON), and whether it was read directly.
+fn begin_request(
+    rt: &CoreRuntime,
+    py: Python<'_>,
+    request: &Bound<'_, PyAny>,
+) -> (crate::error::Result<Begin>, bool) {
+    let wait = Detached(py);
+    match parse_direct(request) {
+        Some(req) => (rt.execute_parsed(req, &wait), true),
+        None => match to_value(request, "INVALID_REQUEST") {
+            Ok(v) => (rt.execute_begin(&v, &wait), false),
+            // Not JSON at all: still an `error.occurred` in an open session.
+            Err(e) => {
+                let hint = session_hint_py(request);
+                (rt.with_error_event(hint, &wait, || Err(e)), false)
+            }
+        },
+    }
+}
+
+/// The checks of an execute request (see `begin_request`).
+pub(super) fn parse_execute(
+    rt: &CoreRuntime,
+    py: Python<'_>,
+    request: &Bound<'_, PyAny>,
+) -> crate::error::Result<Begin> {
+    begin_request(rt, py, request).0
+}
+
+#[pymethods]
+impl Runtime {
+    /// Executes a request: an answer without running anything (denied,
+    /// pending approval, rate-limited, ...), or the executor's outcome.
+    /// `sessions` maps a session id to that session's own executors,
+    /// looked up before `executors`; `settle(value)` awaits what an
+    /// executor returned if it is awaitable.
+    #[pyo3(signature = (request, executors, settle, sessions=None))]
+    pub(super) fn execute(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        executors: &Bound<'_, PyDict>,
+        settle: &Bound<'_, PyAny>,
+        sessions: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<ExecuteResponse> {
+        self.durable(py, || {
+            self.execute_now(py, request, executors, settle, sessions)
+        })
+    }
+}
+
+impl Runtime {
+    /// `execute` without the durability wait.
+    fn execute_now(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        executors: &Bound<'_, PyDict>,
+        settle: &Bound<'_, PyAny>,
+        sessions: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<ExecuteResponse> {
+        let (begun, is_direct) = begin_request(&self.0, py, request);
+        let t = match begun.py()? {
+            Begin::Answer(resp) => return Ok(ExecuteResponse(resp)),
+            Begin::Run(t) => *t,
+        };
+        let execution = is_direct.then(|| request_execution(request)).flatten();
+        let action_id = execution.as_ref().and_then(request_action_id);
+        let kwargs = execution.as_ref().and_then(request_parameters);
+        let reg = Registries {
+            session: session_registry(sessions, &t)?,
+            runtime: executors,
+            settle,
+        };
+        let (resp, _) = self.run_ticket(py, t, &reg, action_id.as_ref(), kwargs)?;
+        Ok(resp)
     }
 }

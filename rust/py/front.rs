@@ -18,6 +18,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyType};
 use pyo3::IntoPyObjectExt;
 
+use crate::carp::execute::Status;
+
+use super::execute::ExecuteResponse;
+use super::resolution::Resolution;
 use super::runtime::Runtime;
 
 /// Makes instances of one result class around core handles.
@@ -142,6 +146,33 @@ pub struct Front {
     executors: Py<PyDict>,
     /// Awaits what an executor returned when it is awaitable.
     settle: Py<PyAny>,
+    /// Each session's own executors (a dict of dicts, by session id).
+    sessions: Py<PyDict>,
+    /// Called with every answer that is not a success.
+    observe: Py<PyAny>,
+}
+
+impl Front {
+    pub(super) fn runtime(&self) -> &Py<Runtime> {
+        &self.runtime
+    }
+    pub(super) fn executors<'py>(&self, py: Python<'py>) -> &Bound<'py, PyDict> {
+        self.executors.bind(py)
+    }
+    pub(super) fn sessions<'py>(&self, py: Python<'py>) -> &Bound<'py, PyDict> {
+        self.sessions.bind(py)
+    }
+    pub(super) fn settle<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.settle.bind(py)
+    }
+    /// A core resolution as the layer's resolution class.
+    pub(super) fn resolution<'py>(
+        &self,
+        py: Python<'py>,
+        handle: Resolution,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.resolution.wrap(py, handle)
+    }
 }
 
 #[pymethods]
@@ -153,6 +184,8 @@ impl Front {
         response_class: &Bound<'_, PyType>,
         executors: Py<PyDict>,
         settle: Py<PyAny>,
+        sessions: Py<PyDict>,
+        observe: Py<PyAny>,
     ) -> PyResult<Self> {
         Ok(Front {
             runtime,
@@ -160,6 +193,8 @@ impl Front {
             response: Wrapper::new(response_class)?,
             executors,
             settle,
+            sessions,
+            observe,
         })
     }
 
@@ -184,9 +219,32 @@ impl Front {
     ) -> PyResult<Bound<'py, PyAny>> {
         let executors = self.executors.bind(py);
         let settle = self.settle.bind(py);
-        match self.runtime.get().execute(py, request, executors, settle) {
-            Ok(handle) => self.response.wrap(py, handle),
+        let sessions = Some(self.sessions.bind(py));
+        match self
+            .runtime
+            .get()
+            .execute(py, request, executors, settle, sessions)
+        {
+            Ok(handle) => self.answered(py, handle),
             Err(e) => Err(named(py, e, request)),
         }
+    }
+}
+
+impl Front {
+    /// The layer's response for `handle`; an answer other than success is
+    /// shown to the layer's `observe` hook first (it logs refusals and
+    /// failures), a success is not (nothing on the hot path).
+    pub(super) fn answered<'py>(
+        &self,
+        py: Python<'py>,
+        handle: ExecuteResponse,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let success = handle.0.status == Status::Success;
+        let resp = self.response.wrap(py, handle)?;
+        if !success {
+            self.observe.bind(py).call1((&resp,))?;
+        }
+        Ok(resp)
     }
 }

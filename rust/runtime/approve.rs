@@ -68,6 +68,17 @@ impl Runtime {
         Ok(())
     }
 
+    /// Where one waiting execution stands (see `Approvals::state`).
+    pub fn approval_state(
+        &self,
+        approval_id: &Uuid,
+        action_id: &str,
+        parameters_hash: &str,
+    ) -> &'static str {
+        self.approvals
+            .state(approval_id, action_id, parameters_hash, self.now())
+    }
+
     pub fn pending_approvals(&self, session_id: Option<&Uuid>) -> Vec<Pending> {
         self.approvals.pending(session_id, self.now())
     }

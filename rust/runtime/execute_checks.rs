@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use jsonschema::Validator;
 
+use crate::atlas::limits::distance;
 use crate::atlas::model::Action;
 use crate::atlas::policy::{Limit, Policy, RiskTier, Scope};
 use crate::atlas::registry::Snapshot;
@@ -17,7 +18,9 @@ use crate::carp::approvals::{Gate, Pending};
 use crate::carp::execute::{idem_fingerprint, ExecError, Happened, Status};
 use crate::carp::limits::{ScopeKey, Standing};
 use crate::carp::request::{CarpRequest, Execution};
-use crate::carp::resolution::{DenyReason, Outcome, DEFAULT_DENY_ID, DEFAULT_DENY_REASON};
+use crate::carp::resolution::{
+    DenyReason, Outcome, Resolution, DEFAULT_DENY_ID, DEFAULT_DENY_REASON,
+};
 use crate::error::{CoreError, Result};
 use crate::ids::new_v7;
 use crate::json::canonical::to_canonical;
@@ -54,15 +57,20 @@ impl Runtime {
 
         // The action must be allowed by the resolution...
         let Some(eval) = resolution.evaluation(action_id).copied() else {
-            let reason = format!(
+            let mut reason = format!(
                 "{action_id} is not an action of resolution {}",
                 resolution.resolution_id
             );
+            let mut details = json!({"action_id": action_id});
+            if let Some(near) = nearest_allowed(&resolution, action_id) {
+                reason.push_str(&format!("; did you mean {near}?"));
+                details["did_you_mean"] = json!(&*near);
+            }
             return ctx.deny(
                 "ACTION_NOT_ALLOWED",
                 "not_in_resolution",
                 &reason,
-                json!({"action_id": action_id}),
+                details,
                 None,
                 wait,
             );
@@ -367,4 +375,16 @@ fn unreachable_ok() -> Result<Begin> {
         "",
         "a limit refused without a reason",
     ))
+}
+
+/// The allowed action of `resolution` whose id is closest to `action_id`
+/// (a typo: edit distance at most 3).
+fn nearest_allowed(resolution: &Resolution, action_id: &str) -> Option<Arc<str>> {
+    resolution
+        .allowed()
+        .map(|e| &resolution.action(e).action_id)
+        .map(|id| (distance(action_id, id), id))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, id)| Arc::clone(id))
 }

@@ -1,7 +1,7 @@
-"""Writes specs/conformance/trace.json (the hash and chain conformance
+"""Writes python/cra/conformance_cases/trace.json (the hash and chain conformance
 cases) from the vector files beside this script.
 
-    python specs/vectors/make_trace_cases.py > specs/conformance/trace.json
+    python specs/vectors/make_trace_cases.py > python/cra/conformance_cases/trace.json
 """
 
 import json

@@ -118,8 +118,18 @@ def test_depth_limit_counts_from_the_request_root(rt: cra.Runtime) -> None:
     assert e.value.code == "INVALID_REQUEST"
 
 
+def open_action(rt: cra.Runtime) -> None:
+    """Loads an action whose schema takes any parameters (`blob.put`)."""
+    from resolve_helpers import action, make_atlas, policy
+
+    blob = action("blob.put", parameters_schema={"type": "object"})
+    allow = policy("allow-blob", "allow", ["blob.*"])
+    rt.load_atlas(make_atlas("org.test.blob", actions=[blob], policies=[allow]))
+
+
 def test_execute_reads_dicts_directly_and_generally_alike(rt: cra.Runtime) -> None:
-    rt.register_executor("resource.create", lambda **p: {"got": p})
+    open_action(rt)
+    rt.register_executor("blob.put", lambda **p: {"got": p})
     sid = rt.create_session("agent-1", "Work")
     res = rt.resolve(fresh(rt, sid))
     answers = []
@@ -129,7 +139,7 @@ def test_execute_reads_dicts_directly_and_generally_alike(rt: cra.Runtime) -> No
             "agent-1",
             "Manage",
             res.resolution_id,
-            "resource.create",
+            "blob.put",
             {"name": "r-1", "deep": {"a": [1, {"b": None}]}},
             timestamp=rt.timestamp(),
         )
@@ -158,8 +168,9 @@ def test_generated_requests_get_the_same_faults_on_both_paths() -> None:
 
 
 def test_executor_gets_the_requests_own_values_for_a_dict(rt: cra.Runtime) -> None:
+    open_action(rt)
     seen: list[Any] = []
-    rt.register_executor("resource.create", lambda **p: seen.append(p) or {"ok": True})
+    rt.register_executor("blob.put", lambda **p: seen.append(p) or {"ok": True})
     sid = rt.create_session("agent-1", "Work")
     res = rt.resolve(fresh(rt, sid))
     tags = ("a", "b")
@@ -169,7 +180,7 @@ def test_executor_gets_the_requests_own_values_for_a_dict(rt: cra.Runtime) -> No
             "agent-1",
             "Manage",
             res.resolution_id,
-            "resource.create",
+            "blob.put",
             {"name": "n", "tags": tags},
             timestamp=rt.timestamp(),
         )

@@ -116,7 +116,7 @@ def _front_with(rt: cra.Runtime, resolution_class: type, response_class: type) -
     from cra import _core
     from cra.execute import settle
 
-    return _core.Front(rt._core, resolution_class, response_class, {}, settle)
+    return _core.Front(rt._core, resolution_class, response_class, {}, settle, {}, lambda r: None)
 
 
 def test_result_classes_of_any_slot_layout_hold_the_handle(rt: cra.Runtime) -> None:

@@ -348,7 +348,10 @@ def test_anthropic_tools(res: cra.CARPResolution) -> None:
 
 def test_mcp_tools(res: cra.CARPResolution) -> None:
     tools = res.to_mcp_tools()
-    assert [t["name"] for t in tools] == ALLOWED
+    # The same names as in every other format (dots become `__`).
+    assert [t["name"] for t in tools] == [cra.carp.tool_name(a) for a in ALLOWED]
+    openai = [t["function"]["name"] for t in res.to_openai_tools()]
+    assert [t["name"] for t in tools] == openai
     for tool in tools:
         assert {"name", "description", "inputSchema"} <= set(tool)
         assert set(tool) <= {"name", "title", "description", "inputSchema", "annotations"}
@@ -360,9 +363,9 @@ def test_mcp_tools(res: cra.CARPResolution) -> None:
         for key, value in annotations.items():
             assert isinstance(value, str if key == "title" else bool)
     by_name = {t["name"]: t for t in tools}
-    assert by_name["ticket.lookup"]["annotations"]["idempotentHint"] is True
-    assert by_name["ticket.close_all"]["annotations"]["destructiveHint"] is True
-    assert by_name["ticket.lookup"]["annotations"]["destructiveHint"] is False
+    assert by_name["ticket__lookup"]["annotations"]["idempotentHint"] is True
+    assert by_name["ticket__close_all"]["annotations"]["destructiveHint"] is True
+    assert by_name["ticket__lookup"]["annotations"]["destructiveHint"] is False
     assert len(by_name) == len(tools)
     json.dumps(tools)
 
@@ -374,7 +377,7 @@ def test_every_schema_is_an_object_schema(res: cra.CARPResolution) -> None:
     # A schema that leaves out `"type"` gets it.
     assert openai["ticket__note"] == {"type": "object", "properties": {"text": {"type": "string"}}}
     mcp = {t["name"]: t["inputSchema"] for t in res.to_mcp_tools()}
-    assert mcp["ticket.close_all"] == empty
+    assert mcp["ticket__close_all"] == empty
 
 
 def test_tool_definitions_do_not_share_state_with_the_resolution(res: cra.CARPResolution) -> None:

@@ -9,7 +9,7 @@ from typing import Callable, Optional, Sequence
 
 from .._core import __version__
 from ..errors import CraError
-from . import carp, conformance, demo, keys, serve, trace
+from . import carp, conformance, demo, keys, mcp, serve, trace
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE
 from .safe import err
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_commands(sub)
     serve.add_commands(sub)
     keys.add_commands(sub)
+    mcp.add_commands(sub)
     return p
 
 
