@@ -142,7 +142,8 @@ def test_an_async_wrapper_is_a_langchain_coroutine(h: Harness) -> None:
 def test_a_pydantic_ai_agent_calls_the_wrapper_through_cra(h: Harness, fn: Any) -> None:
     model = TestModel()
     agent = PydanticAgent(model, tools=[governed(h, fn)])
-    result = agent.run_sync("Weather in Paris?")
+    # `asyncio.run`, not `run_sync`: that one leaves an event loop open behind it.
+    result = asyncio.run(agent.run("Weather in Paris?"))
     params = model.last_model_request_parameters
     assert params is not None
     (definition,) = params.function_tools
