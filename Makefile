@@ -5,12 +5,20 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cra-built
 SOURCES := $(shell find rust python -type f \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' \)) Cargo.toml Cargo.lock pyproject.toml
 
-.PHONY: run test build cargo-test pytest conformance bench bench-quick lint wheel clean
+# The Node binding (node/): built in the shared target dir (the dependencies
+# the other builds compiled are reused), after the Python build has copied
+# its own library out (make runs the steps of `test` one after another).
+NODE   ?= node
+NPM    ?= npm
+NODE_TARGET := target
+CRA_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+.PHONY: run test build cargo-test pytest conformance bench bench-quick lint wheel clean node node-test
 
 run: build
 	$(PY) -m cra demo
 
-test: build cargo-test pytest conformance bench-quick
+test: build cargo-test pytest conformance bench-quick node-test
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +54,22 @@ lint: build
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest cra._core
+
+# The addon (release) as node/cra.node, packed into node/cra-$(CRA_VERSION).tgz.
+node:
+	@command -v $(NODE) >/dev/null 2>&1 || { echo "make node: no \`$(NODE)\` on PATH" >&2; exit 1; }
+	CARGO_TARGET_DIR=$(NODE_TARGET) cargo build --release --quiet --no-default-features --features node
+	cp $(NODE_TARGET)/release/libcra_core.so node/cra.node.tmp && mv -f node/cra.node.tmp node/cra.node
+	cd node && $(NPM) pkg set version=$(CRA_VERSION) && rm -f cra-*.tgz && $(NPM) pack --silent --offline >/dev/null
+	@ls -l node/cra-$(CRA_VERSION).tgz | awk '{print "node package:", $$5, "bytes", $$9}'
+
+# The Node tests when node is installed; says so when it is not.
+node-test:
+	@if command -v $(NODE) >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory node && $(NODE) --test node/test/; \
+	else \
+		echo "node-test: SKIPPED: no \`$(NODE)\` on PATH, the Node binding was not built or tested"; \
+	fi
 
 wheel: $(VENV)/bin/python
 	$(VENV)/bin/maturin build --release --out dist

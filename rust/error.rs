@@ -112,6 +112,10 @@ pub enum CoreError {
     Io { path: String, message: String },
     #[error("atlas is invalid: {}", summary(.0))]
     AtlasInvalid(Vec<Fault>),
+    /// An atlas whose only faults are policy patterns that match no action
+    /// of it or of the atlases it depends on.
+    #[error("atlas is invalid: {}", summary(.0))]
+    PolicyMatchesNothing(Vec<Fault>),
     #[error("request is invalid: {}", summary(.0))]
     InvalidRequest(Vec<Fault>),
     /// The id, and where the request named it.
@@ -187,6 +191,7 @@ impl CoreError {
             CoreError::Io { message, .. } if io_denied(message) => "PERMISSION_DENIED",
             CoreError::Io { .. } => "IO_ERROR",
             CoreError::AtlasInvalid(_) => "ATLAS_INVALID",
+            CoreError::PolicyMatchesNothing(_) => "POLICY_MATCHES_NOTHING",
             CoreError::InvalidRequest(_) => "INVALID_REQUEST",
             CoreError::AtlasNotFound(..) => "ATLAS_NOT_FOUND",
             CoreError::AtlasConflict(_) => "ATLAS_ALREADY_LOADED",
@@ -222,7 +227,9 @@ impl CoreError {
             CoreError::RecorderClosed | CoreError::Sink(_) | CoreError::Io { .. } => {
                 Category::Internal
             }
-            CoreError::AtlasInvalid(_) | CoreError::InvalidRequest(_) => Category::Validation,
+            CoreError::AtlasInvalid(_)
+            | CoreError::PolicyMatchesNothing(_)
+            | CoreError::InvalidRequest(_) => Category::Validation,
             CoreError::AtlasNotFound(..) => Category::NotFound,
             CoreError::AtlasConflict(_)
             | CoreError::DuplicateRequest(_)
@@ -237,9 +244,9 @@ impl CoreError {
         match self {
             CoreError::InvalidValue { path, .. } | CoreError::Io { path, .. } => Some(path),
             CoreError::AtlasNotFound(_, path) => path.as_deref(),
-            CoreError::AtlasInvalid(f) | CoreError::InvalidRequest(f) => {
-                f.first().map(|f| f.path.as_str())
-            }
+            CoreError::AtlasInvalid(f)
+            | CoreError::PolicyMatchesNothing(f)
+            | CoreError::InvalidRequest(f) => f.first().map(|f| f.path.as_str()),
             _ => None,
         }
     }
@@ -250,7 +257,9 @@ impl CoreError {
             CoreError::InvalidValue { message, .. } | CoreError::Io { message, .. } => {
                 message.clone()
             }
-            CoreError::AtlasInvalid(f) | CoreError::InvalidRequest(f) => match f.as_slice() {
+            CoreError::AtlasInvalid(f)
+            | CoreError::PolicyMatchesNothing(f)
+            | CoreError::InvalidRequest(f) => match f.as_slice() {
                 [one] => one.message.clone(),
                 _ => format!("{} faults: {}", f.len(), summary(f)),
             },
@@ -259,9 +268,23 @@ impl CoreError {
     }
 
     /// Every fault, for errors that collect several.
+    /// Every fault as `(path, message)`: the listed faults, or the error
+    /// itself at its path.
+    pub fn fault_pairs(&self) -> Vec<(String, String)> {
+        match self.faults() {
+            [] => vec![(self.path().unwrap_or_default().to_string(), self.message())],
+            faults => faults
+                .iter()
+                .map(|f| (f.path.clone(), f.message.clone()))
+                .collect(),
+        }
+    }
+
     pub fn faults(&self) -> &[Fault] {
         match self {
-            CoreError::AtlasInvalid(f) | CoreError::InvalidRequest(f) => f,
+            CoreError::AtlasInvalid(f)
+            | CoreError::PolicyMatchesNothing(f)
+            | CoreError::InvalidRequest(f) => f,
             _ => &[],
         }
     }

@@ -25,6 +25,8 @@ pub mod sqlite;
 pub mod time;
 pub mod trace;
 
+#[cfg(feature = "node")]
+mod node;
 #[cfg(feature = "python")]
 mod py;
 

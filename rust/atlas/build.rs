@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::atlas::id_grammar::is_atlas_id;
+use crate::atlas::keys::{check_keys, Place, MANIFEST_KEYS};
 use crate::atlas::limits::AtlasLimits;
 use crate::atlas::model::{Atlas, DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS};
 use crate::atlas::packs::{build_packs, ContextBudget};
@@ -56,6 +57,7 @@ fn build(
     f: &mut Faults,
 ) -> Option<Atlas> {
     let m = f.object(v, "")?;
+    check_keys(m, MANIFEST_KEYS, Place::Manifest, "", f);
     match m.get("atlas_version") {
         Some(Value::String(s)) if s == "1.0" => {}
         Some(other) => f.add("/atlas_version", format!("must be \"1.0\", not {other}")),

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod id_grammar;
+pub mod keys;
 pub mod limits;
 pub mod load;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod pattern;
 pub mod policy;
 pub mod registry;
 pub mod text_depth;
+pub mod yaml;
 
 pub use limits::AtlasLimits;
 pub use model::{Action, Atlas};

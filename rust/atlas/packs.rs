@@ -9,22 +9,12 @@ use memchr::memmem::Finder;
 use serde_json::Value;
 
 use crate::atlas::id_grammar::is_plain_id;
+use crate::atlas::keys::{check_keys, Place, PACK_CONDITION_KEYS, PACK_KEYS};
 use crate::atlas::limits::too_large;
 use crate::atlas::model::{Block, ContextPack};
 use crate::atlas::parts::{check_id, items, tiers};
 use crate::error::CoreError;
 use crate::json::fields::{at, at_index, Faults};
-
-const PACK_KEYS: &[&str] = &[
-    "pack_id",
-    "name",
-    "description",
-    "files",
-    "content",
-    "content_type",
-    "priority",
-    "conditions",
-];
 
 /// The context text an atlas may still take (`max_context_bytes`); the
 /// first pack past it is the error the build returns.
@@ -72,7 +62,7 @@ pub fn build_packs(
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (path, m) in items(v, "/context_packs", f) {
-        f.no_other_keys(m, PACK_KEYS, &path);
+        check_keys(m, PACK_KEYS, Place::Pack, &path, f);
         let id = f.req_str(m, "pack_id", &path).unwrap_or_default();
         check_id(
             id,
@@ -212,7 +202,7 @@ fn pack_conditions(v: Option<&Value>, path: &str, f: &mut Faults) -> PackConditi
     let Some(m) = f.object(v, path) else {
         return (None, 0, None);
     };
-    f.no_other_keys(m, &["keywords", "risk_tiers", "capabilities"], path);
+    check_keys(m, PACK_CONDITION_KEYS, Place::PackConditions, path, f);
     let keywords = f.opt_str_list(m, "keywords", path).map(|l| {
         l.into_iter()
             .map(|w| Finder::new(&w.to_lowercase()).into_owned())

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::atlas::id_grammar::{is_action_id, is_plain_id};
-use crate::atlas::limits::distance;
+use crate::atlas::keys::{
+    check_keys, check_parameters, closest, did_you_mean, policy_keys, Place, ACTION_KEYS,
+    CAPABILITY_KEYS, POLICY_CONDITION_KEYS,
+};
 use crate::atlas::model::{Action, Capability, TraceMode, TraceSpec};
 use crate::atlas::pattern::Pattern;
 use crate::atlas::policy::{Limit, Policy, PolicyType, RiskTier, Scope};
@@ -85,6 +88,7 @@ pub fn build_actions(v: Option<&Value>, f: &mut Faults) -> Vec<Action> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (path, m) in items(v, "/actions", f) {
+        check_keys(m, ACTION_KEYS, Place::Action, &path, f);
         let id = f.req_str(m, "action_id", &path).unwrap_or_default();
         check_id(
             id,
@@ -127,54 +131,11 @@ pub fn build_actions(v: Option<&Value>, f: &mut Faults) -> Vec<Action> {
     out
 }
 
-/// The keys of an action; others are accepted as annotations, except a
-/// near miss of a trace key (`trace_params`, `redacts`), which would
-/// silently record what the atlas meant to keep out of the trace.
-const ACTION_KEYS: &[&str] = &[
-    "action_id",
-    "name",
-    "description",
-    "parameters_schema",
-    "returns_schema",
-    "risk_tier",
-    "idempotent",
-    "requires_confirmation",
-    "executor",
-    "redact",
-    "trace_parameters",
-    "trace_result",
-];
 const TRACE_KEYS: &[&str] = &["redact", "trace_parameters", "trace_result"];
-
-/// The closest of `names` to `given` (edit distance at most 3, or a third
-/// of the name's length), as a hint.
-fn did_you_mean(given: &str, names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| (distance(given, n), *n))
-        .filter(|(d, n)| *d <= 3.max(n.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| format!(" (did you mean {n:?}?)"))
-        .unwrap_or_default()
-}
 
 /// `redact`, `trace_parameters` and `trace_result` of an action, checked;
 /// `None` when all three are absent.
 fn trace_spec(m: &Map<String, Value>, base: &str, f: &mut Faults) -> Option<Arc<TraceSpec>> {
-    for key in m.keys().filter(|k| !ACTION_KEYS.contains(&k.as_str())) {
-        let near = TRACE_KEYS.iter().any(|k| distance(key, k) <= 2);
-        if near || key.starts_with("trace_") || key.starts_with("redact") {
-            let hint = did_you_mean(key, TRACE_KEYS);
-            f.add(
-                at(base, key),
-                format!(
-                    "unknown key {key:?}{} (trace keys: {})",
-                    hint,
-                    TRACE_KEYS.join(", ")
-                ),
-            );
-        }
-    }
     if !TRACE_KEYS.iter().any(|k| m.contains_key(*k)) {
         return None;
     }
@@ -319,6 +280,7 @@ pub fn build_capabilities(
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (path, m) in items(v, "/capabilities", f) {
+        check_keys(m, CAPABILITY_KEYS, Place::Capability, &path, f);
         let id = f.req_str(m, "capability_id", &path).unwrap_or_default();
         check_id(
             id,
@@ -333,9 +295,14 @@ pub fn build_capabilities(
         let list = f.opt_str_list(m, "actions", &path).unwrap_or_default();
         for (i, a) in list.iter().enumerate() {
             if !actions.contains(a) {
+                let hint = closest(a, actions.iter().copied())
+                    .map(|n| format!(" (did you mean {n:?}?)"))
+                    .unwrap_or_default();
                 f.add(
                     at_index(&at(&path, "actions"), i),
-                    format!("unknown action {a:?}"),
+                    format!(
+                        "unknown action {a:?}{hint}: a capability names actions of its own atlas"
+                    ),
                 );
             }
         }
@@ -349,23 +316,10 @@ pub fn build_capabilities(
     out
 }
 
-const POLICY_KEYS: &[&str] = &[
-    "policy_id",
-    "type",
-    "actions",
-    "conditions",
-    "parameters",
-    "reason",
-    "priority",
-    "description",
-    "name",
-];
-
 pub fn build_policies(v: Option<&Value>, atlas_id: &Arc<str>, f: &mut Faults) -> Vec<Policy> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (path, m) in items(v, "/policies", f) {
-        f.no_other_keys(m, POLICY_KEYS, &path);
         let id = f.req_str(m, "policy_id", &path).unwrap_or_default();
         check_id(
             id,
@@ -382,6 +336,7 @@ pub fn build_policies(v: Option<&Value>, atlas_id: &Arc<str>, f: &mut Faults) ->
             }
             k
         });
+        check_keys(m, &policy_keys(kind), Place::Policy(kind), &path, f);
         let patterns = f.opt_str_list(m, "actions", &path).map(|list| {
             let base = at(&path, "actions");
             list.iter()
@@ -395,6 +350,10 @@ pub fn build_policies(v: Option<&Value>, atlas_id: &Arc<str>, f: &mut Faults) ->
             None | Some(Value::Null) => None,
             Some(p) => f.object(p, &at(&path, "parameters")),
         };
+        if let (Some(k), Some(p)) = (kind, params) {
+            let base = at(&path, "parameters");
+            check_parameters(p, k, &base, f);
+        }
         let limit = kind
             .map(|k| policy_limit(k, params, &at(&path, "parameters"), f))
             .unwrap_or(Limit::None);
@@ -434,7 +393,7 @@ fn policy_conditions(v: Option<&Value>, path: &str, f: &mut Faults) -> (u8, Opti
     let Some(m) = f.object(v, path) else {
         return (0, None);
     };
-    f.no_other_keys(m, &["risk_tiers", "agent_ids"], path);
+    check_keys(m, POLICY_CONDITION_KEYS, Place::PolicyConditions, path, f);
     let risk = tiers(
         f.opt_str_list(m, "risk_tiers", path),
         &at(path, "risk_tiers"),

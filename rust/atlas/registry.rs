@@ -8,7 +8,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-use crate::atlas::limits::AtlasLimits;
+use crate::atlas::keys::closest;
+use crate::atlas::limits::{distance, AtlasLimits};
 use crate::atlas::model::Atlas;
 use crate::atlas::pattern::Pattern;
 use crate::error::{CoreError, Fault, Result};
@@ -256,9 +257,15 @@ impl Registry {
         if existing.is_some() && !replace {
             return Err(CoreError::AtlasConflict(id.to_string()));
         }
-        let faults = self.claim_faults(&Claims::of(&atlas.manifest));
+        let claims = Claims::of(&atlas.manifest);
+        let mut faults = self.cross_faults(&cur, &claims);
+        let unmatched = pattern_faults(&cur, &claims);
         if !faults.is_empty() {
+            faults.extend(unmatched);
             return Err(CoreError::AtlasInvalid(faults));
+        }
+        if !unmatched.is_empty() {
+            return Err(CoreError::PolicyMatchesNothing(unmatched));
         }
         let atlas = Arc::new(atlas);
         let mut list: Vec<Arc<Atlas>> = cur.atlases.clone();
@@ -289,6 +296,9 @@ pub struct Claims<'a> {
     pub atlas_id: Option<&'a str>,
     pub dependencies: Vec<(&'a str, Option<semver::VersionReq>)>,
     pub action_ids: Vec<(usize, &'a str)>,
+    /// Every pattern of the policies (their `actions`, and a budget's
+    /// `costs` keys) with its JSON pointer.
+    pub patterns: Vec<(String, &'a str)>,
 }
 
 impl<'a> Claims<'a> {
@@ -322,6 +332,7 @@ impl<'a> Claims<'a> {
             atlas_id: manifest.get("atlas_id").and_then(|x| x.as_str()),
             dependencies: deps,
             action_ids: actions,
+            patterns: policy_patterns(manifest),
         }
     }
 }
@@ -331,7 +342,13 @@ impl Registry {
     /// one it would replace): unknown or out-of-range dependencies, action
     /// ids another atlas defines.
     pub fn claim_faults(&self, claims: &Claims<'_>) -> Vec<Fault> {
-        let cur = self.current.load();
+        let cur = self.current.load_full();
+        let mut faults = self.cross_faults(&cur, claims);
+        faults.extend(pattern_faults(&cur, claims));
+        faults
+    }
+
+    fn cross_faults(&self, cur: &Snapshot, claims: &Claims<'_>) -> Vec<Fault> {
         let others: Vec<&Arc<Atlas>> = cur
             .atlases
             .iter()
@@ -371,5 +388,160 @@ impl Registry {
             }
         }
         faults
+    }
+}
+
+/// The patterns of a manifest's policies, read from its raw JSON.
+fn policy_patterns(manifest: &serde_json::Value) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    let Some(list) = manifest.get("policies").and_then(|p| p.as_array()) else {
+        return out;
+    };
+    for (i, p) in list.iter().enumerate() {
+        if let Some(pats) = p.get("actions").and_then(|a| a.as_array()) {
+            for (j, pat) in pats.iter().enumerate() {
+                if let Some(pat) = pat.as_str() {
+                    out.push((format!("/policies/{i}/actions/{j}"), pat));
+                }
+            }
+        }
+        let costs = p
+            .get("parameters")
+            .filter(|_| p.get("type").and_then(|t| t.as_str()) == Some("budget"))
+            .and_then(|x| x.get("costs"))
+            .and_then(|c| c.as_object());
+        for key in costs.into_iter().flat_map(|c| c.keys()) {
+            let path = crate::json::fields::at(&format!("/policies/{i}/parameters/costs"), key);
+            out.push((path, key.as_str()));
+        }
+    }
+    out
+}
+
+/// The action ids of the atlases `deps` names, and of theirs in turn,
+/// among those loaded in `cur` (other than `own`, which is being loaded).
+fn dependency_actions<'s>(cur: &'s Snapshot, own: Option<&str>, deps: &[&str]) -> Vec<&'s str> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut todo: Vec<&str> = deps.to_vec();
+    let mut out = Vec::new();
+    while let Some(id) = todo.pop() {
+        if Some(id) == own || !seen.insert(id) {
+            continue;
+        }
+        let Some(a) = cur.get(id) else { continue };
+        out.extend(a.actions.iter().map(|x| &*x.action_id));
+        todo.extend(a.dependencies.iter().map(|(d, _)| d.as_str()));
+    }
+    out
+}
+
+/// `POLICY_MATCHES_NOTHING`: a policy pattern that matches no action of
+/// its atlas or of the atlases it depends on (a misspelt pattern would
+/// otherwise leave the policy silently idle). Patterns starting with `*`
+/// are cross-atlas guard rails and are not checked.
+fn pattern_faults(cur: &Snapshot, claims: &Claims<'_>) -> Vec<Fault> {
+    if claims.patterns.is_empty() {
+        return Vec::new();
+    }
+    let deps: Vec<&str> = claims.dependencies.iter().map(|(d, _)| *d).collect();
+    let mut ids: Vec<&str> = claims.action_ids.iter().map(|(_, id)| *id).collect();
+    let mut seen: HashSet<&str> = ids.iter().copied().collect();
+    for id in dependency_actions(cur, claims.atlas_id, &deps) {
+        if seen.insert(id) {
+            ids.push(id);
+        }
+    }
+    let mut faults = Vec::new();
+    for (path, text) in &claims.patterns {
+        // A pattern that does not parse is the manifest's own fault; one
+        // that starts with `*` (`*`, `*.delete`) names no namespace and is
+        // written for the actions of any atlas, loaded now or later.
+        let Some(p) = Pattern::action(text).filter(|_| !text.starts_with('*')) else {
+            continue;
+        };
+        let found = match &p {
+            Pattern::Exact(id) => seen.contains(id.as_str()),
+            _ => ids.iter().any(|id| p.matches(id)),
+        };
+        if found {
+            continue;
+        }
+        faults.push(Fault::new(path.clone(), nothing_matched(text, &ids)));
+    }
+    faults
+}
+
+/// The message of a pattern that matches nothing, naming the closest ids.
+fn nothing_matched(text: &str, ids: &[&str]) -> String {
+    let head =
+        format!("pattern {text:?} matches no action of this atlas or of the atlases it depends on");
+    if ids.is_empty() {
+        return format!("{head}, which have no actions (declare the atlas that defines them in \"dependencies\")");
+    }
+    if let Some(near) = closest(text, ids.iter().copied()) {
+        return format!("{head} (did you mean {near:?}?)");
+    }
+    let mut by: Vec<(usize, &str)> = ids.iter().map(|id| (distance(text, id), *id)).collect();
+    by.sort();
+    let names: Vec<String> = by.iter().take(3).map(|(_, id)| format!("{id:?}")).collect();
+    format!("{head}; the closest action ids are {}", names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn atlas(v: serde_json::Value) -> Atlas {
+        Atlas::build(Arc::new(v), None).expect("valid")
+    }
+
+    fn manifest(id: &str, actions: &[&str], patterns: &[&str]) -> serde_json::Value {
+        json!({
+            "atlas_version": "1.0", "atlas_id": id, "version": "1.0.0", "name": "T",
+            "actions": actions.iter().map(|a| json!({"action_id": a, "name": a})).collect::<Vec<_>>(),
+            "policies": [{"policy_id": "p", "type": "deny", "actions": patterns}],
+        })
+    }
+
+    #[test]
+    fn a_misspelt_pattern_matches_nothing_and_names_the_closest_id() {
+        let reg = Registry::new();
+        let err = reg
+            .load(
+                atlas(manifest("org.t.a", &["email.send"], &["email.sned"])),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "POLICY_MATCHES_NOTHING");
+        assert_eq!(err.path(), Some("/policies/0/actions/0"));
+        assert!(err.faults()[0]
+            .message
+            .contains("did you mean \"email.send\"?"));
+        assert!(reg.snapshot().atlases.is_empty());
+    }
+
+    #[test]
+    fn patterns_may_match_dependencies_and_star_patterns_are_not_checked() {
+        let reg = Registry::new();
+        reg.load(
+            atlas(manifest("org.t.core", &["ledger.post"], &["ledger.*"])),
+            false,
+        )
+        .unwrap();
+        let mut guard = manifest("org.t.guard", &[], &["ledger.post", "*.delete"]);
+        guard["dependencies"] = json!({"org.t.core": "^1"});
+        reg.load(atlas(guard), false).unwrap();
+        let stray = manifest("org.t.stray", &[], &["ledger.post"]);
+        let err = reg.load(atlas(stray), false).unwrap_err();
+        assert_eq!(err.code(), "POLICY_MATCHES_NOTHING");
+        assert!(err.faults()[0].message.contains("dependencies"));
+    }
+
+    #[test]
+    fn a_far_pattern_names_the_three_closest_ids() {
+        let msg = nothing_matched("zz.top", &["a.b", "c.d", "e.f", "g.h"]);
+        assert!(msg.contains("the closest action ids are"), "{msg}");
+        assert_eq!(msg.matches('"').count(), 8, "{msg}");
     }
 }

@@ -173,6 +173,19 @@ pub enum RunResult {
     NoExecutor,
 }
 
+impl RunResult {
+    /// The outcome of a started execution whose executor's outcome was
+    /// never reported (its ticket was dropped): a failure, so the trace
+    /// never holds a started execution without an outcome.
+    pub fn abandoned() -> RunResult {
+        RunResult::Failed {
+            code: "EXECUTION_FAILED",
+            message: "abandoned: the executor's outcome was never reported".into(),
+            details: Value::Object(Default::default()),
+        }
+    }
+}
+
 /// What an idempotency key is bound to: the action and its parameters.
 pub(crate) fn idem_fingerprint(echo: &ExecEcho) -> Result<String> {
     Ok(format!(

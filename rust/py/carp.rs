@@ -209,12 +209,7 @@ impl Runtime {
 pub fn check_request(request: &Bound<'_, PyAny>) -> Vec<(String, String)> {
     match parse_dict(request) {
         Ok(_) => Vec::new(),
-        Err(e) if !e.faults().is_empty() => e
-            .faults()
-            .iter()
-            .map(|f| (f.path.clone(), f.message.clone()))
-            .collect(),
-        Err(e) => vec![(e.path().unwrap_or_default().to_string(), e.message())],
+        Err(e) => e.fault_pairs(),
     }
 }
 

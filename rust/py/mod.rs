@@ -14,6 +14,7 @@ mod front;
 mod governed;
 mod keys;
 mod options;
+mod patterns;
 mod proofs;
 mod request_view;
 mod resolution;
@@ -68,5 +69,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(event::event_hash, m)?)?;
     m.add_function(wrap_pyfunction!(event::new_id, m)?)?;
     m.add_function(wrap_pyfunction!(event::now_timestamp, m)?)?;
+    m.add_function(wrap_pyfunction!(patterns::action_pattern_matches, m)?)?;
+    m.add_function(wrap_pyfunction!(patterns::agent_pattern_matches, m)?)?;
     Ok(())
 }

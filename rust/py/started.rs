@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use serde_json::Value;
 
 use crate::carp::execute::RunResult;
 use crate::runtime::execute_answer::{Begin, Ticket};
@@ -67,11 +66,7 @@ impl Drop for Started {
             .take();
         if let Some(t) = t {
             let rt = Arc::clone(&self.runtime.get().0);
-            let outcome = RunResult::Failed {
-                code: "EXECUTION_FAILED",
-                message: "abandoned: the executor's outcome was never reported".into(),
-                details: Value::Object(Default::default()),
-            };
+            let outcome = RunResult::abandoned();
             let ms = self.started.elapsed().as_secs_f64() * 1000.0;
             let _ = rt.execute_finish(t, outcome, ms, &Direct);
         }

@@ -8,17 +8,20 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::atlas::limits::AtlasLimits;
-use crate::atlas::load::read_manifest;
+use crate::atlas::load::read_source;
 use crate::atlas::model::Atlas;
 use crate::atlas::registry::{Claims, Snapshot};
 use crate::error::{CoreError, Result};
 use crate::runtime::state::Runtime;
 
 impl Runtime {
-    /// Loads an atlas from a manifest file or directory.
+    /// Loads an atlas from a manifest file or directory (JSON or YAML;
+    /// a fault in a YAML file names its file and line as well).
     pub fn load_atlas_path(&self, path: &Path, replace: bool) -> Result<Arc<Atlas>> {
-        let (manifest, base) = read_manifest(path, &self.registry.limits())?;
-        self.build_and_load(manifest, Some(&base), replace)
+        let mut source = read_source(path, &self.registry.limits())?;
+        let manifest = std::mem::take(&mut source.manifest);
+        self.build_and_load(manifest, Some(&source.base), replace)
+            .map_err(|e| source.locate(e))
     }
 
     /// The limits atlases are loaded and resolves made under.

@@ -32,7 +32,8 @@ use cycles::{cycles, describe, others, Edges};
 use paths::{inline_modules, lex, paths_of, resolve, Tokens};
 
 /// Top-level modules by layer: a module may name only modules of lower
-/// layers (layer 0, the crate root, also its own). Nothing names `py`.
+/// layers (layer 0, the crate root, also its own). Nothing names `py`
+/// or `node` (the two bindings, each behind its feature).
 const LAYERS: &[(&str, u32)] = &[
     ("lib", 0),
     ("error", 0),
@@ -46,6 +47,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("runtime", 4),
     ("audit", 4),
     ("py", 5),
+    ("node", 5),
 ];
 
 /// Most `.rs` files allowed at the top of `rust/`.

@@ -279,18 +279,17 @@ def test_context_file_symlink_inside_the_directory_is_read(rt: cra.Runtime, tmp_
     assert [b.content for b in rt.resolve(request(rt, sid)).context_blocks] == ["inside"]
 
 
-def test_unknown_keys_outside_policies_and_packs_are_accepted(rt: cra.Runtime) -> None:
-    """Code's choice: the manifest and its actions may carry extra keys
-    (adapters, notes); policies and context packs may not."""
+def test_unknown_keys_are_refused_everywhere(rt: cra.Runtime) -> None:
+    """Issue 16: nothing is accepted and ignored, annotations included
+    (tests/atlas/test_atlas_strict_keys.py has one test per place)."""
     manifest = make_atlas(
         actions=[action("doc.read", tags=["x"])],
         policies=[policy("allow-all", "allow", description="all of it", name="All")],
         adapters={"openai": {}},
         homepage="https://example.org",
     )
-    info = rt.load_atlas(manifest)
-    assert info.actions == ["doc.read"]
-    assert rt.atlas_manifest(info.atlas_id)["adapters"] == {"openai": {}}
+    err = rejected(rt, manifest)
+    assert sorted(fault_paths(err)) == ["/actions/0/tags", "/adapters", "/homepage"]
 
 
 def test_manifest_faults_and_dependency_faults_together(rt: cra.Runtime) -> None:

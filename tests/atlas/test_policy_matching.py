@@ -68,9 +68,10 @@ def test_empty_actions_list_matches_nothing() -> None:
 
 def test_any_of_several_patterns_matches() -> None:
     res = resolve_one(
-        [policy("p", "allow", ["x.*", "doc.read"])], [action("doc.read"), action("doc.write")]
+        [policy("p", "allow", ["x.*", "doc.read"])],
+        [action("doc.read"), action("doc.write"), action("x.y")],
     )
-    assert res.allowed_action_ids == ["doc.read"]
+    assert res.allowed_action_ids == ["doc.read", "x.y"]
 
 
 # -- conditions -------------------------------------------------------------------

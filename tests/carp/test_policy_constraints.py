@@ -78,7 +78,7 @@ def test_budget_with_zero_limit_is_already_spent() -> None:
 def test_require_approval_constraint() -> None:
     res = resolve_one(
         [
-            policy("ask", "require_approval", ["doc.write"], reason="a human looks"),
+            policy("ask", "require_approval", ["doc.write"], description="a human looks"),
             policy("ok", "allow"),
         ],
         [action("doc.read"), action("doc.write")],

@@ -212,8 +212,11 @@ def test_bad_trace_settings_are_atlas_invalid_with_their_path(
     assert hint in err.errors[0]["message"], err.errors
 
 
-def test_other_unknown_action_keys_stay_annotations(rt: cra.Runtime) -> None:
-    rt.load_atlas(card_atlas(owner_team="payments"))
+def test_other_unknown_action_keys_are_refused_too(rt: cra.Runtime) -> None:
+    """Issue 16: an action's keys are all read; an annotation is a fault."""
+    with pytest.raises(cra.errors.ValidationError) as e:
+        rt.load_atlas(card_atlas(owner_team="payments"))
+    assert [f["path"] for f in e.value.errors] == ["/actions/8/owner_team"]
 
 
 def test_a_short_redaction_key_is_refused() -> None:

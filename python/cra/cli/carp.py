@@ -1,4 +1,5 @@
-"""`cra atlas validate` and `cra resolve`: the command line of CARP."""
+"""`cra atlas validate` (registered by `cli/atlas.py`) and `cra resolve`:
+the command line of CARP."""
 
 from __future__ import annotations
 
@@ -86,15 +87,8 @@ def resolve(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Adds `cra atlas validate` and `cra resolve` to the CLI's subparsers."""
-    atlas = sub.add_parser("atlas", help="work with atlases").add_subparsers(
-        dest="atlas_command", required=True
-    )
-    av = atlas.add_parser("validate", help="validate atlas manifests or directories")
-    av.add_argument("paths", nargs="+", metavar="PATH")
-    av.add_argument("--json", action="store_true", help="machine-readable fault list")
-    av.set_defaults(func=atlas_validate)
-
+    """Adds `cra resolve` to the CLI's subparsers (`cra atlas validate` is
+    registered with the other atlas tools, in `cli/atlas.py`)."""
     rs = sub.add_parser("resolve", help="resolve one CARP request against atlases")
     rs.add_argument("--atlas", action="append", required=True, metavar="PATH")
     rs.add_argument("--request", required=True, metavar="FILE")

@@ -9,7 +9,7 @@ from typing import Callable, Optional, Sequence
 
 from .._core import __version__
 from ..errors import CraError
-from . import carp, conformance, demo, keys, mcp, serve, trace
+from . import atlas, carp, conformance, demo, keys, mcp, serve, trace
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE
 from .safe import err
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cra {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     trace.add_commands(sub)
+    atlas.add_commands(sub)
     carp.add_commands(sub)
     demo.add_commands(sub)
     conformance.add_commands(sub)

@@ -170,16 +170,24 @@ def state_of(request: Request) -> ServerState:
     return st
 
 
+#: The manifest names of an atlas directory, and the suffixes of manifest files.
+MANIFESTS = ("atlas.json", "atlas.yaml", "atlas.yml")
+MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
+
+
 def load_atlas_dir(runtime: Runtime, directory: str) -> List[str]:
-    """Loads every atlas directory and `*.json` manifest in `directory`,
-    retrying those that depend on one loaded later; returns their ids."""
+    """Loads every atlas directory (with an `atlas.json`, `atlas.yaml` or
+    `atlas.yml`) and every `*.json`/`*.yaml`/`*.yml` manifest in
+    `directory`, retrying those that depend on one loaded later; returns
+    their ids."""
     root = Path(directory)
     if not root.is_dir():
         raise NotFoundError(f"atlas directory {directory} does not exist", code="IO_ERROR")
     sources = sorted(
         p
         for p in root.iterdir()
-        if (p.is_dir() and (p / "atlas.json").is_file()) or (p.is_file() and p.suffix == ".json")
+        if (p.is_dir() and any((p / m).is_file() for m in MANIFESTS))
+        or (p.is_file() and p.suffix in MANIFEST_SUFFIXES)
     )
     loaded: List[str] = []
     while sources:
