@@ -97,6 +97,7 @@ pub struct ContextPack {
     /// Lower-cased keywords, each compiled into a substring finder at load;
     /// `None`: no keyword condition.
     pub keywords: Option<Vec<Finder<'static>>>,
+    /// Bit set of risk tiers (0: no condition; see `parts::TIERS_GIVEN`).
     pub risk_tiers: u8,
     pub capabilities: Option<Vec<String>>,
 }

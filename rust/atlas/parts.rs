@@ -70,9 +70,17 @@ pub(super) fn check_id(
     }
 }
 
+/// Set in a risk-tier bit set when the condition was given: `[]` names no
+/// tier, so it never holds (0 alone: no condition, every tier).
+pub const TIERS_GIVEN: u8 = 0x80;
+
+/// A `risk_tiers` list as a bit set ([`TIERS_GIVEN`] when given).
 pub(super) fn tiers(list: Option<Vec<&str>>, path: &str, f: &mut Faults) -> u8 {
-    let mut bits = 0;
-    for (i, t) in list.unwrap_or_default().into_iter().enumerate() {
+    let Some(list) = list else {
+        return 0;
+    };
+    let mut bits = TIERS_GIVEN;
+    for (i, t) in list.into_iter().enumerate() {
         match RiskTier::parse(t) {
             Some(r) => bits |= r.bit(),
             None => f.add(

@@ -123,7 +123,8 @@ pub struct Policy {
     pub kind: PolicyType,
     /// `None`: every action.
     pub patterns: Option<Vec<Pattern>>,
-    /// Bit set of risk tiers (0: no condition).
+    /// Bit set of risk tiers (0: no condition; with `TIERS_GIVEN` alone, an
+    /// empty list: never holds).
     pub risk_tiers: u8,
     pub agent_ids: Option<Vec<Pattern>>,
     pub limit: Limit,

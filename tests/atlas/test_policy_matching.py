@@ -93,6 +93,17 @@ def test_risk_tier_condition(tier: str | None, applies: bool) -> None:
     assert outcome(res, "doc.read")[0] == ("deny" if applies else "allow")
 
 
+@pytest.mark.parametrize("tier", [None, "low", "medium", "high", "critical"])
+def test_an_empty_risk_tiers_names_no_tier_so_never_holds(tier: str | None) -> None:
+    # Like an empty agent_ids: the condition is given and nothing is in it.
+    res = resolve_one(
+        [policy("never", "deny", conditions={"risk_tiers": []}), policy("ok", "allow")],
+        ACT,
+        risk_tier=tier,
+    )
+    assert outcome(res, "doc.read")[0] == "allow"
+
+
 def test_risk_tier_condition_low_matches_the_default() -> None:
     res = resolve_one(
         [

@@ -154,6 +154,18 @@ def test_all_pack_conditions_must_hold(rt: cra.Runtime) -> None:
     assert block_ids(rt.resolve(request(rt, sid, "look", risk_tier="high"))) == []
 
 
+def test_a_pack_with_an_empty_risk_tiers_is_never_selected(rt: cra.Runtime) -> None:
+    rt.load_atlas(
+        inline_atlas(
+            "org.test.none",
+            [pack("never", "x", conditions={"risk_tiers": []}), pack("always", "y")],
+        )
+    )
+    sid = new_session(rt)
+    for tier in ("low", "medium", "high", "critical"):
+        assert block_ids(rt.resolve(request(rt, sid, "pay", risk_tier=tier))) == ["always"]
+
+
 def test_packs_of_non_candidate_atlases_are_left_out(rt: cra.Runtime) -> None:
     rt.load_atlas(RESOURCES)
     rt.load_atlas(PRIORITIES)

@@ -174,7 +174,7 @@ def test_l007_a_pack_needing_an_unknown_capability(tmp_path: Path) -> None:
     assert rules_of(path) == [("CRA-L007", "/context_packs/0/conditions/capabilities")]
 
 
-def test_l008_an_empty_risk_tiers_is_no_condition(tmp_path: Path) -> None:
+def test_an_empty_risk_tiers_never_applies(tmp_path: Path) -> None:
     deny = {
         "policy_id": "no-b",
         "type": "deny",
@@ -183,8 +183,8 @@ def test_l008_an_empty_risk_tiers_is_no_condition(tmp_path: Path) -> None:
     }
     path = atlas(tmp_path, [deny, ALLOW_ALL], context_packs=[pack(risk_tiers=[])])
     assert rules_of(path) == [
-        ("CRA-L008", "/policies/0/conditions/risk_tiers"),
-        ("CRA-L008", "/context_packs/0/conditions/risk_tiers"),
+        ("CRA-L003", "/policies/0/conditions"),
+        ("CRA-L004", "/context_packs/0/conditions/risk_tiers"),
     ]
 
 

@@ -22,9 +22,7 @@ policies:
     actions: ["note.*"]
 """
 
-FILE_ATLAS = DIR_ATLAS.replace("org.test.yamldir", "org.test.yamlfile").replace(
-    "note.", "memo."
-)
+FILE_ATLAS = DIR_ATLAS.replace("org.test.yamldir", "org.test.yamlfile").replace("note.", "memo.")
 
 
 def test_yaml_atlases_in_the_atlas_dir_are_loaded(tmp_path: Path) -> None:
@@ -33,4 +31,7 @@ def test_yaml_atlases_in_the_atlas_dir_are_loaded(tmp_path: Path) -> None:
     (tmp_path / "loose.yml").write_text(FILE_ATLAS, encoding="utf-8")
     (tmp_path / "ignored.txt").write_text("not an atlas", encoding="utf-8")
     with cra.Runtime() as rt:
-        assert sorted(load_atlas_dir(rt, str(tmp_path))) == ["org.test.yamldir", "org.test.yamlfile"]
+        assert sorted(load_atlas_dir(rt, str(tmp_path))) == [
+            "org.test.yamldir",
+            "org.test.yamlfile",
+        ]

@@ -49,11 +49,13 @@ class PolicyRef:
         return any(_core.action_pattern_matches(p, action_id) for p in self.patterns)
 
     def never_applies(self) -> Optional[str]:
-        """Why no request can meet the policy's conditions, or `None`. (An
-        empty `risk_tiers` is no condition at all, §5; an empty `agent_ids`
-        matches no agent.)"""
+        """Why no request can meet the policy's conditions, or `None` (an
+        empty `agent_ids` matches no agent, an empty `risk_tiers` names no
+        tier, Atlas §5)."""
         if "agent_ids" in self.conditions and not self.conditions["agent_ids"]:
             return "its conditions.agent_ids is empty, so no agent meets it"
+        if "risk_tiers" in self.conditions and not self.conditions["risk_tiers"]:
+            return "its conditions.risk_tiers is empty, so no request's tier is in it"
         return None
 
     def always_applies(self) -> bool:
@@ -65,9 +67,9 @@ class PolicyRef:
 
     def tiers(self) -> frozenset[str]:
         """The request risk tiers under which the policy can apply (an
-        absent or empty `risk_tiers` is every tier, as the core reads it)."""
+        absent `risk_tiers` is every tier; an empty one none)."""
         t = self.conditions.get("risk_tiers")
-        return frozenset(t) & RISK_TIERS if t else RISK_TIERS
+        return RISK_TIERS if t is None else frozenset(t) & RISK_TIERS
 
 
 @dataclass(frozen=True)

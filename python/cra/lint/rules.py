@@ -87,7 +87,11 @@ def _policy_never_applies(m: LintModel) -> Iterator[Tuple[str, str, str]]:
 
 def _pack_never_selected(m: LintModel) -> Iterator[Tuple[str, str, str]]:
     for k in m.packs:
-        for key, what in (("keywords", "no goal"), ("capabilities", "no request")):
+        for key, what in (
+            ("keywords", "no goal"),
+            ("capabilities", "no request"),
+            ("risk_tiers", "no request's tier"),
+        ):
             if key in k.conditions and not k.conditions[key]:
                 yield (
                     k.atlas_id,
@@ -152,25 +156,6 @@ def _pack_unknown_capability(m: LintModel) -> Iterator[Tuple[str, str, str]]:
             )
 
 
-def _empty_risk_tiers(m: LintModel) -> Iterator[Tuple[str, str, str]]:
-    for p in m.policies:
-        if p.conditions.get("risk_tiers") == []:
-            yield (
-                p.atlas_id,
-                p.pointer + "/conditions/risk_tiers",
-                f"{_policy_label(p)} has an empty risk_tiers, which is no condition: "
-                "it applies at every risk tier (remove it, or list the tiers)",
-            )
-    for k in m.packs:
-        if k.conditions.get("risk_tiers") == []:
-            yield (
-                k.atlas_id,
-                k.pointer + "/conditions/risk_tiers",
-                f"context pack {k.pack_id!r} has an empty risk_tiers, which is no "
-                "condition: it is selected at every risk tier (remove it, or list the tiers)",
-            )
-
-
 #: Every rule: id -> (severity, short name, check). Ids never change meaning.
 RULES: Dict[str, Tuple[str, str, Check]] = {
     "CRA-L001": (WARNING, "allow-shadowed-by-deny", _allow_shadowed),
@@ -180,7 +165,6 @@ RULES: Dict[str, Tuple[str, str, Check]] = {
     "CRA-L005": (WARNING, "action-default-denied", _default_denied),
     "CRA-L006": (WARNING, "overlapping-rate-limits", _overlapping_rate_limits),
     "CRA-L007": (WARNING, "pack-unknown-capability", _pack_unknown_capability),
-    "CRA-L008": (WARNING, "empty-risk-tiers", _empty_risk_tiers),
 }
 
 
