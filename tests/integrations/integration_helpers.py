@@ -145,7 +145,8 @@ def scripted_model(*turns: list[Any]) -> Any:
             return ModelResponse(output=next(self.script), usage=Usage(), response_id=None)
 
         async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            raise NotImplementedError
+            # The tests run with `Runner.run`, which never streams.
+            raise AssertionError("the scripted model does not stream")
             yield
 
     return Scripted()
