@@ -165,12 +165,6 @@ class Executors:
         for sid in session_ids:
             self.sessions.pop(sid, None)
 
-    def find(self, action_id: str, executor_name: Optional[str]) -> Optional[Executor]:
-        fn = self.by_key.get(action_id)
-        if fn is None and executor_name:
-            fn = self.by_key.get(executor_name)
-        return fn
-
 
 def check_key(key: str, loaded: Sequence[Tuple[str, Optional[str]]]) -> None:
     """Raises `NotFoundError` (`ACTION_NOT_FOUND`, with "did you mean") when

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::carp::execute::RunResult;
 use crate::carp::request::{CarpRequest, Execution, Operation};
 use crate::carp::resolution::Resolution as CoreResolution;
 use crate::ids::new_v7;
@@ -22,11 +21,11 @@ use crate::runtime::execute_answer::Begin;
 use crate::runtime::session::Session;
 
 use super::errors::IntoPyResult;
-use super::execute::{failed, find, ExecuteResponse, Registries};
+use super::execute::{ExecuteResponse, Registries};
 use super::front::Front;
 use super::resolution::Resolution;
 use super::runtime::{durable, Detached, Runtime};
-use super::started::Started;
+use super::started::{start, Started};
 use super::value::to_value_at;
 
 /// How deep the parameters sit in an execute request (for the depth limit).
@@ -268,12 +267,7 @@ impl Governed {
                 Begin::Run(t) => *t,
             };
             let reg = self.registries(py);
-            let outcome = match find(&reg, &t, Some(action_id.as_any())) {
-                Ok(Some(f)) => return Ok(Ok((t, f.unbind()))),
-                Ok(None) => RunResult::NoExecutor,
-                Err(e) => failed(py, &e),
-            };
-            runtime.record_outcome(py, t, outcome, 0.0).map(Err)
+            start(runtime, py, t, &reg, Some(action_id.as_any()))
         })?;
         match begun {
             Ok((t, executor)) => {

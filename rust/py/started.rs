@@ -55,6 +55,27 @@ impl Started {
     }
 }
 
+/// What a checked ticket comes to before its executor runs: the ticket
+/// with its executor, or (no executor, or the lookup raised) the answer,
+/// recorded.
+pub(super) type Starting = Result<(Ticket, Py<PyAny>), ExecuteResponse>;
+
+/// Finds a ticket's executor (see [`Starting`]).
+pub(super) fn start(
+    runtime: &Runtime,
+    py: Python<'_>,
+    t: Ticket,
+    reg: &Registries<'_, '_>,
+    action_id: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Starting> {
+    let outcome = match find(reg, &t, action_id) {
+        Ok(Some(f)) => return Ok(Ok((t, f.unbind()))),
+        Ok(None) => RunResult::NoExecutor,
+        Err(e) => failed(py, &e),
+    };
+    runtime.record_outcome(py, t, outcome, 0.0).map(Err)
+}
+
 impl Drop for Started {
     /// A ticket nobody finished is recorded as a failed execution, so the
     /// trace never has a started execution without an outcome.
@@ -94,12 +115,7 @@ impl Front {
                 runtime: self.executors(py),
                 settle: self.settle(py),
             };
-            let outcome = match find(&reg, &t, None) {
-                Ok(Some(f)) => return Ok(Ok((t, f.unbind()))),
-                Ok(None) => RunResult::NoExecutor,
-                Err(e) => failed(py, &e),
-            };
-            runtime.record_outcome(py, t, outcome, 0.0).map(Err)
+            start(runtime, py, t, &reg, None)
         })?;
         match begun {
             Ok((t, executor)) => {
