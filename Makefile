@@ -13,7 +13,7 @@ NPM    ?= npm
 NODE_TARGET := target
 CRA_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: run test build cargo-test pytest conformance bench bench-quick lint wheel clean node node-test
+.PHONY: run test build cargo-test pytest postgres conformance bench bench-quick lint wheel clean node node-test
 
 run: build
 	$(PY) -m cra demo
@@ -33,15 +33,37 @@ $(STAMP): $(VENV)/bin/python $(SOURCES)
 build: $(STAMP)
 
 cargo-test:
-	cargo test --release --no-default-features --quiet
+	cargo test --release --no-default-features --features postgres --quiet
 
-pytest: build
+pytest: build postgres
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+# PostgreSQL for the tests that start a throwaway server (tests/pg_server.py):
+# Debian's package when initdb is neither on PATH nor under
+# /usr/lib/postgresql/*/bin. If it cannot be installed, says so and goes on:
+# those tests are skipped (they fail instead under CRA_REQUIRE_POSTGRES=1).
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		exit 0; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; \
+	else echo "postgres: PostgreSQL could not be installed (not root and no sudo); its tests will be skipped"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "postgres: PostgreSQL could not be installed (no apt-get); its tests will be skipped"; exit 0; \
+	fi; \
+	echo "postgres: initdb not found, installing Debian's postgresql package"; \
+	if $$SUDO apt-get -q update && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; then \
+		echo "postgres: installed $$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1)"; \
+	else \
+		echo "postgres: PostgreSQL could not be installed (apt-get failed$${SUDO:+ under sudo -n}); its tests will be skipped"; \
+	fi
 
 conformance: build
 	$(PY) -m cra conformance
 
-bench-quick: build
+bench-quick: build postgres
 	CRA_BENCH_QUICK=1 $(PY) -m pytest -q -p no:cacheprovider benches --benchmark-disable-gc \
 		--benchmark-min-rounds=3 --benchmark-max-time=0.2 --benchmark-columns=median,mean,ops
 
@@ -50,7 +72,7 @@ bench: build
 
 lint: build
 	cargo fmt --check
-	cargo clippy --all-targets --features python -- -D warnings
+	cargo clippy --all-targets --features python,postgres -- -D warnings
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest cra._core

@@ -73,15 +73,16 @@ def free_port() -> int:
 
 
 def start_server(
-    workdir: Path, port: int, executors: Optional[str] = None
+    workdir: Path, port: int, executors: Optional[str] = None, store: Optional[str] = None
 ) -> subprocess.Popen[bytes]:
+    workdir.mkdir(parents=True, exist_ok=True)
     atlases = workdir / "atlases"
     shutil.copytree(EXAMPLE_ATLAS, atlases / "support")
     env = dict(os.environ)
     env.update(
         CRA_HOST=HOST,
         CRA_PORT=str(port),
-        CRA_STORE=str(workdir / "cra.db"),
+        CRA_STORE=store or str(workdir / "cra.db"),
         CRA_ATLAS_DIR=str(atlases),
         CRA_LOG_LEVEL="warning",
     )
@@ -244,20 +245,22 @@ class Connection:
 
 
 async def run_phase(
-    port: int,
+    ports: List[int],
     path: str,
     templates: Dict[str, str],
     phase: Phase,
     sessions: List[str],
     answered: Dict[str, int],
     deadline: float,
-    server_pid: int,
+    server_pids: List[int],
     executed: Optional[Dict[str, List[str]]] = None,
 ) -> None:
     """Sends `phase.requests` requests over `phase.concurrency` connections,
     each session's from `templates[session]` to `path`; with `executed`,
-    keeps the execution id of every execute answered 200."""
-    conns = [Connection(port) for _ in range(phase.concurrency)]
+    keeps the execution id of every execute answered 200. Connection `i`
+    goes to replica `i % len(ports)`, which (with as many sessions and
+    connections as a multiple of the replicas) created its sessions."""
+    conns = [Connection(ports[i % len(ports)]) for i in range(phase.concurrency)]
     await asyncio.gather(*(c.open() for c in conns))
     remaining = [phase.requests]
     stamp: List[Any] = [_timestamp(), time.monotonic()]
@@ -283,11 +286,11 @@ async def run_phase(
             else:
                 phase.errors[status] = phase.errors.get(status, 0) + 1
 
-    cpu0, ccpu0 = cpu_seconds(server_pid), time.process_time()
+    cpu0, ccpu0 = sum(map(cpu_seconds, server_pids)), time.process_time()
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(c, w) for w, c in enumerate(conns)))
     phase.seconds = time.perf_counter() - t0
-    phase.server_cpu = cpu_seconds(server_pid) - cpu0
+    phase.server_cpu = sum(map(cpu_seconds, server_pids)) - cpu0
     phase.client_cpu = time.process_time() - ccpu0
     phase.requests = len(phase.latencies_ns)
     for c in conns:
@@ -339,15 +342,15 @@ def check_over_http(
 
 
 def check_store(
-    path: Path,
+    address: str,
     resolved: Dict[str, int],
     sessions: List[str],
     executed: Optional[Dict[str, List[str]]] = None,
 ) -> Dict[str, Any]:
     sys.path.insert(0, str(ROOT / "python"))
-    from cra.storage import SQLiteStore
+    from cra.storage import open_store
 
-    store = SQLiteStore(path)
+    store = open_store(address)
     faults = []
     events = 0
     for sid in sessions:
@@ -397,8 +400,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         help=f"CRA_EXECUTORS of the server for --operation execute (default {EXECUTORS}, "
         "found on benches/)",
     )
+    p.add_argument(
+        "--store",
+        default=None,
+        help="the servers' store (default: a new SQLite file); a postgresql:// URL may "
+        "be shared by --replicas",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="servers on the one store (PostgreSQL only); connection i goes to replica i %% N",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
+    if args.replicas > 1 and not (args.store or "").startswith("postgresql://"):
+        p.error("--replicas needs --store postgresql://…")
     levels = [int(c) for c in args.concurrency.split(",")]
     template = resolve_template(args.capabilities)
     execute = args.operation == "execute"
@@ -411,8 +428,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         pass
 
     workdir = Path(tempfile.mkdtemp(prefix="cra-http-bench-"))
-    port = free_port()
-    proc = start_server(workdir, port, args.executors if execute else None)
+    store = args.store or str(workdir / "r0" / "cra.db")
+    ports = [free_port() for _ in range(args.replicas)]
+    procs = [
+        start_server(workdir / f"r{i}", port, args.executors if execute else None, store)
+        for i, port in enumerate(ports)
+    ]
+    port = ports[0]
     deadline = time.monotonic() + args.max_seconds
     answered: Dict[str, int] = {}
     # Resolves answered 200 per session (the timed ones, or the one per
@@ -424,16 +446,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         sessions = []
         for i in range(args.sessions):
             status, s = http_call(
-                port, "POST", "/v1/sessions", {"agent_id": "bench-agent", "goal": f"bench {i}"}
+                ports[i % len(ports)],
+                "POST",
+                "/v1/sessions",
+                {"agent_id": "bench-agent", "goal": f"bench {i}"},
             )
             assert status == 201, (status, s)
             sessions.append(s["session_id"])
         templates = dict.fromkeys(sessions, template)
         if execute:
             resolved, executed = {}, {}
-            for sid in sessions:
+            for i, sid in enumerate(sessions):
                 body = json.loads(template.format(rid=uuid.uuid4(), ts=_timestamp(), sid=sid))
-                status, res = http_call(port, "POST", "/v1/resolve", body)
+                status, res = http_call(ports[i % len(ports)], "POST", "/v1/resolve", body)
                 assert status == 200 and any(
                     a["action_id"] == "ticket.lookup" for a in res["allowed_actions"]
                 ), (status, res)
@@ -443,7 +468,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         def run(ph: Phase) -> None:
             asyncio.run(
                 run_phase(
-                    port, path, templates, ph, sessions, answered, deadline, proc.pid, executed
+                    ports,
+                    path,
+                    templates,
+                    ph,
+                    sessions,
+                    answered,
+                    deadline,
+                    [p.pid for p in procs],
+                    executed,
                 )
             )
 
@@ -463,8 +496,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         sent = warm.requests + sum(ph.requests for ph in phases)
         http_faults = check_over_http(port, resolved, sessions, executed)
     finally:
-        code, stop_seconds = stop_server(proc)
-    stored = check_store(workdir / "cra.db", resolved, sessions, executed)
+        stops = [stop_server(p) for p in procs]
+        code = next((c for c, _ in stops if c not in (0, -signal.SIGTERM)), stops[0][0])
+        stop_seconds = max(t for _, t in stops)
+    stored = check_store(store, resolved, sessions, executed)
     ok = sum(answered.values())
     report(phases, sent, ok, http_faults, stored, code, stop_seconds, args)
     if args.json:
@@ -522,7 +557,11 @@ def report(
     what = PATHS[args.operation]
     if args.operation == "execute":
         what += " (ticket.lookup, one resolution per session)"
-    print(f"POST {what} on 127.0.0.1, {args.sessions} sessions, example support atlas{caps}")
+    where = "SQLite" if not args.store else args.store.split("://")[0]
+    print(
+        f"POST {what} on 127.0.0.1, {args.sessions} sessions, example support atlas{caps}, "
+        f"{args.replicas} replica(s) on {where}"
+    )
     print()
     cols = f"{'phase':<24}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
     print(cols + f"{'srv µs/req':>12}{'cli µs/req':>12}  errors")

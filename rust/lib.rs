@@ -8,7 +8,7 @@
 //! | layer | modules              | holds                                          |
 //! |-------|----------------------|------------------------------------------------|
 //! | 5     | `py`                 | PyO3 glue only (conversion, GIL handling)      |
-//! | 4     | `runtime`, `audit`   | every `impl Runtime`; replay, diff, reconstruct |
+//! | 4     | `runtime`, `audit`, `pg` | every `impl Runtime`; replay, diff; PostgreSQL |
 //! | 3     | `carp`, `sqlite`     | protocol values and algorithms; the SQLite store |
 //! | 2     | `trace`, `atlas`     | events, chains, recorder, sinks; atlases       |
 //! | 1     | `json`               | canonical writer, read-only view, field readers |
@@ -20,6 +20,8 @@ pub mod carp;
 pub mod error;
 pub mod ids;
 pub mod json;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod runtime;
 pub mod sqlite;
 pub mod time;

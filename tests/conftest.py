@@ -9,6 +9,7 @@ stores and servers that more than one test module uses.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import threading
@@ -22,6 +23,8 @@ import cra
 import pytest
 from audit_helpers import STORE_KINDS, Recording, StoreOpener
 from execute_helpers import Harness
+from pg_server import PgServer, PgServerError, pg_unavailable_reason
+from pg_server import unavailable as pg_unavailable
 
 if TYPE_CHECKING:
     import httpx
@@ -235,3 +238,34 @@ def local(tmp_path: Path) -> Iterator[TestClient]:
 
     with TestClient(make_app(tmp_path), raise_server_exceptions=False) as c:
         yield c
+
+
+# PostgreSQL: one throwaway server for the whole run (pg_server.PgServer),
+# started only when a test asks for it; a fresh database per test. Without
+# PostgreSQL the tests that need it are skipped with the reason, or fail
+# when CRA_REQUIRE_POSTGRES=1.
+
+_pg_db_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server for the session (`PgServer`: `dsn`, `new_database`,
+    `psql`), stopped and removed at the end."""
+    reason = pg_unavailable_reason()
+    if reason is not None:
+        pg_unavailable(reason)
+    server = PgServer()
+    try:
+        server.start()
+    except PgServerError as e:
+        pg_unavailable(f"the server did not start: {e}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PgServer) -> str:
+    """The DSN of a database of its own for this test
+    (postgresql://postgres@127.0.0.1:<port>/t<n>)."""
+    return pg_server.new_database(f"t{next(_pg_db_numbers)}")

@@ -70,6 +70,9 @@ EXECUTORS = {
     "refund.issue": _refund,
 }
 
+#: The executors of the replica tests' atlas (`tests/pg/test_pg_replicas.py`).
+REPLICA_EXECUTORS = {"ticket.lookup": _lookup, "refund.issue": _refund}
+
 
 def free_port() -> int:
     with socket.socket() as s:

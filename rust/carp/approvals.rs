@@ -4,16 +4,18 @@
 //! of the resolution's life. Approvals expire with their resolution.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
 use crate::ids::IdMap;
 use crate::time::Micros;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GrantScope {
     /// This action with these parameters, one execution.
     Once,
@@ -67,7 +69,7 @@ pub fn check_note(note: Option<&str>) -> Result<()> {
 }
 
 /// An execution waiting for a human.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
     pub approval_id: Uuid,
     pub session_id: Uuid,
@@ -79,7 +81,7 @@ pub struct Pending {
     pub requested_at: Micros,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Grant {
     action_id: Arc<str>,
     parameters_hash: Option<String>,
@@ -134,6 +136,9 @@ pub struct Approvals {
     max: usize,
     per_session: usize,
     inner: Mutex<Inner>,
+    /// A store several runtimes share: each approval's state lives there
+    /// and every step on it runs under the store's lock (`shared`).
+    shared: OnceLock<Arc<dyn shared::SharedApprovals>>,
 }
 
 struct Inner {
@@ -163,6 +168,7 @@ impl Approvals {
                 undecided: IdMap::default(),
                 next_expiry: Micros::MAX,
             }),
+            shared: OnceLock::new(),
         }
     }
 
@@ -248,6 +254,11 @@ impl Approvals {
                 counted: true,
             },
         );
+        drop(guard);
+        if let Err(e) = self.store_new(&approval_id) {
+            self.discard(&approval_id);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -273,7 +284,12 @@ impl Approvals {
 
     /// Checks (and, if granted once, uses up) the grant for an execution;
     /// a waiting execution is listed as pending.
-    pub fn gate(&self, pending: Pending, now: Micros) -> Gate {
+    pub fn gate(&self, pending: Pending, now: Micros) -> Result<Gate> {
+        let id = pending.approval_id;
+        self.through(&id, |s| s.gate_here(pending, now))
+    }
+
+    fn gate_here(&self, pending: Pending, now: Micros) -> Gate {
         let mut inner = self.inner.lock();
         let map = &mut inner.by_id;
         let Some(a) = map
@@ -314,6 +330,14 @@ impl Approvals {
     /// Gives back a once-grant that was taken for an execution that then
     /// did not run (a limit or the parameters stopped it).
     pub fn restore(&self, approval_id: &Uuid, action_id: &str, parameters_hash: &str) {
+        // Not given back if the shared store fails: the grant stays used,
+        // which errs on the side of asking the human again.
+        let _ = self.through(approval_id, |s| {
+            s.restore_here(approval_id, action_id, parameters_hash)
+        });
+    }
+
+    fn restore_here(&self, approval_id: &Uuid, action_id: &str, parameters_hash: &str) {
         let mut inner = self.inner.lock();
         let map = &mut inner.by_id;
         if let Some(a) = map.get_mut(approval_id) {
@@ -341,6 +365,30 @@ impl Approvals {
         now: Micros,
     ) -> Result<Decision> {
         check_note(note)?;
+        self.through(approval_id, |s| {
+            s.approve_here(
+                approval_id,
+                approver,
+                note,
+                action_id,
+                parameters_hash,
+                scope,
+                now,
+            )
+        })?
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn approve_here(
+        &self,
+        approval_id: &Uuid,
+        approver: &str,
+        note: Option<&str>,
+        action_id: Option<&str>,
+        parameters_hash: Option<&str>,
+        scope: GrantScope,
+        now: Micros,
+    ) -> Result<Decision> {
         let mut guard = self.inner.lock();
         let Inner {
             by_id: map,
@@ -417,6 +465,18 @@ impl Approvals {
         now: Micros,
     ) -> Result<(Decision, Vec<Pending>)> {
         check_note(note)?;
+        self.through(approval_id, |s| {
+            s.reject_here(approval_id, approver, note, now)
+        })?
+    }
+
+    fn reject_here(
+        &self,
+        approval_id: &Uuid,
+        approver: &str,
+        note: Option<&str>,
+        now: Micros,
+    ) -> Result<(Decision, Vec<Pending>)> {
         let mut guard = self.inner.lock();
         let Inner {
             by_id: map,
@@ -456,6 +516,9 @@ impl Approvals {
         parameters_hash: &str,
         now: Micros,
     ) -> &'static str {
+        if self.refresh(approval_id).is_err() {
+            return "waiting"; // the shared store cannot say now; ask again
+        }
         let inner = self.inner.lock();
         let Some(a) = inner.by_id.get(approval_id).filter(|a| a.expires_at > now) else {
             return "expired";
@@ -477,7 +540,8 @@ impl Approvals {
     }
 
     /// Executions waiting for a decision, oldest first (one session, or all).
-    pub fn pending(&self, session: Option<&Uuid>, now: Micros) -> Vec<Pending> {
+    pub fn pending(&self, session: Option<&Uuid>, now: Micros) -> Result<Vec<Pending>> {
+        self.refresh_listed(session, now)?;
         let inner = self.inner.lock();
         let map = &inner.by_id;
         let mut out: Vec<Pending> = map
@@ -487,68 +551,27 @@ impl Approvals {
             .flat_map(|a| a.pending.iter().cloned())
             .collect();
         out.sort_by_key(|p| p.requested_at);
-        out
+        Ok(out)
     }
 
     /// The session an approval belongs to.
-    pub fn session_of(&self, approval_id: &Uuid) -> Option<Uuid> {
-        self.inner
+    pub fn session_of(&self, approval_id: &Uuid) -> Result<Option<Uuid>> {
+        self.refresh(approval_id)?;
+        Ok(self
+            .inner
             .lock()
             .by_id
             .get(approval_id)
-            .map(|a| a.session_id)
+            .map(|a| a.session_id))
     }
 }
 
-impl Inner {
-    /// Drops one approval (if held) and its place in its session's count.
-    fn forget(&mut self, id: &Uuid) {
-        if let Some(a) = self.by_id.remove(id) {
-            if a.counted {
-                uncount(&mut self.undecided, &a.session_id, id);
-            }
-        }
-    }
+#[path = "approvals_inner.rs"]
+mod inner;
+use inner::{live, uncount};
 
-    /// Drops every expired approval, of every session. Runs only when the
-    /// whole bound is reached and something may have expired.
-    fn drop_expired(&mut self, now: Micros) {
-        let mut next = Micros::MAX;
-        self.by_id.retain(|_, a| {
-            let keep = a.expires_at > now;
-            if keep {
-                next = next.min(a.expires_at);
-            }
-            keep
-        });
-        self.order.retain(|&(expires, _)| expires > now);
-        self.undecided.retain(|_, q| {
-            q.retain(|&(expires, _)| expires > now);
-            !q.is_empty()
-        });
-        self.next_expiry = next;
-    }
-}
-
-/// Takes an approval out of its session's undecided count.
-fn uncount(undecided: &mut IdMap<VecDeque<(Micros, Uuid)>>, session: &Uuid, id: &Uuid) {
-    if let Some(q) = undecided.get_mut(session) {
-        if let Some(at) = q.iter().position(|&(_, x)| x == *id) {
-            q.remove(at);
-        }
-        if q.is_empty() {
-            undecided.remove(session);
-        }
-    }
-}
-
-fn live<'a>(map: &'a mut IdMap<Approval>, id: &Uuid, now: Micros) -> Result<&'a mut Approval> {
-    match map.get_mut(id) {
-        None => Err(CoreError::ApprovalNotFound(id.to_string())),
-        Some(a) if a.expires_at <= now => Err(CoreError::ApprovalExpired(id.to_string())),
-        Some(a) => Ok(a),
-    }
-}
+#[path = "approvals_shared.rs"]
+pub mod shared;
 
 #[cfg(test)]
 #[path = "approvals_unit_tests.rs"]

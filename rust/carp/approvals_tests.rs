@@ -39,6 +39,7 @@ fn opened() -> Approvals {
 /// `(action, hash, requested_at)` of what waits, oldest first.
 fn waiting(a: &Approvals, now: i64) -> Vec<(String, String, i64)> {
     a.pending(None, now)
+        .unwrap()
         .into_iter()
         .map(|p| (p.action_id.to_string(), p.parameters_hash, p.requested_at))
         .collect()
@@ -51,7 +52,7 @@ fn w(action: &str, hash: &str, at: i64) -> (String, String, i64) {
 #[test]
 fn a_once_grant_covers_that_action_with_those_parameters_once() {
     let a = opened();
-    assert_eq!(a.gate(pending("x", "h1", 10), 10), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h1", 10), 10).unwrap(), Gate::Waiting);
     let d = a
         .approve(
             &APPROVAL,
@@ -88,33 +89,33 @@ fn a_once_grant_covers_that_action_with_those_parameters_once() {
         )
     );
     // Other parameters, another action: still waiting.
-    assert_eq!(a.gate(pending("x", "h2", 11), 11), Gate::Waiting);
-    assert_eq!(a.gate(pending("y", "h1", 12), 12), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h2", 11), 11).unwrap(), Gate::Waiting);
+    assert_eq!(a.gate(pending("y", "h1", 12), 12).unwrap(), Gate::Waiting);
     assert_eq!(
         waiting(&a, 12),
         vec![w("x", "h1", 10), w("x", "h2", 11), w("y", "h1", 12)]
     );
     // The granted one runs once and leaves the pending list.
-    assert_eq!(a.gate(pending("x", "h1", 13), 13), Gate::Granted);
+    assert_eq!(a.gate(pending("x", "h1", 13), 13).unwrap(), Gate::Granted);
     assert_eq!(waiting(&a, 13), vec![w("x", "h2", 11), w("y", "h1", 12)]);
     // A second use waits again.
-    assert_eq!(a.gate(pending("x", "h1", 14), 14), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h1", 14), 14).unwrap(), Gate::Waiting);
     assert_eq!(
         waiting(&a, 14),
         vec![w("x", "h2", 11), w("y", "h1", 12), w("x", "h1", 14)]
     );
     // A grant given back (the execution did not run) covers one more.
     a.restore(&APPROVAL, "x", "h1");
-    assert_eq!(a.gate(pending("x", "h1", 15), 15), Gate::Granted);
-    assert_eq!(a.gate(pending("x", "h1", 16), 16), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h1", 15), 15).unwrap(), Gate::Granted);
+    assert_eq!(a.gate(pending("x", "h1", 16), 16).unwrap(), Gate::Waiting);
 }
 
 #[test]
 fn a_once_grant_of_the_only_pending_execution_needs_no_names() {
     let a = opened();
-    assert_eq!(a.gate(pending("x", "h1", 10), 10), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h1", 10), 10).unwrap(), Gate::Waiting);
     // The same execution gated twice is listed once.
-    assert_eq!(a.gate(pending("x", "h1", 11), 11), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h1", 11), 11).unwrap(), Gate::Waiting);
     assert_eq!(waiting(&a, 11), vec![w("x", "h1", 10)]);
     let d = a
         .approve(&APPROVAL, "ops", None, None, None, GrantScope::Once, 11)
@@ -123,10 +124,10 @@ fn a_once_grant_of_the_only_pending_execution_needs_no_names() {
         (d.action_id.as_deref(), d.parameters_hash.as_deref()),
         (Some("x"), Some("h1"))
     );
-    assert_eq!(a.gate(pending("x", "h2", 12), 12), Gate::Waiting);
-    assert_eq!(a.gate(pending("x", "h1", 12), 12), Gate::Granted);
+    assert_eq!(a.gate(pending("x", "h2", 12), 12).unwrap(), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h1", 12), 12).unwrap(), Gate::Granted);
     // Two waiting now: naming none is ambiguous.
-    assert_eq!(a.gate(pending("x", "h3", 13), 13), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h3", 13), 13).unwrap(), Gate::Waiting);
     let err = a
         .approve(&APPROVAL, "ops", None, None, None, GrantScope::Once, 13)
         .unwrap_err();
@@ -139,7 +140,7 @@ fn a_once_grant_of_the_only_pending_execution_needs_no_names() {
 #[test]
 fn a_resolution_grant_covers_the_action_with_any_parameters() {
     let a = opened();
-    assert_eq!(a.gate(pending("x", "h1", 10), 10), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h1", 10), 10).unwrap(), Gate::Waiting);
     let d = a
         .approve(
             &APPROVAL,
@@ -162,9 +163,13 @@ fn a_resolution_grant_covers_the_action_with_any_parameters() {
     );
     for (n, hash) in ["h1", "h2", "h1", "h3"].into_iter().enumerate() {
         let t = 11 + n as i64;
-        assert_eq!(a.gate(pending("x", hash, t), t), Gate::Granted, "{hash}");
+        assert_eq!(
+            a.gate(pending("x", hash, t), t).unwrap(),
+            Gate::Granted,
+            "{hash}"
+        );
     }
-    assert_eq!(a.gate(pending("y", "h1", 20), 20), Gate::Waiting);
+    assert_eq!(a.gate(pending("y", "h1", 20), 20).unwrap(), Gate::Waiting);
     assert_eq!(waiting(&a, 20), vec![w("y", "h1", 20)]);
     // Granted with nothing pending: the action alone, no hash.
     let d = a
@@ -182,7 +187,7 @@ fn a_resolution_grant_covers_the_action_with_any_parameters() {
         (d.action_id.as_deref(), d.parameters_hash.as_deref()),
         (Some("z"), None)
     );
-    assert_eq!(a.gate(pending("z", "any", 22), 22), Gate::Granted);
+    assert_eq!(a.gate(pending("z", "any", 22), 22).unwrap(), Gate::Granted);
     // A once grant with nothing pending needs the parameters hash.
     let err = a
         .approve(
@@ -211,8 +216,8 @@ fn a_rejection_denies_every_gated_action_from_then_on() {
         5,
     )
     .unwrap();
-    assert_eq!(a.gate(pending("y", "h1", 10), 10), Gate::Waiting);
-    assert_eq!(a.gate(pending("y", "h2", 11), 11), Gate::Waiting);
+    assert_eq!(a.gate(pending("y", "h1", 10), 10).unwrap(), Gate::Waiting);
+    assert_eq!(a.gate(pending("y", "h2", 11), 11).unwrap(), Gate::Waiting);
     let (d, was_waiting) = a.reject(&APPROVAL, "boss", Some("no"), 12).unwrap();
     assert_eq!(
         (
@@ -238,8 +243,8 @@ fn a_rejection_denies_every_gated_action_from_then_on() {
         approver: "boss".to_string(),
     };
     // Even the action granted before the rejection.
-    assert_eq!(a.gate(pending("x", "h1", 13), 13), rejected);
-    assert_eq!(a.gate(pending("y", "h1", 13), 13), rejected);
+    assert_eq!(a.gate(pending("x", "h1", 13), 13).unwrap(), rejected);
+    assert_eq!(a.gate(pending("y", "h1", 13), 13).unwrap(), rejected);
     assert_eq!(waiting(&a, 13), vec![]);
     let err = a
         .approve(
@@ -269,16 +274,19 @@ fn approvals_expire_with_their_resolution() {
     )
     .unwrap();
     assert_eq!(
-        a.gate(pending("x", "h", EXPIRES - 1), EXPIRES - 1),
+        a.gate(pending("x", "h", EXPIRES - 1), EXPIRES - 1).unwrap(),
         Gate::Granted
     );
     assert_eq!(
-        a.gate(pending("y", "h", EXPIRES - 1), EXPIRES - 1),
+        a.gate(pending("y", "h", EXPIRES - 1), EXPIRES - 1).unwrap(),
         Gate::Waiting
     );
     assert_eq!(waiting(&a, EXPIRES - 1), vec![w("y", "h", EXPIRES - 1)]);
     // At expires_at exactly, the grant is gone and nothing is listed.
-    assert_eq!(a.gate(pending("x", "h", EXPIRES), EXPIRES), Gate::Waiting);
+    assert_eq!(
+        a.gate(pending("x", "h", EXPIRES), EXPIRES).unwrap(),
+        Gate::Waiting
+    );
     assert_eq!(waiting(&a, EXPIRES), vec![]);
     let err = a
         .approve(
@@ -308,22 +316,22 @@ fn the_bound_refuses_the_new_one_and_keeps_the_first_opened() {
     let err = a.open(id(3), SESSION, id(2003), 1_000, 0).unwrap_err();
     assert_eq!(err.code(), "TOO_MANY_PENDING");
     assert_eq!(a.len(), 2);
-    assert_eq!(a.session_of(&id(1)), Some(SESSION));
-    assert_eq!(a.session_of(&id(2)), Some(SESSION));
-    assert_eq!(a.session_of(&id(3)), None);
+    assert_eq!(a.session_of(&id(1)).unwrap(), Some(SESSION));
+    assert_eq!(a.session_of(&id(2)).unwrap(), Some(SESSION));
+    assert_eq!(a.session_of(&id(3)).unwrap(), None);
     // A refused approval was never opened: not found, and its gate waits.
     let err = a.reject(&id(3), "ops", None, 1).unwrap_err();
     assert!(matches!(err, CoreError::ApprovalNotFound(_)), "{err:?}");
     let mut p = pending("x", "h", 1);
     p.approval_id = id(3);
-    assert_eq!(a.gate(p, 1), Gate::Waiting);
-    assert_eq!(a.pending(None, 1).len(), 0);
+    assert_eq!(a.gate(p, 1).unwrap(), Gate::Waiting);
+    assert_eq!(a.pending(None, 1).unwrap().len(), 0);
     // A bound of 0 keeps one.
     let one = Approvals::new(0);
     one.open(id(1), SESSION, id(2001), 5_000, 0).unwrap();
     assert!(one.open(id(2), SESSION, id(2002), 5_000, 0).is_err());
     assert_eq!(one.len(), 1);
-    assert_eq!(one.session_of(&id(1)), Some(SESSION));
+    assert_eq!(one.session_of(&id(1)).unwrap(), Some(SESSION));
 }
 
 const OTHER: Uuid = Uuid::from_u128(1001);
@@ -331,7 +339,7 @@ const OTHER: Uuid = Uuid::from_u128(1001);
 /// Session `SESSION` opens `APPROVAL` and an execution waits on it.
 fn one_waiting(a: &Approvals) {
     a.open(APPROVAL, SESSION, RESOLUTION, EXPIRES, 0).unwrap();
-    assert_eq!(a.gate(pending("x", "h1", 1), 1), Gate::Waiting);
+    assert_eq!(a.gate(pending("x", "h1", 1), 1).unwrap(), Gate::Waiting);
 }
 
 /// `SESSION`'s execution still waits, is listed, and can be granted.
@@ -339,7 +347,7 @@ fn still_decidable(a: &Approvals, now: i64) {
     assert_eq!(waiting(a, now), vec![w("x", "h1", 1)]);
     a.approve(&APPROVAL, "ops", None, None, None, GrantScope::Once, now)
         .unwrap();
-    assert_eq!(a.gate(pending("x", "h1", now), now), Gate::Granted);
+    assert_eq!(a.gate(pending("x", "h1", now), now).unwrap(), Gate::Granted);
 }
 
 #[test]
@@ -384,7 +392,7 @@ fn a_session_has_at_most_its_bound_of_undecided_approvals() {
             .contains(&MAX_PENDING_PER_SESSION.to_string()),
         "{err}"
     );
-    assert_eq!(a.session_of(&id(99_999)), None);
+    assert_eq!(a.session_of(&id(99_999)).unwrap(), None);
     // The other session is not touched, and can still open approvals.
     assert_eq!(a.undecided(&SESSION), 1);
     still_decidable(&a, 3);
@@ -464,8 +472,8 @@ fn the_whole_bound_drops_expired_approvals_of_any_session_first() {
     a.open(id(4), OTHER, id(3004), EXPIRES, 100).unwrap();
     a.open(id(5), OTHER, id(3005), EXPIRES, 100).unwrap();
     assert_eq!(a.len(), 3);
-    assert_eq!(a.session_of(&id(2)), None);
-    assert_eq!(a.session_of(&id(3)), None);
+    assert_eq!(a.session_of(&id(2)).unwrap(), None);
+    assert_eq!(a.session_of(&id(3)).unwrap(), None);
     assert_eq!(a.undecided(&OTHER), 2);
     assert!(a.open(id(6), OTHER, id(3006), EXPIRES, 100).is_err());
     still_decidable(&a, 100);

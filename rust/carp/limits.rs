@@ -1,13 +1,15 @@
 //! Rate-limit windows and budgets: counters over executions, keyed by the
 //! policy and its scope (session, agent or global).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::atlas::policy::{Limit, Policy, Scope};
+use crate::error::Result;
 use crate::ids::FastMap;
 use crate::time::Micros;
 
@@ -85,13 +87,92 @@ pub enum Standing {
     },
 }
 
-/// What one admitted execution counted, so it can be taken back.
+/// What one admitted execution counted, so it can be taken back: local
+/// counters, or the counts a shared store took at a time.
 #[derive(Debug, Default)]
-pub struct Reservation(Vec<(Arc<str>, ScopeKey, Micros, f64, bool)>);
+pub struct Reservation(
+    Vec<(Arc<str>, ScopeKey, Micros, f64, bool)>,
+    Option<(Vec<Count>, Micros)>,
+);
+
+/// One limit as a shared store counts it: the counter's key (policy key
+/// and scope) and what it allows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Count {
+    pub key: String,
+    pub kind: CountKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CountKind {
+    Rate { max_calls: u64, window_micros: i64 },
+    Budget { limit: f64, cost: f64 },
+}
+
+impl Count {
+    /// The count of one execution of `action_id` under `policy` (None for
+    /// a policy that limits nothing).
+    pub fn of(policy: &Policy, key: &ScopeKey, action_id: &str) -> Option<Count> {
+        let kind = match &policy.limit {
+            Limit::Rate {
+                max_calls,
+                window_micros,
+                ..
+            } => CountKind::Rate {
+                max_calls: *max_calls,
+                window_micros: *window_micros,
+            },
+            Limit::Budget { limit, .. } => CountKind::Budget {
+                limit: *limit,
+                cost: policy.cost_of(action_id),
+            },
+            Limit::None => return None,
+        };
+        let scope = match key {
+            ScopeKey::Session(id) => format!("session:{id}"),
+            ScopeKey::Agent(a) => format!("agent:{a}"),
+            ScopeKey::Global => "global".to_string(),
+        };
+        Some(Count {
+            key: format!("{}|{scope}", policy.key),
+            kind,
+        })
+    }
+}
+
+/// Counters kept by a store several runtimes share (PostgreSQL), so that a
+/// limit holds across all of them. Each call is one atomic step there.
+pub trait SharedCounters: Send + Sync {
+    /// Checks every count and, only if all have room, takes each (a key
+    /// listed twice counts once); else the index of the first that
+    /// refused and why.
+    fn acquire(
+        &self,
+        counts: &[Count],
+        now: Micros,
+    ) -> Result<std::result::Result<(), (usize, Standing)>>;
+    /// Gives back what `acquire` took at `at`.
+    fn release(&self, counts: &[Count], at: Micros) -> Result<()>;
+    /// Where one more execution stands against `count`, taking nothing.
+    fn standing(&self, count: &Count, now: Micros) -> Result<Standing>;
+}
+
+thread_local! {
+    /// The shared store's failure during a resolve on this thread, if any
+    /// (`Limits::standing` cannot return it through the evaluation).
+    static SHARED_FAULT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Takes the shared store's failure seen by `Limits::standing` on this
+/// thread since the last call (a resolve that saw one must not answer).
+pub fn take_shared_fault() -> Option<String> {
+    SHARED_FAULT.with(|f| f.borrow_mut().take())
+}
 
 #[derive(Default)]
 pub struct Limits {
     counters: Mutex<FastMap<(Arc<str>, ScopeKey), Counter>>,
+    shared: OnceLock<Arc<dyn SharedCounters>>,
 }
 
 impl Limits {
@@ -99,7 +180,19 @@ impl Limits {
         Limits::default()
     }
 
+    /// Counts every limit in `counters` from now on (once; a second call is
+    /// refused with false).
+    pub fn share(&self, counters: Arc<dyn SharedCounters>) -> bool {
+        self.shared.set(counters).is_ok()
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
+    }
+
     /// Can one more execution of `action_id` happen under `policy` now?
+    /// With shared counters, a failure to read them is kept for
+    /// `take_shared_fault` and the answer is `Ok` (the resolve is refused).
     pub fn standing(
         &self,
         policy: &Policy,
@@ -107,6 +200,15 @@ impl Limits {
         action_id: &str,
         now: Micros,
     ) -> Standing {
+        if let Some(shared) = self.shared.get() {
+            let Some(count) = Count::of(policy, key, action_id) else {
+                return Standing::Ok;
+            };
+            return shared.standing(&count, now).unwrap_or_else(|e| {
+                SHARED_FAULT.with(|f| *f.borrow_mut() = Some(e.to_string()));
+                Standing::Ok
+            });
+        }
         let mut counters = self.counters.lock();
         let Some(c) = counters.get_mut(&(Arc::clone(&policy.key), key.clone())) else {
             return match &policy.limit {
@@ -140,6 +242,34 @@ impl Limits {
     /// counter listed twice (the same policy key and scope) counts once.
     /// On refusal returns the index of the limit that refused and why.
     pub fn acquire(
+        &self,
+        limits: &[(&Policy, ScopeKey)],
+        action_id: &str,
+        now: Micros,
+    ) -> Result<std::result::Result<Reservation, (usize, Standing)>> {
+        if let Some(shared) = self.shared.get() {
+            let counts: Vec<Count> = limits
+                .iter()
+                .filter_map(|(p, key)| Count::of(p, key, action_id))
+                .collect();
+            // The refusing count's index among `limits`.
+            let index = |n: usize| {
+                limits
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (p, key))| Count::of(p, key, action_id).is_some())
+                    .nth(n)
+                    .map_or(0, |(i, _)| i)
+            };
+            return Ok(match shared.acquire(&counts, now)? {
+                Ok(()) => Ok(Reservation(Vec::new(), Some((counts, now)))),
+                Err((n, standing)) => Err((index(n), standing)),
+            });
+        }
+        Ok(self.acquire_here(limits, action_id, now))
+    }
+
+    fn acquire_here(
         &self,
         limits: &[(&Policy, ScopeKey)],
         action_id: &str,
@@ -180,11 +310,17 @@ impl Limits {
                 matches!(p.limit, Limit::Rate { .. }),
             ));
         }
-        Ok(Reservation(taken))
+        Ok(Reservation(taken, None))
     }
 
     /// Takes back what a reservation counted (the execution did not happen).
     pub fn release(&self, r: Reservation) {
+        if let (Some((counts, at)), Some(shared)) = (&r.1, self.shared.get()) {
+            // Not given back (the store failed): the count stays taken until
+            // its window passes, which errs on the side of the limit.
+            let _ = shared.release(counts, *at);
+            return;
+        }
         let mut counters = self.counters.lock();
         for (policy, key, at, cost, rate) in r.0 {
             if let Some(c) = counters.get_mut(&(policy, key)) {
@@ -318,11 +454,14 @@ mod shared_counter_tests {
         let key = ScopeKey::of(crate::atlas::policy::Scope::Agent, Uuid::nil(), "agent-1");
         let both = [(&then, key.clone()), (&now, key.clone())];
         let t = 1_000_000;
-        let r = limits.acquire(&both, "api.call", t).unwrap();
+        let r = limits.acquire(&both, "api.call", t).unwrap().unwrap();
         assert_eq!(r.0.len(), 1, "counted once");
-        limits.acquire(&both, "api.call", t + 1).unwrap();
+        limits.acquire(&both, "api.call", t + 1).unwrap().unwrap();
         // Two calls in the window: the old version (2) refuses, the new (3) would not.
-        let (i, standing) = limits.acquire(&both, "api.call", t + 2).unwrap_err();
+        let (i, standing) = limits
+            .acquire(&both, "api.call", t + 2)
+            .unwrap()
+            .unwrap_err();
         assert_eq!(i, 0);
         assert!(matches!(standing, Standing::RateExceeded { .. }));
         assert_eq!(

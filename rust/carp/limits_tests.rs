@@ -190,7 +190,9 @@ fn a_refused_acquire_counts_nothing() {
     let limits = Limits::new();
     // The rate has room, the budget does not (bulk costs 5): refused by the
     // second limit, and the rate's slot is not taken.
-    let refused = limits.acquire(&[(&r, key.clone()), (&b, key.clone())], "credit.bulk", 0);
+    let refused = limits
+        .acquire(&[(&r, key.clone()), (&b, key.clone())], "credit.bulk", 0)
+        .unwrap();
     assert_eq!(
         refused.unwrap_err(),
         (
@@ -202,7 +204,9 @@ fn a_refused_acquire_counts_nothing() {
         )
     );
     assert_eq!(limits.standing(&r, &key, "api.call", 0), Standing::Ok);
-    let taken = limits.acquire(&[(&r, key.clone()), (&b, key.clone())], "credit.use", SEC);
+    let taken = limits
+        .acquire(&[(&r, key.clone()), (&b, key.clone())], "credit.use", SEC)
+        .unwrap();
     assert!(taken.is_ok());
     assert_eq!(
         limits.standing(&r, &key, "api.call", SEC),

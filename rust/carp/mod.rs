@@ -13,10 +13,12 @@ pub mod limits;
 pub mod redact;
 pub mod request;
 pub mod resolution;
+pub mod resolution_doc;
 pub mod resolution_json;
 pub mod resolution_store;
 pub mod resolve;
 pub mod resolve_events;
+pub mod shared_keys;
 
 pub use execute::{ExecuteResponse, RunResult};
 pub use request::{CarpRequest, Operation};

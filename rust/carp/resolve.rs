@@ -353,7 +353,19 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
             required_capabilities: req.required_capabilities.clone(),
         },
     };
-    res.reason = match decision {
+    decide_again(&mut res);
+    let confirm = res.allowed().any(|e| res.requires_confirmation(e));
+    if decision == DecisionType::RequiresApproval || confirm {
+        res.approval_id = Some(new_v7(input.now));
+    }
+    Ok(res)
+}
+
+/// Sets a resolution's decision and reason from its evaluations (again,
+/// after evaluations changed: a resolution made again from its document).
+pub fn decide_again(res: &mut Resolution) {
+    res.decision = decide(&res.evaluations);
+    res.reason = match res.decision {
         DecisionType::Allow => None,
         DecisionType::Partial => Some(Arc::clone(&PARTIAL)),
         DecisionType::RequiresApproval => Some(Arc::clone(&NEEDS_APPROVAL)),
@@ -362,11 +374,6 @@ pub fn resolve(input: &ResolveInput<'_>, req: &CarpRequest) -> Result<Resolution
             None => Arc::from("No actions matched the request"),
         }),
     };
-    let confirm = res.allowed().any(|e| res.requires_confirmation(e));
-    if decision == DecisionType::RequiresApproval || confirm {
-        res.approval_id = Some(new_v7(input.now));
-    }
-    Ok(res)
 }
 
 #[cfg(test)]

@@ -169,6 +169,7 @@ impl NativeRuntime {
         let list: Vec<Value> = self
             .rt
             .pending_approvals(id.as_ref())
+            .js()?
             .iter()
             .map(reports::pending)
             .collect();

@@ -99,11 +99,8 @@ impl Runtime {
             .map(|s| parse_uuid(s, "/session_id"))
             .transpose()
             .py()?;
-        self.0
-            .pending_approvals(id.as_ref())
-            .iter()
-            .map(|p| pending_dict(py, p))
-            .collect()
+        let pending = py.detach(|| self.0.pending_approvals(id.as_ref())).py()?;
+        pending.iter().map(|p| pending_dict(py, p)).collect()
     }
 }
 

@@ -13,13 +13,18 @@ mod execute;
 mod front;
 mod governed;
 mod keys;
+mod native;
 mod options;
 mod patterns;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod proofs;
 mod request_view;
 mod resolution;
 mod rows;
 mod runtime;
+#[cfg(feature = "postgres")]
+mod shared;
 mod sink;
 mod sqlite;
 mod started;
@@ -49,6 +54,11 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sqlite::SQLiteDatabase>()?;
     m.add_class::<sqlite::SQLiteSink>()?;
     m.add_class::<sink::SinkGate>()?;
+    #[cfg(feature = "postgres")]
+    {
+        m.add_class::<postgres::PostgresDatabase>()?;
+        m.add_class::<postgres::PostgresSink>()?;
+    }
     m.add("SQLITE_SESSION_COLUMNS", sqlite::session_columns(m.py())?)?;
     m.add_class::<timing::SlidingWindowRateLimiter>()?;
     rows::register(m)?;

@@ -67,7 +67,7 @@ fn read_row(dict: &Bound<'_, PyDict>) -> PyResult<SessionRow> {
 }
 
 /// Writes a row's columns into `dict` (keys in table order).
-fn write_row(dict: &Bound<'_, PyDict>, row: SessionRow) -> PyResult<()> {
+pub(super) fn write_row(dict: &Bound<'_, PyDict>, row: SessionRow) -> PyResult<()> {
     let py = dict.py();
     for (key, value) in SESSION_COLUMNS.iter().zip(row.to_sql()) {
         dict.set_item(key, py_value(py, value)?)?;

@@ -26,8 +26,6 @@ use super::convert::payload_to_canonical;
 use super::errors::IntoPyResult;
 use super::event::Event;
 use super::options::checkpointing;
-use super::sink::PySinkFactory;
-use super::sqlite::SQLiteSink;
 use super::verify::ChainReport;
 
 /// Waits with the GIL released.
@@ -264,10 +262,7 @@ impl Runtime {
         // itself; any other object through its Python `write_batch`.
         let extra: Vec<Arc<dyn SinkFactory>> = sinks
             .into_iter()
-            .map(|s| match s.bind(py).cast::<SQLiteSink>() {
-                Ok(native) => Arc::clone(&native.get().0) as Arc<dyn SinkFactory>,
-                Err(_) => Arc::new(PySinkFactory::of(s.bind(py))) as Arc<dyn SinkFactory>,
-            })
+            .map(|s| super::native::sink_of(s.bind(py)))
             .collect();
         let rt = py.detach(|| CoreRuntime::new(config, clock, extra)).py()?;
         Ok(Runtime(Arc::new(rt), Caches::default()))

@@ -57,7 +57,7 @@ impl Runtime {
     /// A decision is recorded in its session's chain, so that session must
     /// be open before anything is decided (nothing half-done).
     fn approval_session_open(&self, approval_id: &Uuid) -> Result<()> {
-        let Some(sid) = self.approvals.session_of(approval_id) else {
+        let Some(sid) = self.approvals.session_of(approval_id)? else {
             return Err(CoreError::ApprovalNotFound(approval_id.to_string()));
         };
         let s = self.session(&sid)?;
@@ -79,7 +79,7 @@ impl Runtime {
             .state(approval_id, action_id, parameters_hash, self.now())
     }
 
-    pub fn pending_approvals(&self, session_id: Option<&Uuid>) -> Vec<Pending> {
+    pub fn pending_approvals(&self, session_id: Option<&Uuid>) -> Result<Vec<Pending>> {
         self.approvals.pending(session_id, self.now())
     }
 

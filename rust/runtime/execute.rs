@@ -62,7 +62,10 @@ impl Runtime {
         match self.resolutions.get(id, now) {
             Lookup::Found(r) if r.session_id == session.session_id => Ok(r),
             Lookup::Expired => Err(CoreError::ResolutionExpired(id.to_string())),
-            _ => Err(CoreError::ResolutionNotFound(id.to_string())),
+            Lookup::Missing => self
+                .shared_resolution(session, id, now)?
+                .ok_or_else(|| CoreError::ResolutionNotFound(id.to_string())),
+            Lookup::Found(_) => Err(CoreError::ResolutionNotFound(id.to_string())),
         }
     }
 

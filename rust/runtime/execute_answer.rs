@@ -81,10 +81,11 @@ impl Ctx<'_> {
         let resp = Arc::new(resp);
         if let Some(key) = &self.key {
             if matches!(resp.status, Status::Success | Status::Error) {
-                self.session
-                    .finish_key(key, &idem_fingerprint(&self.echo)?, Arc::clone(&resp));
+                let fp = idem_fingerprint(&self.echo)?;
+                self.rt
+                    .finish_key(&self.session, key, &fp, Arc::clone(&resp));
             } else {
-                self.session.drop_key(key);
+                self.rt.drop_key(&self.session, key);
             }
         }
         self.rt.push_execution(

@@ -168,7 +168,7 @@ impl Runtime {
                 parameters: Arc::from(to_canonical(&parameters)?),
                 requested_at: now,
             };
-            match self.approvals.gate(pending.clone(), now) {
+            match self.approvals.gate(pending.clone(), now)? {
                 Gate::Granted => grant = Some(pending),
                 Gate::Rejected { approver } => {
                     let reason = format!("approval {approval_id} was rejected by {approver}");
@@ -227,7 +227,16 @@ impl Runtime {
             .chain(applied.limits.iter().map(|&r| snap.policy(r)))
             .map(|p| (p, key_of(p)))
             .collect();
-        let reservation = match self.limits.acquire(&limits, action_id, now) {
+        let acquired = match self.limits.acquire(&limits, action_id, now) {
+            Ok(a) => a,
+            Err(e) => {
+                give_back(&grant);
+                return Err(CoreError::TraceUnavailable(format!(
+                    "the shared limits cannot be counted: {e}"
+                )));
+            }
+        };
+        let reservation = match acquired {
             Ok(r) => r,
             Err((i, standing)) => {
                 give_back(&grant);
@@ -289,7 +298,15 @@ impl Runtime {
         }
         // Idempotency: the same key and request answer with the first response.
         if let Some(k) = &exec.idempotency_key {
-            match session.claim_key(k, &idem_fingerprint(&ctx.echo)?) {
+            let claimed = match self.claim_key(&session, k, &idem_fingerprint(&ctx.echo)?) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.limits.release(reservation);
+                    give_back(&grant);
+                    return Err(e);
+                }
+            };
+            match claimed {
                 IdemClaim::Claimed => ctx.key = Some(k.clone()),
                 IdemClaim::Conflict => {
                     self.limits.release(reservation);

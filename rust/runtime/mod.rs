@@ -15,6 +15,7 @@ pub mod lifetime;
 pub mod resolve;
 pub mod session;
 pub mod sessions;
+pub mod shared;
 pub mod state;
 pub mod validate;
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::carp::limits::take_shared_fault;
 use crate::carp::request::{parse_request, session_hint, CarpRequest, Operation};
 use crate::carp::resolution::Resolution;
 use crate::carp::resolve::{resolve, ResolveInput};
@@ -53,7 +54,17 @@ impl Runtime {
             trace_id: session.trace_id,
             max_candidate_actions: self.registry.limits().max_candidate_actions,
         };
-        let resolution = match resolve(&input, req) {
+        let shared = self.limits.is_shared();
+        if shared {
+            take_shared_fault();
+        }
+        let mut resolved = resolve(&input, req);
+        if let Some(fault) = shared.then(take_shared_fault).flatten() {
+            resolved = Err(CoreError::TraceUnavailable(format!(
+                "the shared limits cannot be read: {fault}"
+            )));
+        }
+        let resolution = match resolved {
             Ok(r) => Arc::new(r),
             Err(e) => {
                 session.release_request(&req.request_id);
@@ -83,6 +94,7 @@ impl Runtime {
             session.release_request(&req.request_id);
             return Err(e);
         }
+        self.keep_shared(&resolution);
         let rec = Record {
             session_id: session.session_id,
             span: SpanRef::Child(new_v7(now)),

@@ -7,7 +7,7 @@
 //! release the GIL around the waiting part only.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -17,7 +17,9 @@ use uuid::Uuid;
 use crate::atlas::registry::Registry;
 use crate::carp::approvals::Approvals;
 use crate::carp::limits::Limits;
+use crate::carp::resolution_doc::SharedResolutions;
 use crate::carp::resolution_store::{ResolutionStore, DEFAULT_MAX_RESOLUTIONS};
+use crate::carp::shared_keys::SharedKeys;
 use crate::error::{CoreError, Result};
 use crate::ids::IdMap;
 use crate::runtime::lifetime::Lifetime;
@@ -131,6 +133,10 @@ pub struct Runtime {
     pub(crate) limits: Limits,
     pub(crate) resolutions: ResolutionStore,
     pub(crate) approvals: Approvals,
+    /// Resolutions kept in a store other runtimes share (`runtime/shared.rs`).
+    pub(crate) shared_resolutions: OnceLock<Arc<dyn SharedResolutions>>,
+    /// Idempotency keys kept in that store.
+    pub(crate) shared_keys: OnceLock<Arc<dyn SharedKeys>>,
 }
 
 type SessionTable = RwLock<IdMap<Arc<Session>>>;
@@ -157,6 +163,8 @@ impl Runtime {
             limits: Limits::new(),
             resolutions: ResolutionStore::new(config.max_resolutions),
             approvals: Approvals::new(config.max_resolutions),
+            shared_resolutions: OnceLock::new(),
+            shared_keys: OnceLock::new(),
             config,
         })
     }
@@ -383,8 +391,35 @@ fn open_recorder(
     in_child: bool,
 ) -> Result<(Recorder, Arc<MemoryStore>)> {
     let memory = Arc::new(MemoryStore::new(config.memory_limit));
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(MemorySink(Arc::clone(&memory)))];
-    for f in factories {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    // The store that assigns sequences and links is written first (see
+    // `Sink::write_chained`), then memory, then the others in order.
+    let (first, rest): (Vec<_>, Vec<_>) = factories.iter().partition(|f| f.assigns_chain());
+    if !first.is_empty() && config.recorder.checkpoints.is_some() {
+        // A re-sealed batch would no longer match the tree a checkpoint signed.
+        return Err(CoreError::invalid(
+            "INVALID_SINKS",
+            "/signing_key",
+            "signed checkpoints cannot be combined with a store that re-seals chains \
+             (PostgreSQL) yet",
+        ));
+    }
+    if first.len() > 1 {
+        return Err(CoreError::invalid(
+            "INVALID_SINKS",
+            "/sinks",
+            "only one sink may assign the chains' sequence numbers (one PostgreSQL store)",
+        ));
+    }
+    for f in &first {
+        sinks.push(if in_child {
+            f.open_in_child()?
+        } else {
+            f.open()?
+        });
+    }
+    sinks.push(Box::new(MemorySink(Arc::clone(&memory))));
+    for f in rest {
         sinks.push(if in_child {
             f.open_in_child()?
         } else {

@@ -46,6 +46,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("sqlite", 3),
     ("runtime", 4),
     ("audit", 4),
+    ("pg", 4),
     ("py", 5),
     ("node", 5),
 ];

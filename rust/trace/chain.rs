@@ -220,6 +220,17 @@ impl Chains {
         out.len() - before
     }
 
+    /// Continues each open chain after the last of its events in `events`
+    /// (a batch the store re-sealed onto heads another writer had moved).
+    pub fn follow(&mut self, events: &[Arc<TraceEvent>]) {
+        for e in events {
+            if let Some(state) = self.open.get_mut(&e.session_id) {
+                state.next_sequence = e.sequence + 1;
+                state.previous_hash = e.event_hash;
+            }
+        }
+    }
+
     /// Seals a checkpoint into every open chain with events since its last
     /// one: all of them when a `flush()` waits (if the policy says so) or
     /// the recorder closes, else those whose last checkpoint is older than

@@ -103,7 +103,7 @@ impl FlushThread {
                 }
             }
             if !pending.is_empty() {
-                if let Err(err) = self.write(&pending, &mut done_sinks) {
+                if let Err(err) = self.write(&mut pending, &mut done_sinks) {
                     self.fail(err);
                     let _ = self.wake.recv_timeout(backoff);
                     backoff = (backoff * 2).min(RETRY_MAX);
@@ -199,10 +199,16 @@ impl FlushThread {
         }
     }
 
-    fn write(&mut self, batch: &[Arc<TraceEvent>], done: &mut [bool]) -> Result<()> {
+    /// Writes the batch to every sink not yet done with it. A sink that
+    /// re-seals it (the chains' authority, always first) hands the batch
+    /// as it stored it to the others, and the chains continue from there.
+    fn write(&mut self, batch: &mut Vec<Arc<TraceEvent>>, done: &mut [bool]) -> Result<()> {
         for (sink, done) in self.sinks.iter_mut().zip(done.iter_mut()) {
             if !*done {
-                sink.write_batch(batch)?;
+                if let Some(resealed) = sink.write_chained(batch)? {
+                    self.chains.follow(&resealed);
+                    *batch = resealed;
+                }
                 *done = true;
             }
         }

@@ -9,7 +9,7 @@ from typing import Callable, Optional, Sequence
 
 from .._core import __version__
 from ..errors import CraError
-from . import atlas, carp, conformance, demo, keys, mcp, serve, trace
+from . import atlas, carp, conformance, demo, keys, mcp, serve, store, trace
 from .exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_UNREADABLE
 from .safe import err
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_commands(sub)
     keys.add_commands(sub)
     mcp.add_commands(sub)
+    store.add_commands(sub)
     return p
 
 

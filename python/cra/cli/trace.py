@@ -173,14 +173,22 @@ def _print_store_verification(store_path: str, v: ChainVerification) -> None:
         out(f"        expected {json.dumps(v.expected)}, found {json.dumps(v.found)}")
 
 
-def _verify_store(args: argparse.Namespace) -> int:
-    from ..storage import JSONLStore, SQLiteStore
+def _open_store(address: str) -> Any:
+    """The store at `address`: PostgreSQL for a `postgresql://` URL, a
+    JSONL store for a directory, else an SQLite file."""
+    from ..storage import JSONLStore, PostgresStore, SQLiteStore, is_postgres_url
 
+    if is_postgres_url(address):
+        return PostgresStore(address, ready=False)
+    return JSONLStore(address) if os.path.isdir(address) else SQLiteStore(address)
+
+
+def _verify_store(args: argparse.Namespace) -> int:
     if args.files or args.anchor is not None or not args.session:
         err("error: --store goes with --session ID, and no FILE or --anchor")
         return EXIT_USAGE
     try:
-        store = JSONLStore(args.store) if os.path.isdir(args.store) else SQLiteStore(args.store)
+        store = _open_store(args.store)
         v = store.verify(args.session)
     except CraError as e:
         err(f"error: {e.message} ({args.store})")
@@ -492,10 +500,8 @@ def _first_sequence(text: str) -> Optional[int]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..storage import JSONLStore, SQLiteStore
-
     try:
-        store = JSONLStore(args.store) if os.path.isdir(args.store) else SQLiteStore(args.store)
+        store = _open_store(args.store)
         if args.out:
             try:
                 anchor = store.export(args.session, args.out)
@@ -548,7 +554,7 @@ def add_commands(sub: Any) -> None:
         "--store",
         default=None,
         metavar="PATH",
-        help="verify a stored session instead (an SQLite file or a JSONL store directory)",
+        help="verify a stored session instead (an SQLite file, a JSONL store directory or a postgresql:// URL)",
     )
     v.add_argument("--session", default=None, metavar="ID", help="the session, with --store")
     v.add_argument(
@@ -588,7 +594,11 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--no-color", action="store_true")
     s.set_defaults(func=cmd_show)
     x = trace.add_parser("export", help="write a stored session as .trace.jsonl")
-    x.add_argument("--store", required=True, help="an SQLite file or a JSONL store directory")
+    x.add_argument(
+        "--store",
+        required=True,
+        help="an SQLite file, a JSONL store directory or a postgresql:// URL",
+    )
     x.add_argument("--session", required=True, metavar="ID")
     x.add_argument("--out", default=None, metavar="FILE", help="default: standard output")
     x.set_defaults(func=cmd_export)

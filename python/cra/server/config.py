@@ -98,6 +98,11 @@ class ServerConfig:
             raise ValueError("the connection limit must be at least 1")
         if self.shutdown_timeout < 0:
             raise ValueError("the shutdown timeout cannot be negative")
+        if self.signing_key and self.store.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "signed checkpoints cannot be combined with a PostgreSQL store yet "
+                "(the store re-seals a chain several replicas write to)"
+            )
         if any(not k for k in self.api_keys):
             raise ValueError("an API key cannot be empty")
         self.keys()

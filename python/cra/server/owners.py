@@ -14,18 +14,20 @@ by the store's writer in the same transaction as the session's first events
 stored: only a digest that names them (`ApiKey.key_id`). The table is reached
 through the core's SQLite connection (`_core.SQLiteDatabase`), as the store
 is: in one process, every access to the file goes through one SQLite library.
+
+With a PostgreSQL store (shared by replicas) the owner row is claimed in
+it at once, before the session is created (`PostgresStore.claim_owner`, an
+insert that never replaces): two replicas can never both own one id.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import Any, Dict, Optional
 
 from .. import _core
 from ..errors import ConflictError
-
-if TYPE_CHECKING:
-    from ..storage import SQLiteStore
+from ..storage import PostgresStore
 
 __all__ = ["OwnerConflict", "Owners"]
 
@@ -43,13 +45,15 @@ class OwnerConflict(ConflictError):
 class Owners:
     """Session → key id, persisted when the store is a file."""
 
-    def __init__(self, path: Optional[str] = None, store: Optional[SQLiteStore] = None) -> None:
+    def __init__(self, path: Optional[str] = None, store: Optional[Any] = None) -> None:
         self._lock = threading.Lock()
         self._sessions: Dict[str, str] = {}
         self._db: Optional[_core.SQLiteDatabase] = None
         #: The store whose writer inserts the rows (None: memory only).
         self._store = store
-        if path and path != ":memory:":
+        #: A shared store (PostgreSQL) that claims owners itself, at once.
+        self._shared = store if isinstance(store, PostgresStore) else None
+        if path and path != ":memory:" and self._shared is None:
             db = _core.SQLiteDatabase(path)
             db.query("PRAGMA busy_timeout=30000")
             db.query(_SCHEMA)
@@ -63,6 +67,11 @@ class Owners:
         with self._lock:
             if session_id in self._sessions:
                 raise self._conflict(session_id)
+            if self._shared is not None:
+                if not self._shared.claim_owner(session_id, key_id):
+                    raise self._conflict(session_id)
+                self._sessions[session_id] = key_id
+                return
             if self._db is not None and self._db.query(
                 "SELECT 1 FROM cra_server_owners WHERE session_id = ?", (session_id,)
             ):
@@ -85,6 +94,12 @@ class Owners:
     def owner(self, session_id: str) -> Optional[str]:
         """The key id that created the session, or None if none is known."""
         found = self._sessions.get(session_id)
+        if found is None and self._shared is not None:
+            found = self._shared.owner(session_id)
+            if found is not None:
+                with self._lock:
+                    self._sessions[session_id] = found
+            return found
         if found is not None or self._db is None:
             return found
         with self._lock:

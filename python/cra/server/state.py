@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, TypeVar
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
-from ..errors import CraError, NotFoundError
+from ..errors import ConflictError, CraError, NotFoundError
 from ..runtime import Runtime
-from ..storage import SQLiteStore
+from ..storage import PostgresStore, open_store
 from .auth import KeyRing, Principal
 from .commit import Committer
 from .config import ServerConfig
@@ -47,7 +48,10 @@ class ServerState:
     ) -> None:
         self.config = config.validated()
         self.keys = KeyRing(config.keys())
-        self.store = SQLiteStore(config.store)
+        self.store = open_store(config.store)
+        #: True when the store is shared with other replicas (PostgreSQL):
+        #: sessions, owners and limits then live in it.
+        self.shared = isinstance(self.store, PostgresStore)
         self.owners = Owners(config.store, self.store)
         self.hub = StreamHub(self.owners)
         self.runtime = Runtime(
@@ -58,6 +62,8 @@ class ServerState:
             queue_wait_seconds=QUEUE_WAIT_SECONDS,
             signing_key=config.signing_key,
         )
+        if isinstance(self.store, PostgresStore):
+            self.store.share_state(self.runtime)
         self.committer = Committer(self.runtime._core)
         self.started = time.time()
         self.closed = False
@@ -86,7 +92,8 @@ class ServerState:
         `error.occurred`) are written, too."""
         self.check_trace()
         try:
-            out = work(*args)
+            # With a shared store the work queries it: never on the event loop.
+            out = await run_in_threadpool(work, *args) if self.shared else work(*args)
         except Exception:
             await self.committer.after()
             raise
@@ -111,6 +118,27 @@ class ServerState:
         anonymous caller of a server without keys, any."""
         if not caller.sees_all and self.owners.owner(session_id) != caller.key_id:
             raise self.not_found(session_id, path)
+        if self.shared:
+            self.adopt(session_id)
+
+    def adopt(self, session_id: str) -> None:
+        """With a shared store: continues here an open session another
+        replica started (its chain goes on from the stored head)."""
+        try:
+            self.runtime.get_session(session_id)
+            return
+        except NotFoundError:
+            pass
+        try:
+            row = self.store.session(session_id)
+        except NotFoundError:
+            return  # nobody created it: the runtime answers 404
+        if row["status"] != "active":
+            return  # ended: the runtime answers as for an unknown session
+        try:
+            self.store.resume(self.runtime, session_id)
+        except ConflictError:
+            pass  # another request adopted it meanwhile
 
     def visible(self, session_id: str, caller: Principal) -> bool:
         """True if `require_session` would let the caller see the session."""

@@ -15,6 +15,23 @@ from __future__ import annotations
 from .base import Store
 from .jsonl import JSONLStore
 from .memory import MemoryStore
+from .postgres import PostgresStore, is_postgres_url
 from .sqlite import SQLiteStore
 
-__all__ = ["JSONLStore", "MemoryStore", "SQLiteStore", "Store"]
+__all__ = [
+    "JSONLStore",
+    "MemoryStore",
+    "PostgresStore",
+    "SQLiteStore",
+    "Store",
+    "is_postgres_url",
+    "open_store",
+]
+
+
+def open_store(address: str) -> SQLiteStore | PostgresStore:
+    """The store at `address`: PostgreSQL for a `postgresql://` URL, else
+    the SQLite file at that path."""
+    if is_postgres_url(address):
+        return PostgresStore(address)
+    return SQLiteStore(address)

@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Optional
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...storage import PostgresStore
 from ..auth import ApproverCaller, Caller, Principal
 from ..body import json_response, read_object, string_fields
 from ..errors import invalid
@@ -56,6 +58,11 @@ async def decide(
         f = string_fields(body, ("decision",), ("note", *_GRANT_ONLY))
         approver = caller.name
     note = f["note"]
+    if isinstance(st.store, PostgresStore):
+        # Decided here, recorded in the session's chain: continue it here.
+        sid = await run_in_threadpool(st.store.approval_session, approval_id)
+        if sid is not None:
+            await run_in_threadpool(st.adopt, sid)
     if f["decision"] == "grant":
         out = await st.traced(
             lambda: st.runtime.approve(
@@ -88,7 +95,10 @@ async def pending(
     if session_id is not None:
         session_id = canonical_id(session_id, "/query/session_id")
         st.require_session(session_id, caller, "/query/session_id")
-    rows = st.runtime.pending_approvals(session_id)
+    if st.shared:
+        rows = await run_in_threadpool(st.runtime.pending_approvals, session_id)
+    else:
+        rows = st.runtime.pending_approvals(session_id)
     if not caller.sees_all:
         rows = [r for r in rows if st.visible(r["session_id"], caller)]
     return json_response({"approvals": rows})

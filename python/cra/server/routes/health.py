@@ -7,9 +7,11 @@ import time
 from typing import Optional
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ..._core import __version__
+from ...storage import PostgresStore
 from ..body import json_response
 from ..openapi import responses
 from ..state import state_of
@@ -29,6 +31,12 @@ async def health(request: Request) -> Response:
     requests are then refused with `TRACE_UNAVAILABLE`."""
     st = state_of(request)
     reason = _public_reason(st.runtime._core.unavailable_reason())
+    if reason is None and isinstance(st.store, PostgresStore):
+        # A shared store is read and written by requests directly too.
+        fault = await run_in_threadpool(st.store.ping)
+        if fault is not None:
+            log.warning("cra serve: health degraded: %s", fault)
+            reason = "the shared store cannot be reached (the server log has its error)"
     stats = st.runtime.stats()
     return json_response(
         {
