@@ -261,6 +261,9 @@ impl Limits {
                     .nth(n)
                     .map_or(0, |(i, _)| i)
             };
+            if counts.is_empty() {
+                return Ok(Ok(Reservation::default()));
+            }
             return Ok(match shared.acquire(&counts, now)? {
                 Ok(()) => Ok(Reservation(Vec::new(), Some((counts, now)))),
                 Err((n, standing)) => Err((index(n), standing)),

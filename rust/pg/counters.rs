@@ -4,7 +4,7 @@
 //! every count and takes all of them or none. A rate counter is one row
 //! per counted call; a budget, one row with what was spent.
 
-use postgres::Transaction;
+use postgres::{GenericClient, Transaction};
 
 use crate::carp::limits::{Count, CountKind, SharedCounters, Standing};
 use crate::error::Result;
@@ -16,7 +16,7 @@ pub struct PgCounters(pub SharedPg);
 const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
 fn standing_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     count: &Count,
     now: Micros,
 ) -> std::result::Result<Standing, postgres::Error> {
@@ -140,12 +140,8 @@ impl SharedCounters for PgCounters {
         })
     }
 
+    /// One statement, no transaction: a read of the counter as it stands.
     fn standing(&self, count: &Count, now: Micros) -> Result<Standing> {
-        self.0.with(|c| {
-            let mut tx = c.transaction()?;
-            let s = standing_in(&mut tx, count, now)?;
-            tx.commit()?;
-            Ok(s)
-        })
+        self.0.with(|c| standing_in(c, count, now))
     }
 }
