@@ -52,14 +52,46 @@ pub fn session_row(db: &PgDb, session_id: &str) -> Result<Option<SessionRow>> {
 
 /// Every session's row, oldest first.
 pub fn session_rows(db: &PgDb) -> Result<Vec<SessionRow>> {
+    sessions_of(db, None, None)
+}
+
+/// The rows of the sessions `owner` owns (None: every session), with
+/// `status` (None: any), oldest first.
+pub fn sessions_of(
+    db: &PgDb,
+    owner: Option<&str>,
+    status: Option<&str>,
+) -> Result<Vec<SessionRow>> {
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     db.with(|c| {
         Ok(c.query(
-            &format!("SELECT {COLUMNS} FROM cra_sessions ORDER BY started_at, session_id"),
-            &[],
+            &format!(
+                "SELECT {columns} FROM cra_sessions s \
+                 WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM cra_owners o \
+                        WHERE o.session_id = s.session_id AND o.key_id = $1)) \
+                   AND ($2::text IS NULL OR s.status = $2) \
+                 ORDER BY s.started_at, s.session_id"
+            ),
+            &[&owner, &status],
         )?
         .iter()
         .map(row_of)
         .collect())
+    })
+}
+
+/// A session's status in the store (`active`, `ended`), if stored.
+pub fn status(db: &PgDb, session_id: &str) -> Result<Option<String>> {
+    db.with(|c| {
+        Ok(c.query_opt(
+            "SELECT status FROM cra_sessions WHERE session_id = $1",
+            &[&session_id],
+        )?
+        .map(|r| r.get(0)))
     })
 }
 

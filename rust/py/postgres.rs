@@ -126,9 +126,23 @@ impl PostgresDatabase {
         row.map(|r| row_dict(py, r)).transpose()
     }
 
-    /// Every session's row, oldest first.
-    fn session_rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let rows = py.detach(|| sessions::session_rows(&self.db)).py()?;
+    /// The session's status in the store, or None.
+    fn session_status(&self, py: Python<'_>, session_id: &str) -> PyResult<Option<String>> {
+        py.detach(|| sessions::status(&self.db, session_id)).py()
+    }
+
+    /// The sessions' rows, oldest first: those `owner` owns (None: all),
+    /// with `status` (None: any).
+    #[pyo3(signature = (owner=None, status=None))]
+    fn session_rows<'py>(
+        &self,
+        py: Python<'py>,
+        owner: Option<&str>,
+        status: Option<&str>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let rows = py
+            .detach(|| sessions::sessions_of(&self.db, owner, status))
+            .py()?;
         let list = PyList::empty(py);
         for r in rows {
             list.append(row_dict(py, r)?)?;

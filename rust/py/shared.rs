@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
+use crate::ids::parse_uuid;
 use crate::pg::{PgApprovals, PgCounters, PgKeys, PgResolutions};
 use crate::runtime::shared::SharedState;
 
@@ -28,5 +29,11 @@ impl Runtime {
             keys: Arc::new(PgKeys(Arc::clone(&db.db))),
         };
         self.0.share_state(state).py()
+    }
+
+    /// Closes here a session another runtime ended; records nothing.
+    fn close_ended_elsewhere(&self, session_id: &str) -> PyResult<bool> {
+        let id = parse_uuid(session_id, "/session_id").py()?;
+        self.0.close_ended_elsewhere(&id).py()
     }
 }

@@ -44,6 +44,14 @@ impl Runtime {
         Ok(())
     }
 
+    /// Closes here a session another runtime ended (and recorded as
+    /// ended): it refuses from now on. Records nothing. False if it was
+    /// closed here already.
+    pub fn close_ended_elsewhere(&self, id: &Uuid) -> Result<bool> {
+        let session = self.session(id)?;
+        Ok(session.close_gate(self.now(), "ended on another replica"))
+    }
+
     /// Has the shared store keep a resolution this runtime just made.
     pub(crate) fn keep_shared(&self, r: &Resolution) {
         if let Some(store) = self.shared_resolutions.get() {

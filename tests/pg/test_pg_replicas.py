@@ -19,6 +19,7 @@ import cra
 import pytest
 from server_helpers import (
     KEY_APPROVER,
+    KEY_B,
     LIVE_KEYS,
     LiveServer,
     execute_body,
@@ -291,3 +292,35 @@ def test_kill_9_of_a_replica_loses_nothing_it_acknowledged(tmp_path: Path, pg_ds
             assert v["valid"], v
     survivor.stop()
     victim.stop()
+
+
+def test_a_session_ended_on_one_replica_refuses_on_another(three: List[LiveServer]) -> None:
+    a, b, _ = three
+    sid = session_on(a)
+    resolve_on(b, sid, "look up a ticket")  # B holds it now too
+    with a.client() as c:
+        assert c.delete(f"/v1/sessions/{sid}").status_code == 204
+    with b.client() as c:
+        r = c.post("/v1/resolve", json=resolve_body(sid, "look up a ticket"))
+        assert r.status_code == 410, r.text
+        assert r.json()["error"]["code"] == "SESSION_ENDED"
+        assert c.get(f"/v1/sessions/{sid}").json()["status"] == "ended"
+    with a.client() as c:
+        events = c.get(f"/v1/traces/{sid}").json()
+        assert events[-1]["event_type"] == "session.ended"
+
+
+def test_every_replica_lists_every_session_of_the_caller(three: List[LiveServer]) -> None:
+    a, b, c = three
+    mine = {session_on(a), session_on(b)}
+    with c.client(KEY_B) as other:
+        other_sid = other.post("/v1/sessions", json={"agent_id": "x", "goal": "g"}).json()[
+            "session_id"
+        ]
+    with c.client() as client:
+        listed = {s["session_id"] for s in client.get("/v1/sessions").json()["sessions"]}
+        assert listed == mine
+    with a.client(KEY_APPROVER) as approver:
+        body = approver.get("/v1/sessions", params={"status": "active"}).json()
+        assert {s["session_id"] for s in body["sessions"]} == mine | {other_sid}
+        assert body["total"] == 3

@@ -122,23 +122,28 @@ class ServerState:
             self.adopt(session_id)
 
     def adopt(self, session_id: str) -> None:
-        """With a shared store: continues here an open session another
-        replica started (its chain goes on from the stored head)."""
+        """With a shared store, brings this replica in line with the store
+        for one session: an open session another replica started continues
+        here (its chain goes on from the stored head), and one another
+        replica ended is closed here too (so it refuses here as well)."""
+        store = self.store
+        assert isinstance(store, PostgresStore)
+        stored = store.session_status(session_id)
+        if stored is None:
+            return  # not in the store (yet): the runtime answers for it
         try:
-            self.runtime.get_session(session_id)
-            return
+            held = self.runtime.get_session(session_id)["status"]
         except NotFoundError:
-            pass
-        try:
-            row = self.store.session(session_id)
-        except NotFoundError:
-            return  # nobody created it: the runtime answers 404
-        if row["status"] != "active":
-            return  # ended: the runtime answers as for an unknown session
-        try:
-            self.store.resume(self.runtime, session_id)
-        except ConflictError:
-            pass  # another request adopted it meanwhile
+            held = None
+        if stored == "ended":
+            if held == "active":
+                self.runtime._core.close_ended_elsewhere(session_id)
+            return  # ended: the runtime answers as for an ended or unknown session
+        if held is None:
+            try:
+                store.resume(self.runtime, session_id)
+            except ConflictError:
+                pass  # another request adopted it meanwhile
 
     def visible(self, session_id: str, caller: Principal) -> bool:
         """True if `require_session` would let the caller see the session."""

@@ -76,6 +76,17 @@ class PostgresStore(Store):
         on one may name a resolution (or an approval) made on another."""
         getattr(runtime, "_core", runtime).share_state(self._db)
 
+    def session_status(self, session_id: str) -> Optional[str]:
+        """`active` or `ended` as the store has it, or None if not stored."""
+        return self._db.session_status(session_id)
+
+    def session_rows_of(
+        self, owner: Optional[str] = None, status: Optional[str] = None
+    ) -> List[Dict[str, Any]]:
+        """The rows of the sessions `owner` (a key id) owns, or of all
+        sessions, with `status` if given, oldest first."""
+        return [dict(r) for r in self._db.session_rows(owner, status)]
+
     def approval_session(self, approval_id: str) -> Optional[str]:
         """The session of a stored approval, if any."""
         return self._db.approval_session(approval_id)

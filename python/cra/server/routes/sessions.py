@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from ... import _core
 from ...errors import ConflictError, CraError, NotFoundError
+from ...storage import PostgresStore
 from ..auth import AgentCaller, Caller, Principal
 from ..body import json_response, read_object, string_fields
 from ..errors import invalid
@@ -113,9 +114,15 @@ async def list_sessions(
     """This server's sessions, oldest first: an agent key's own, or all of
     them for an approver or admin key."""
     st = state_of(request)
-    rows = st.runtime.list_sessions(status)
-    if not caller.sees_all:
-        rows = [r for r in rows if st.visible(r["session_id"], caller)]
+    if isinstance(st.store, PostgresStore):
+        # Shared by replicas: every replica's sessions, as the store has them.
+        owner = None if caller.sees_all else caller.key_id
+        stored = await run_in_threadpool(st.store.session_rows_of, owner, status)
+        rows = [_from_row(r) for r in stored]
+    else:
+        rows = st.runtime.list_sessions(status)
+        if not caller.sees_all:
+            rows = [r for r in rows if st.visible(r["session_id"], caller)]
     page = rows[offset : offset + limit]
     return json_response({"sessions": page, "total": len(rows), "limit": limit, "offset": offset})
 
@@ -137,7 +144,12 @@ async def get_session(request: Request, session_id: str, caller: Principal = Cal
 def _stored_session(st: ServerState, session_id: str) -> Dict[str, Any]:
     if not st.store.events(session_id, limit=1):
         raise st.not_found(session_id)
-    r = st.store.session(session_id)
+    return _from_row(st.store.session(session_id))
+
+
+def _from_row(r: Dict[str, Any]) -> Dict[str, Any]:
+    """A session as the API shows it, from the store's row (the parent and
+    the end reason are not stored)."""
     return {
         "session_id": r["session_id"],
         "trace_id": r["trace_id"],
