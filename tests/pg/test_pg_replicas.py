@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterator, List
 import cra
 import pytest
 from server_helpers import (
+    KEY_ADMIN,
     KEY_APPROVER,
     KEY_B,
     LIVE_KEYS,
@@ -324,3 +325,19 @@ def test_every_replica_lists_every_session_of_the_caller(three: List[LiveServer]
         body = approver.get("/v1/sessions", params={"status": "active"}).json()
         assert {s["session_id"] for s in body["sessions"]} == mine | {other_sid}
         assert body["total"] == 3
+
+
+def test_atlases_cannot_be_changed_on_one_replica(three: List[LiveServer]) -> None:
+    a = three[0]
+    with a.client(KEY_ADMIN) as admin:
+        manifest = admin.get("/v1/atlases/test.replicas").json()
+        for r in (
+            admin.put("/v1/atlases/test.replicas", json=manifest),
+            admin.post("/v1/atlases", json={**manifest, "atlas_id": "test.other"}),
+            admin.delete("/v1/atlases/test.replicas"),
+        ):
+            assert r.status_code == 409, r.text
+            assert r.json()["error"]["code"] == "ATLASES_SHARED"
+        assert [x["atlas_id"] for x in admin.get("/v1/atlases").json()["atlases"]] == [
+            "test.replicas"
+        ]

@@ -14,11 +14,13 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...errors import ConflictError
+from ...storage import PostgresStore
 from ..auth import AdminCaller, Caller, Principal
 from ..body import ATLAS, json_response, negotiate, read_object
 from ..errors import invalid
 from ..openapi import BODY_ERRORS, json_body, responses
-from ..state import state_of
+from ..state import ServerState, state_of
 
 __all__ = ["router"]
 
@@ -41,6 +43,7 @@ async def list_atlases(request: Request, caller: Principal = Caller) -> Response
 async def load_atlas(request: Request, caller: Principal = AdminCaller) -> Response:
     """Loads an atlas; 409 if one with its id is loaded already."""
     st = state_of(request)
+    _changeable(st)
     manifest = await read_object(request, st.config.max_body_bytes)
     info = await run_in_threadpool(st.runtime.load_atlas, manifest)
     return json_response(asdict(info), 201)
@@ -48,7 +51,7 @@ async def load_atlas(request: Request, caller: Principal = AdminCaller) -> Respo
 
 @router.put(
     "/v1/atlases/{atlas_id}",
-    responses=responses(200, 201, *BODY_ERRORS, 401, 403),
+    responses=responses(200, 201, *BODY_ERRORS, 401, 403, 409),
     openapi_extra=json_body(ATLAS, "application/json"),
 )
 async def replace_atlas(
@@ -56,6 +59,7 @@ async def replace_atlas(
 ) -> Response:
     """Loads or atomically replaces the atlas `atlas_id` (200 replaced, 201 new)."""
     st = state_of(request)
+    _changeable(st)
     manifest = await read_object(request, st.config.max_body_bytes)
     if manifest.get("atlas_id") != atlas_id:
         raise invalid(f"must equal the atlas id of the URL, {atlas_id}", "/atlas_id")
@@ -73,11 +77,26 @@ async def get_atlas(request: Request, atlas_id: str, caller: Principal = Caller)
     )
 
 
-@router.delete("/v1/atlases/{atlas_id}", status_code=204, responses=responses(204, 401, 403, 404))
+@router.delete(
+    "/v1/atlases/{atlas_id}", status_code=204, responses=responses(204, 401, 403, 404, 409)
+)
 async def unload_atlas(
     request: Request, atlas_id: str, caller: Principal = AdminCaller
 ) -> Response:
     """Unloads an atlas with all of its actions, policies and context."""
     st = state_of(request)
+    _changeable(st)
     st.runtime.unload_atlas(atlas_id)
     return Response(status_code=204)
+
+
+def _changeable(st: ServerState) -> None:
+    """409 `ATLASES_SHARED` on a replica of a shared (PostgreSQL) store: a
+    change made here would hold on this replica only, and the replicas
+    would govern the same agents differently."""
+    if isinstance(st.store, PostgresStore):
+        raise ConflictError(
+            "this server shares its store with other replicas, which must all load the same "
+            "atlases: change the atlas directory they are started with instead",
+            code="ATLASES_SHARED",
+        )
