@@ -219,6 +219,15 @@ def test_json_report_is_stable(tmp_path: Path, capsys: pytest.CaptureFixture[str
     }
 
 
+def test_l008_a_guard_that_matches_nothing_linted(tmp_path: Path) -> None:
+    """Loading accepts a `*` guard that matches nothing (it may guard atlases
+    loaded later); lint, seeing every atlas of the deployment, warns."""
+    typo = {"policy_id": "no-deletes", "type": "deny", "actions": ["*.delte", "*.run"]}
+    assert ("CRA-L008", "/policies/0/actions/0") in rules_of(atlas(tmp_path, [typo, ALLOW_ALL]))
+    found = [r for r in rules_of(atlas(tmp_path, [typo, ALLOW_ALL])) if r[0] == "CRA-L008"]
+    assert found == [("CRA-L008", "/policies/0/actions/0")]  # `*.run` matches b.run
+
+
 def test_an_invalid_atlas_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = atlas(tmp_path, [{"policy_id": "p", "type": "permit"}])
     assert main(["atlas", "lint", path]) == 2

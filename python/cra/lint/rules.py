@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Tuple
 
+from .. import _core
 from .model import LintModel, PolicyRef
 
 __all__ = ["ERROR", "Finding", "RULES", "WARNING", "run_rules"]
@@ -156,6 +157,25 @@ def _pack_unknown_capability(m: LintModel) -> Iterator[Tuple[str, str, str]]:
             )
 
 
+def _guard_matches_nothing(m: LintModel) -> Iterator[Tuple[str, str, str]]:
+    """A pattern starting with `*` is a guard for any atlas, so loading does
+    not check it (Atlas §4); among the atlases linted together, one that
+    matches none of their actions is most likely misspelt."""
+    ids = [a.action_id for a in m.actions]
+    for p in m.policies:
+        for j, pattern in enumerate(p.patterns or []):
+            if pattern == "*" or not pattern.startswith("*"):
+                continue
+            if any(_core.action_pattern_matches(pattern, a) for a in ids):
+                continue
+            yield (
+                p.atlas_id,
+                f"{p.pointer}/actions/{j}",
+                f"pattern {pattern!r} of {_policy_label(p)} matches no action of the atlases "
+                "linted together: lint it with the atlases it guards, or check its spelling",
+            )
+
+
 #: Every rule: id -> (severity, short name, check). Ids never change meaning.
 RULES: Dict[str, Tuple[str, str, Check]] = {
     "CRA-L001": (WARNING, "allow-shadowed-by-deny", _allow_shadowed),
@@ -165,6 +185,7 @@ RULES: Dict[str, Tuple[str, str, Check]] = {
     "CRA-L005": (WARNING, "action-default-denied", _default_denied),
     "CRA-L006": (WARNING, "overlapping-rate-limits", _overlapping_rate_limits),
     "CRA-L007": (WARNING, "pack-unknown-capability", _pack_unknown_capability),
+    "CRA-L008": (WARNING, "guard-matches-nothing", _guard_matches_nothing),
 }
 
 
