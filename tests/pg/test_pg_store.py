@@ -253,3 +253,9 @@ def test_two_chain_authorities_are_refused(pg_dsn: str) -> None:
     with pytest.raises(CraError) as e:
         cra.Runtime(sinks=[PostgresStore(pg_dsn), PostgresStore(pg_dsn)])
     assert e.value.code == "INVALID_SINKS"
+
+
+def test_sharing_needs_the_store_among_the_sinks(pg_dsn: str) -> None:
+    store = PostgresStore(pg_dsn)
+    with pytest.raises(ValueError, match="sinks"):
+        store.share_state(cra.Runtime())

@@ -38,6 +38,8 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, *, ready: bool = True) -> None:
         self._db = _core.PostgresDatabase(url)
+        #: Whether a runtime was given this store as a sink (`_native_sink`).
+        self._sink_made = False
         #: The address without its password.
         self.url: str = self._db.url
         if ready:
@@ -67,13 +69,21 @@ class PostgresStore(Store):
     def _native_sink(self) -> _core.PostgresSink:
         """The hook `cra.Runtime(sinks=[...])` looks for: the flush thread
         writes this store itself and assigns the chains' sequences."""
+        self._sink_made = True
         return self._db.sink()
 
     def share_state(self, runtime: Any) -> None:
         """Has `runtime` count its rate limits and budgets, keep its
         resolutions and decide its approvals in this store, so that limits
         hold across every runtime sharing it and an execute (or a decision)
-        on one may name a resolution (or an approval) made on another."""
+        on one may name a resolution (or an approval) made on another.
+        The runtime must have this store among its sinks (resolutions are
+        written with its events)."""
+        if not self._sink_made:
+            raise ValueError(
+                "share_state needs a runtime that writes to this store: "
+                "cra.Runtime(sinks=[store]) first"
+            )
         getattr(runtime, "_core", runtime).share_state(self._db)
 
     def session_status(self, session_id: str) -> Optional[str]:
