@@ -178,9 +178,9 @@ fn policy_ref(snap: &Snapshot, atlas_id: &str, policy_id: &str) -> Option<Policy
 
 /// Resolutions kept by a store several runtimes share.
 pub trait SharedResolutions: Send + Sync {
-    /// Has the store keep `doc`, at the latest with the next events it
-    /// writes (so before any answer that waits for them).
-    fn keep(&self, doc: &ResolutionDoc);
+    /// Has the store keep `resolution`'s document, at the latest with the
+    /// next events it writes (so before any answer that waits for them).
+    fn keep(&self, resolution: &Arc<Resolution>);
     /// A resolution another runtime kept, if any.
     fn find(&self, resolution_id: &Uuid) -> Result<Option<ResolutionDoc>>;
 }

@@ -18,6 +18,15 @@ const KEEP_IDLE: usize = 8;
 /// request with 503 instead of holding it).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Server-side limits of every connection unless the address gives
+/// `options`: statements, lock waits, and a transaction left idle.
+const SESSION_LIMITS: &str = "-c statement_timeout=30000 -c lock_timeout=10000 \
+     -c idle_in_transaction_session_timeout=60000";
+
+/// How soon a silent connection is probed (a peer that vanished is found
+/// in about a minute, not in the system's default two hours).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
 /// A store's address and its idle connections.
 pub struct PgDb {
     dsn: String,
@@ -87,6 +96,12 @@ impl PgDb {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        if config.get_options().is_none() {
+            // A statement, a lock wait or a transaction left open by a
+            // replica that went away never holds the others for long.
+            config.options(SESSION_LIMITS);
+        }
+        config.keepalives_idle(KEEPALIVE_IDLE);
         config.connect(NoTls).map_err(|e| fail(&self.dsn, &e))
     }
 

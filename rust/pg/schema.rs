@@ -15,8 +15,9 @@ const MIGRATION_LOCK: i64 = 0x6372_615f_7363_6d61;
 
 /// Version `i + 1` is `MIGRATIONS[i]`.
 pub const MIGRATIONS: &[&str] = &[
-    // 1: sessions (the same row as the SQLite store's), their owners, and
-    // the events, one row each, keyed by session and sequence.
+    // 1: sessions (the same row as the SQLite store's), their owners, the
+    // events, one row each, keyed by session and sequence, and the batches
+    // written (by their first event), so a retried batch is not written twice.
     "CREATE TABLE cra_sessions (
         session_id text PRIMARY KEY,
         trace_id text,
@@ -43,6 +44,10 @@ pub const MIGRATIONS: &[&str] = &[
         event_type text NOT NULL,
         line text NOT NULL,
         PRIMARY KEY (session_id, sequence)
+    );
+    CREATE TABLE cra_batches (
+        first_event_id text PRIMARY KEY,
+        written_at timestamptz NOT NULL DEFAULT now()
     );",
     // 2: the counters of rate limits (one row per counted call) and budgets.
     "CREATE TABLE cra_rate_calls (

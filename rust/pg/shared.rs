@@ -1,5 +1,5 @@
-//! Resolutions and approvals in the PostgreSQL store. A resolution's
-//! document waits in `PendingDocs` and is written by the flush thread in
+//! Resolutions and approvals in the PostgreSQL store. A resolution waits
+//! in `PendingDocs`; its document is built and written by the flush thread in
 //! the transaction of the next batch (so before any answer that waits for
 //! the resolve's events, with no round trip of its own); an approval's
 //! document is written at once, and every step on it runs under a row lock
@@ -12,58 +12,64 @@ use postgres::Transaction;
 use uuid::Uuid;
 
 use crate::carp::approvals::shared::SharedApprovals;
+use crate::carp::resolution::Resolution;
 use crate::carp::resolution_doc::{ResolutionDoc, SharedResolutions};
 use crate::carp::shared_keys::{KeyClaim, SharedKeys};
 use crate::error::Result;
 use crate::pg::db::SharedPg;
 use crate::time::Micros;
 
-/// One resolution document waiting for the next batch.
-pub struct Doc {
-    pub resolution_id: String,
-    pub session_id: String,
-    pub expires_at: Micros,
-    pub text: String,
-}
-
-/// Resolution documents waiting for the flush thread's next transaction.
+/// Resolutions waiting for the flush thread's next transaction, where
+/// their documents are built and written (not on the resolving thread).
 #[derive(Default)]
-pub struct PendingDocs(Mutex<Vec<Doc>>);
+pub struct PendingDocs(Mutex<Vec<Arc<Resolution>>>);
+
+/// What the flush thread takes for one transaction.
+pub type Doc = Arc<Resolution>;
 
 impl PendingDocs {
     pub fn take(&self) -> Vec<Doc> {
         std::mem::take(&mut *self.0.lock())
     }
 
-    /// Puts back documents whose transaction failed (they go with the next).
+    /// Puts back resolutions whose transaction failed (they go with the next).
     pub fn restore(&self, mut docs: Vec<Doc>) {
         let mut held = self.0.lock();
         docs.append(&mut held);
         *held = docs;
     }
 
-    /// Writes documents in the batch's transaction (a document already
-    /// stored, written by an earlier attempt, is kept).
+    /// Writes the resolutions' documents in the batch's transaction, in one
+    /// statement (a document already stored by an earlier attempt is kept).
     pub fn write(
         tx: &mut Transaction<'_>,
         docs: &[Doc],
     ) -> std::result::Result<(), postgres::Error> {
-        for d in docs {
-            tx.execute(
-                "INSERT INTO cra_resolutions (resolution_id, session_id, expires_at, doc) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (resolution_id) DO NOTHING",
-                &[&d.resolution_id, &d.session_id, &d.expires_at, &d.text],
-            )?;
+        if docs.is_empty() {
+            return Ok(());
         }
+        let ids: Vec<String> = docs.iter().map(|r| r.resolution_id.to_string()).collect();
+        let sessions: Vec<String> = docs.iter().map(|r| r.session_id.to_string()).collect();
+        let expires: Vec<i64> = docs.iter().map(|r| r.expires_at).collect();
+        let texts: Vec<String> = docs
+            .iter()
+            .map(|r| ResolutionDoc::of(r).to_json())
+            .collect();
+        tx.execute(
+            "INSERT INTO cra_resolutions (resolution_id, session_id, expires_at, doc) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[]) \
+             ON CONFLICT (resolution_id) DO NOTHING",
+            &[&ids, &sessions, &expires, &texts],
+        )?;
         Ok(())
     }
 
-    fn find(&self, id: &str) -> Option<String> {
+    fn find(&self, id: &Uuid) -> Option<ResolutionDoc> {
         self.0
             .lock()
             .iter()
-            .find(|d| d.resolution_id == id)
-            .map(|d| d.text.clone())
+            .find(|r| r.resolution_id == *id)
+            .map(|r| ResolutionDoc::of(r))
     }
 }
 
@@ -73,27 +79,22 @@ pub struct PgResolutions {
 }
 
 impl SharedResolutions for PgResolutions {
-    fn keep(&self, doc: &ResolutionDoc) {
-        self.pending.0.lock().push(Doc {
-            resolution_id: doc.resolution_id.to_string(),
-            session_id: doc.session_id.to_string(),
-            expires_at: doc.expires_at,
-            text: doc.to_json(),
-        });
+    fn keep(&self, resolution: &Arc<Resolution>) {
+        self.pending.0.lock().push(Arc::clone(resolution));
     }
 
     fn find(&self, resolution_id: &Uuid) -> Result<Option<ResolutionDoc>> {
+        if let Some(doc) = self.pending.find(resolution_id) {
+            return Ok(Some(doc));
+        }
         let id = resolution_id.to_string();
-        let text = match self.pending.find(&id) {
-            Some(t) => Some(t),
-            None => self.db.with(|c| {
-                Ok(c.query_opt(
-                    "SELECT doc FROM cra_resolutions WHERE resolution_id = $1",
-                    &[&id],
-                )?
-                .map(|r| r.get::<_, String>(0)))
-            })?,
-        };
+        let text: Option<String> = self.db.with(|c| {
+            Ok(c.query_opt(
+                "SELECT doc FROM cra_resolutions WHERE resolution_id = $1",
+                &[&id],
+            )?
+            .map(|r| r.get(0)))
+        })?;
         text.map(|t| ResolutionDoc::from_json(&t)).transpose()
     }
 }

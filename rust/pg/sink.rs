@@ -128,6 +128,19 @@ fn write(
             (row.session_id.clone(), row)
         })
         .collect();
+    // A batch whose commit went through but whose answer was lost (the
+    // connection broke on the way back) is retried: it is stored already,
+    // whole, if its first event's id is among the batches written. Written
+    // again it would be re-sealed after itself.
+    let first = events[0].event_id.to_string();
+    let stored_before = tx.execute(
+        "INSERT INTO cra_batches (first_event_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&first],
+    )? == 0;
+    if stored_before {
+        tx.commit()?; // the resolution documents, if any (kept if present)
+        return Ok(None);
+    }
     let resealed = reseal(events, &rows);
     let batch: &[Arc<TraceEvent>] = resealed.as_deref().unwrap_or(events);
     let stored: Vec<StoreEvent> = batch.iter().map(StoreEvent::sealed).collect();
@@ -153,6 +166,11 @@ fn sweep(client: &mut Client) -> std::result::Result<(), postgres::Error> {
     client.execute(
         "DELETE FROM cra_approvals WHERE expires_at < $1",
         &[&before],
+    )?;
+    // A batch is retried within seconds; a day of them is plenty to know.
+    client.execute(
+        "DELETE FROM cra_batches WHERE written_at < now() - interval '1 day'",
+        &[],
     )?;
     Ok(())
 }
@@ -244,6 +262,7 @@ pub fn escape_into(out: &mut String, text: &str) {
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
+            '\0' => out.push('\u{FFFD}'), // no PostgreSQL text holds a NUL
             c => out.push(c),
         }
     }
@@ -313,8 +332,12 @@ fn upsert(
     Ok(())
 }
 
+/// A row value as text. A NUL (which no PostgreSQL text holds) becomes
+/// U+FFFD: the row is an index, the event's own line keeps the exact value,
+/// and one odd value must never stop the store from writing.
 fn text_of(v: &Value) -> Option<String> {
     match v {
+        Value::Text(s) if s.contains('\0') => Some(s.replace('\0', "\u{FFFD}")),
         Value::Text(s) => Some(s.clone()),
         Value::Integer(i) => Some(i.to_string()),
         Value::Real(f) => Some(f.to_string()),

@@ -231,6 +231,14 @@ fn check_len(path: &str, value: &str, max: usize) -> Result<()> {
             format!("must be 1 to {max} characters (got {n})"),
         ));
     }
+    // A NUL is kept by no text column of a store (PostgreSQL refuses it).
+    if value.contains('\0') {
+        return Err(CoreError::invalid(
+            "INVALID_REQUEST",
+            path,
+            "must not contain the NUL character",
+        ));
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use crate::carp::approvals::shared::SharedApprovals;
 use crate::carp::execute::ExecuteResponse;
 use crate::carp::limits::SharedCounters;
 use crate::carp::resolution::Resolution;
-use crate::carp::resolution_doc::{ResolutionDoc, SharedResolutions};
+use crate::carp::resolution_doc::SharedResolutions;
 use crate::carp::shared_keys::{response_from_json, KeyClaim, SharedKeys};
 use crate::error::{CoreError, Result};
 use crate::runtime::session::{IdemClaim, Session};
@@ -53,9 +53,9 @@ impl Runtime {
     }
 
     /// Has the shared store keep a resolution this runtime just made.
-    pub(crate) fn keep_shared(&self, r: &Resolution) {
+    pub(crate) fn keep_shared(&self, r: &Arc<Resolution>) {
         if let Some(store) = self.shared_resolutions.get() {
-            store.keep(&ResolutionDoc::of(r));
+            store.keep(r);
         }
     }
 

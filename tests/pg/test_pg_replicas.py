@@ -68,7 +68,7 @@ ATLAS: Dict[str, Any] = {
 }
 
 
-def start(tmp: Path, dsn: str, n: int) -> List[LiveServer]:
+def start(tmp: Path, dsn: str, n: int, keys: str = LIVE_KEYS) -> List[LiveServer]:
     atlases = tmp / "replica-atlases"
     atlases.mkdir(exist_ok=True)
     (atlases / "replicas.json").write_text(json.dumps(ATLAS))
@@ -78,7 +78,7 @@ def start(tmp: Path, dsn: str, n: int) -> List[LiveServer]:
             servers.append(
                 LiveServer(
                     tmp / f"r{i}",
-                    keys=LIVE_KEYS,
+                    keys=keys,
                     CRA_STORE=dsn,
                     CRA_ATLAS_DIR=str(atlases),
                     CRA_EXECUTORS="server_helpers:REPLICA_EXECUTORS",
@@ -89,6 +89,11 @@ def start(tmp: Path, dsn: str, n: int) -> List[LiveServer]:
             s.stop(signal.SIGKILL)
         raise
     return servers
+
+
+def start_open(tmp: Path, dsn: str, n: int) -> List[LiveServer]:
+    """Replicas without API keys (a caller may choose a session id)."""
+    return start(tmp, dsn, n, keys="")
 
 
 @pytest.fixture
@@ -341,3 +346,29 @@ def test_atlases_cannot_be_changed_on_one_replica(three: List[LiveServer]) -> No
         assert [x["atlas_id"] for x in admin.get("/v1/atlases").json()["atlases"]] == [
             "test.replicas"
         ]
+
+
+def test_an_id_claimed_on_one_replica_cannot_be_created_on_another(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """Without keys a caller may choose a session id; the store claims it
+    before the session exists, so a second replica refuses it at once."""
+    from cra.storage import PostgresStore
+
+    a, b = start_open(tmp_path, pg_dsn, 2)
+    try:
+        sid = "01a25000-0000-7000-8000-000000000001"
+        with a.client(None) as c:
+            r = c.post("/v1/sessions", json={"agent_id": "x", "goal": "g", "session_id": sid})
+            assert r.status_code == 201, r.text
+        with b.client(None) as c:
+            r = c.post("/v1/sessions", json={"agent_id": "y", "goal": "g", "session_id": sid})
+            assert r.status_code == 409, r.text
+        other = "01a25000-0000-7000-8000-000000000002"
+        assert PostgresStore(pg_dsn).claim_owner(other, "")  # a replica mid-creation
+        with b.client(None) as c:
+            r = c.post("/v1/sessions", json={"agent_id": "y", "goal": "g", "session_id": other})
+            assert r.status_code == 409, r.text
+    finally:
+        a.stop()
+        b.stop()

@@ -259,3 +259,32 @@ def test_sharing_needs_the_store_among_the_sinks(pg_dsn: str) -> None:
     store = PostgresStore(pg_dsn)
     with pytest.raises(ValueError, match="sinks"):
         store.share_state(cra.Runtime())
+
+
+def test_a_batch_written_again_is_not_stored_twice(pg_dsn: str) -> None:
+    """A retried batch whose first commit went through (its answer was
+    lost) is recognised, not re-sealed after itself."""
+    rt = cra.Runtime()
+    sid = rt.create_session("agent-1", "retry")
+    for i in range(3):
+        rt.record(sid, "x.step", {"i": i})
+    assert rt.flush(timeout=10)
+    events = rt.events(sid)
+    store = PostgresStore(pg_dsn)
+    store.write_batch(events)
+    store.write_batch(events)
+    assert [e["sequence"] for e in store.events(sid)] == [0, 1, 2, 3]
+    assert store.verify(sid).valid
+
+
+def test_a_nul_never_stops_the_store(pg_dsn: str) -> None:
+    rt = runtime_on(PostgresStore(pg_dsn))
+    with pytest.raises(CraError) as e:
+        rt.create_session("agent-1", "goal with a \x00 in it")
+    assert e.value.code == "INVALID_REQUEST"
+    sid = rt.create_session("agent-1", "payloads may hold one")
+    rt.record(sid, "x.step", {"text": "a\x00b"})
+    assert rt.flush(timeout=10)
+    stored = PostgresStore(pg_dsn).events(sid)
+    assert stored[-1]["payload"]["text"] == "a\x00b"
+    rt.close()

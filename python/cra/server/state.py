@@ -121,6 +121,14 @@ class ServerState:
         if self.shared:
             self.adopt(session_id)
 
+    async def checked(self, session_id: str, caller: Principal, path: str = "") -> None:
+        """`require_session` from a route: in the thread pool when it may
+        query a shared store (the event loop never waits on a database)."""
+        if self.shared:
+            await run_in_threadpool(self.require_session, session_id, caller, path)
+        else:
+            self.require_session(session_id, caller, path)
+
     def adopt(self, session_id: str) -> None:
         """With a shared store, brings this replica in line with the store
         for one session: an open session another replica started continues

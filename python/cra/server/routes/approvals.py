@@ -94,11 +94,16 @@ async def pending(
     st = state_of(request)
     if session_id is not None:
         session_id = canonical_id(session_id, "/query/session_id")
-        st.require_session(session_id, caller, "/query/session_id")
+        await st.checked(session_id, caller, "/query/session_id")
     if st.shared:
         rows = await run_in_threadpool(st.runtime.pending_approvals, session_id)
     else:
         rows = st.runtime.pending_approvals(session_id)
     if not caller.sees_all:
-        rows = [r for r in rows if st.visible(r["session_id"], caller)]
+        if st.shared:  # owners may be looked up in the shared store
+            rows = await run_in_threadpool(
+                lambda: [r for r in rows if st.visible(r["session_id"], caller)]
+            )
+        else:
+            rows = [r for r in rows if st.visible(r["session_id"], caller)]
     return json_response({"approvals": rows})

@@ -104,7 +104,10 @@ async def execute_answer(
     """Status, headers and JSON text of an execute (shared with the fast
     path): the executor runs in the thread pool, and the answer is sent
     once the execution's events are written."""
-    _check(st, body, caller)
+    if st.shared:  # the check may query the shared store
+        await run_in_threadpool(_check, st, body, caller)
+    else:
+        _check(st, body, caller)
     answer = await st.traced_async(lambda: run_in_threadpool(st.runtime.execute, body))
     headers: Dict[str, str] = {}
     retry = answer.retry_after

@@ -59,7 +59,7 @@ async def create_session(request: Request, caller: Principal = AgentCaller) -> R
         wanted = canonical_id(wanted, "/session_id")
     if parent is not None:
         parent = canonical_id(parent, "/parent_session_id")
-        st.require_session(parent, caller, "/parent_session_id")
+        await st.checked(parent, caller, "/parent_session_id")
     if wanted is not None and await run_in_threadpool(_stored, st, wanted):
         raise ConflictError(
             f"session {wanted} exists in the trace store", code="SESSION_EXISTS", path="/session_id"
@@ -67,7 +67,11 @@ async def create_session(request: Request, caller: Principal = AgentCaller) -> R
     assert f["agent_id"] is not None and f["goal"] is not None
     st.check_trace()
     sid = wanted or _core.new_id()
-    if caller.key_id is not None:
+    if st.shared:
+        # Claimed in the shared store before it exists, even without keys:
+        # two replicas can never both create one id.
+        await run_in_threadpool(st.owners.claim, sid, caller.key_id or "")
+    elif caller.key_id is not None:
         st.owners.claim(sid, caller.key_id)
     try:
         st.runtime.create_session(
@@ -133,7 +137,7 @@ async def get_session(request: Request, session_id: str, caller: Principal = Cal
     for sessions of an earlier run of the server)."""
     st = state_of(request)
     session_id = canonical_id(session_id, "/path/session_id")
-    st.require_session(session_id, caller)
+    await st.checked(session_id, caller)
     try:
         return json_response(st.runtime.get_session(session_id))
     except NotFoundError:
@@ -178,6 +182,6 @@ async def end_session(
     """Ends a session (records `session.ended`); it accepts nothing more."""
     st = state_of(request)
     session_id = canonical_id(session_id, "/path/session_id")
-    st.require_session(session_id, caller)
+    await st.checked(session_id, caller)
     await st.traced(st.runtime.end_session, session_id, reason)
     return Response(status_code=204)

@@ -54,7 +54,7 @@ async def trace_stream(websocket: WebSocket) -> None:
         caller = st.keys.identify_headers(websocket.headers)
         if session_id is not None:
             session_id = canonical_id(session_id, "/query/session_id")
-            st.require_session(session_id, caller, "/query/session_id")
+            await st.checked(session_id, caller, "/query/session_id")
             if not await run_in_threadpool(st.session_exists, session_id):
                 raise st.not_found(session_id, "/query/session_id")
         elif since is not None:

@@ -67,7 +67,7 @@ async def trace(
     line with `Accept: application/x-ndjson` (or the TRACE JSON Lines type)."""
     st = state_of(request)
     session_id = canonical_id(session_id, "/path/session_id")
-    st.require_session(session_id, caller)
+    await st.checked(session_id, caller)
     events = await run_in_threadpool(_events, st, session_id, event_type, since_sequence, limit)
     lines = _lines_type(request)
     if lines is not None:
@@ -152,7 +152,7 @@ def _signatures(st: ServerState, session_id: str) -> Optional[Dict[str, Any]]:
 async def _verify_route(request: Request, session_id: str, caller: Principal) -> Response:
     st = state_of(request)
     session_id = canonical_id(session_id, "/path/session_id")
-    st.require_session(session_id, caller)
+    await st.checked(session_id, caller)
     return json_response(await run_in_threadpool(_verify, st, session_id))
 
 
@@ -191,5 +191,5 @@ async def checkpoint(request: Request, session_id: str, caller: Principal = Call
     when the server does not sign or the session has none yet."""
     st = state_of(request)
     session_id = canonical_id(session_id, "/path/session_id")
-    st.require_session(session_id, caller)
+    await st.checked(session_id, caller)
     return json_response(await run_in_threadpool(_checkpoint, st, session_id))
