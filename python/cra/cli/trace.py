@@ -1,4 +1,5 @@
-"""`cra trace verify|replay|diff|show|export`: the command line of TRACE files."""
+"""`cra trace verify|replay|diff|show`: the command line of TRACE files (a store's
+sessions: `cli/trace_store.py`)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,16 @@ import argparse
 import json
 import os
 import re
-import sqlite3
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..analysis import _copy_of, _event_lines, _side_files, diff, replay
 from ..errors import CraError, IntegrityError
-from ..trace import ChainVerification, FileVerification, verify_jsonl
+from ..trace import FileVerification, verify_jsonl
 from . import proofs
 from .exits import EXIT_DIFFERENT, EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE
-from .safe import Raw, err, out, out_json, out_json_text
+from .safe import Raw, err, out, out_json
+from .trace_store import cmd_export, verify_store
 
 __all__ = ["Progress", "add_commands"]
 
@@ -133,76 +134,6 @@ def _print_verification(path: str, r: FileVerification) -> None:
         )
 
 
-def _store_verification_json(store_path: str, v: ChainVerification) -> Dict[str, Any]:
-    return {
-        "store": store_path,
-        "session_id": v.session_id,
-        "valid": v.valid,
-        "error": v.error,
-        "index": v.index,
-        "message": v.message,
-        "event_count": v.event_count,
-        "algorithm": v.algorithm,
-        "anchored_at": v.anchored_at,
-        "retention_cut": v.retention_cut,
-        "expected": v.expected,
-        "found": v.found,
-    }
-
-
-def _print_store_verification(store_path: str, v: ChainVerification) -> None:
-    verdict = "VALID" if v.valid else "INVALID"
-    out(f"{store_path}: {verdict} — session {v.session_id}, {v.event_count} stored event(s)")
-    cut = v.retention_cut
-    if v.anchored_at is not None and cut is not None:
-        when = (
-            f", cut recorded {cut['cut_at']} by {cut['recorded_by']}"
-            if cut.get("cut_at")
-            else ", no recorded cut matches"
-        )
-        out(
-            f"  cut   the chain starts at sequence {v.anchored_at}: the "
-            f"{cut['removed_events']} event(s) before it were removed by retention{when}"
-        )
-    if v.valid:
-        out(f"  ok    {v.session_id}  ({v.algorithm or 'unknown hash'})")
-        return
-    where = "" if v.index is None else f" at event {v.index}"
-    out(f"  FAIL  {v.session_id}  {v.error}{where}: {v.message}")
-    if v.expected is not None or v.found is not None:
-        out(f"        expected {json.dumps(v.expected)}, found {json.dumps(v.found)}")
-
-
-def _open_store(address: str) -> Any:
-    """The store at `address`: PostgreSQL for a `postgresql://` URL, a
-    JSONL store for a directory, else an SQLite file."""
-    from ..storage import JSONLStore, PostgresStore, SQLiteStore, is_postgres_url
-
-    if is_postgres_url(address):
-        return PostgresStore(address, ready=False)
-    return JSONLStore(address) if os.path.isdir(address) else SQLiteStore(address)
-
-
-def _verify_store(args: argparse.Namespace) -> int:
-    if args.files or args.anchor is not None or not args.session:
-        err("error: --store goes with --session ID, and no FILE or --anchor")
-        return EXIT_USAGE
-    try:
-        store = _open_store(args.store)
-        v = store.verify(args.session)
-    except CraError as e:
-        err(f"error: {e.message} ({args.store})")
-        return EXIT_UNREADABLE
-    except (sqlite3.Error, OSError, ValueError, KeyError, TypeError, RecursionError) as e:
-        err(f"error: cannot read the store {args.store}: {type(e).__name__}: {e}")
-        return EXIT_UNREADABLE
-    if args.json:
-        out_json(_store_verification_json(args.store, v))
-    else:
-        _print_store_verification(args.store, v)
-    return EXIT_OK if v.valid else EXIT_INVALID
-
-
 def _print_signatures(r: FileVerification) -> None:
     if r.signatures is None:
         out("  note  no public key given: completeness and signatures were not checked")
@@ -231,7 +162,7 @@ def _print_signatures(r: FileVerification) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.store is not None:
-        return _verify_store(args)
+        return verify_store(args)
     if not args.files:
         err("error: give FILE(s), or --store PATH --session ID")
         return EXIT_USAGE
@@ -488,49 +419,6 @@ def cmd_show(args: argparse.Namespace) -> int:
             f" {_summary(e)}",
         )
     _note_torn_lines(args.file, torn)
-    return EXIT_OK
-
-
-def _first_sequence(text: str) -> Optional[int]:
-    try:
-        seq = json.loads(text).get("sequence")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-    return seq if isinstance(seq, int) else None
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    try:
-        store = _open_store(args.store)
-        if args.out:
-            try:
-                anchor = store.export(args.session, args.out)
-            except CraError as e:
-                err(f"error: {e.message} ({args.store})")
-                return EXIT_UNREADABLE
-            if anchor is not None:
-                err(
-                    f"{args.out}: the session's chain starts at sequence {anchor['first_sequence']} "
-                    f"(older events were removed by retention); its anchor is in {args.out}.anchor.json"
-                )
-            return EXIT_OK
-        texts = store._event_texts(args.session)
-    except (sqlite3.Error, ValueError, KeyError, TypeError, RecursionError) as e:
-        # A store whose content is not what the runtime writes (bad JSON, not UTF-8, not SQLite).
-        err(f"error: cannot read the store {args.store}: {type(e).__name__}: {e}")
-        return EXIT_UNREADABLE
-    if not texts:
-        err(f"error: no events for session {args.session} in {args.store}")
-        return EXIT_UNREADABLE
-    for text in texts:
-        out_json_text(text)
-    first = _first_sequence(texts[0])
-    if first:
-        err(
-            f"note: the session's chain starts at sequence {first} (older events "
-            "were removed by retention); export with --out FILE to get the anchor file "
-            "FILE.anchor.json that verification needs"
-        )
     return EXIT_OK
 
 
