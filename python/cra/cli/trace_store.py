@@ -59,13 +59,11 @@ def _print_store_verification(store_path: str, v: ChainVerification) -> None:
 
 
 def _open_store(address: str) -> Any:
-    """The store at `address`: PostgreSQL for a `postgresql://` URL, a
-    JSONL store for a directory, else an SQLite file."""
-    from ..storage import JSONLStore, PostgresStore, SQLiteStore, is_postgres_url
+    """A JSONL store for a directory, else `open_store` (SQLite, or
+    PostgreSQL read with whatever schema version it has)."""
+    from ..storage import JSONLStore, open_store
 
-    if is_postgres_url(address):
-        return PostgresStore(address, ready=False)
-    return JSONLStore(address) if os.path.isdir(address) else SQLiteStore(address)
+    return JSONLStore(address) if os.path.isdir(address) else open_store(address, ready=False)
 
 
 def verify_store(args: argparse.Namespace) -> int:

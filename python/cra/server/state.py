@@ -49,9 +49,6 @@ class ServerState:
         self.config = config.validated()
         self.keys = KeyRing(config.keys())
         self.store = open_store(config.store)
-        #: True when the store is shared with other replicas (PostgreSQL):
-        #: sessions, owners and limits then live in it.
-        self.shared = isinstance(self.store, PostgresStore)
         self.owners = Owners(config.store, self.store)
         self.hub = StreamHub(self.owners)
         self.runtime = Runtime(
@@ -77,6 +74,12 @@ class ServerState:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def shared(self) -> bool:
+        """True when the store is shared with other replicas (PostgreSQL):
+        sessions, owners, limits, resolutions and approvals live in it."""
+        return isinstance(self.store, PostgresStore)
 
     # -- acknowledged means kept --------------------------------------------
     def check_trace(self) -> None:

@@ -29,9 +29,10 @@ __all__ = [
 ]
 
 
-def open_store(address: str) -> SQLiteStore | PostgresStore:
-    """The store at `address`: PostgreSQL for a `postgresql://` URL, else
-    the SQLite file at that path."""
+def open_store(address: str, *, ready: bool = True) -> SQLiteStore | PostgresStore:
+    """The store at `address`: PostgreSQL for a `postgresql://` URL (with
+    `ready=False`, a database of an older schema is opened as it is, to be
+    read), else the SQLite file at that path."""
     if is_postgres_url(address):
-        return PostgresStore(address)
+        return PostgresStore(address, ready=ready)
     return SQLiteStore(address)

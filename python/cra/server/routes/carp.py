@@ -128,7 +128,10 @@ async def validate(request: Request, caller: Principal = AgentCaller) -> Respons
     st = state_of(request)
     body = await read_object(request, st.config.max_body_bytes)
     media = negotiate(request.headers, CARP)
-    err = _admit(st, body, caller)
+    if st.shared:  # the check may query the shared store
+        err = await run_in_threadpool(_admit, st, body, caller)
+    else:
+        err = _admit(st, body, caller)
     if err is not None and err.http_status == 400:
         return json_response({"valid": False, "errors": err.errors}, media_type=media)
     if err is not None:
