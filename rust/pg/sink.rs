@@ -183,12 +183,11 @@ fn reseal(
 ) -> Option<Vec<Arc<TraceEvent>>> {
     // Each moved session's next sequence and link, as the store has them.
     let mut heads: HashMap<uuid::Uuid, (u64, [u8; 32])> = HashMap::new();
-    let mut checked: Vec<uuid::Uuid> = Vec::new();
+    let mut checked: std::collections::HashSet<uuid::Uuid> = Default::default();
     for e in events.iter() {
-        if checked.contains(&e.session_id) {
+        if !checked.insert(e.session_id) {
             continue;
         }
-        checked.push(e.session_id);
         let Some(row) = rows.get(&e.session_id.to_string()) else {
             continue;
         };
