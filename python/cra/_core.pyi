@@ -327,7 +327,13 @@ class PostgresDatabase:
     def session_rows(
         self, owner: Optional[str] = None, status: Optional[str] = None
     ) -> List[Dict[str, Any]]: ...
-    def event_texts(self, session_id: str) -> List[str]: ...
+    def event_texts(
+        self,
+        session_id: str,
+        event_type: Optional[str] = None,
+        since_sequence: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[str]: ...
     def close(self) -> None: ...
 
 @final

@@ -95,12 +95,22 @@ pub fn status(db: &PgDb, session_id: &str) -> Result<Option<String>> {
     })
 }
 
-/// A session's stored events as JSON texts, in sequence order.
-pub fn event_texts(db: &PgDb, session_id: &str) -> Result<Vec<String>> {
+/// A session's stored events as JSON texts, in sequence order: of one
+/// type, from a sequence on, at most `limit` of them (each if given).
+pub fn event_texts(
+    db: &PgDb,
+    session_id: &str,
+    event_type: Option<&str>,
+    since: Option<i64>,
+    limit: Option<i64>,
+) -> Result<Vec<String>> {
     db.with(|c| {
         Ok(c.query(
-            "SELECT line FROM cra_events WHERE session_id = $1 ORDER BY sequence",
-            &[&session_id],
+            "SELECT line FROM cra_events WHERE session_id = $1 \
+             AND ($2::text IS NULL OR event_type = $2) \
+             AND ($3::int8 IS NULL OR sequence >= $3) \
+             ORDER BY sequence LIMIT $4",
+            &[&session_id, &event_type, &since, &limit],
         )?
         .iter()
         .map(|r| r.get(0))

@@ -150,9 +150,18 @@ impl PostgresDatabase {
         Ok(list)
     }
 
-    /// A session's stored events as JSON texts, in sequence order.
-    fn event_texts(&self, py: Python<'_>, session_id: &str) -> PyResult<Vec<String>> {
-        py.detach(|| sessions::event_texts(&self.db, session_id))
+    /// A session's stored events as JSON texts, in sequence order,
+    /// filtered in the query (type, first sequence, count).
+    #[pyo3(signature = (session_id, event_type=None, since_sequence=None, limit=None))]
+    fn event_texts(
+        &self,
+        py: Python<'_>,
+        session_id: &str,
+        event_type: Option<&str>,
+        since_sequence: Option<i64>,
+        limit: Option<i64>,
+    ) -> PyResult<Vec<String>> {
+        py.detach(|| sessions::event_texts(&self.db, session_id, event_type, since_sequence, limit))
             .py()
     }
 

@@ -288,3 +288,18 @@ def test_a_nul_never_stops_the_store(pg_dsn: str) -> None:
     stored = PostgresStore(pg_dsn).events(sid)
     assert stored[-1]["payload"]["text"] == "a\x00b"
     rt.close()
+
+
+def test_event_reads_are_filtered_by_the_query(pg_dsn: str) -> None:
+    store = PostgresStore(pg_dsn)
+    rt = runtime_on(store)
+    sid = rt.create_session("agent-1", "filters")
+    for i in range(6):
+        rt.record(sid, "x.even" if i % 2 == 0 else "x.odd", {"i": i})
+    assert rt.flush(timeout=10)
+    every = store.events(sid)
+    assert [e["sequence"] for e in every] == list(range(7))
+    picked = store.events(sid, event_type="x.even", since_sequence=2, limit=2)
+    assert [(e["sequence"], e["payload"]["i"]) for e in picked] == [(3, 2), (5, 4)]
+    assert [e["sequence"] for e in store.events(sid, limit=1)] == [0]
+    rt.close()

@@ -17,6 +17,7 @@ open it until then.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, List, Optional, Sequence
 
 from .. import _core
@@ -122,6 +123,18 @@ class PostgresStore(Store):
 
     def _event_texts(self, session_id: str) -> List[str]:
         return list(self._db.event_texts(session_id))
+
+    def events(
+        self,
+        session_id: str,
+        event_type: Optional[str] = None,
+        since_sequence: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[Dict[str, Any]]:
+        """A session's events as dicts, in sequence order, filtered by the
+        query itself (`limit=1` reads one row, not the session)."""
+        texts = self._db.event_texts(session_id, event_type, since_sequence, limit)
+        return [json.loads(t) for t in texts]
 
     def ping(self) -> Optional[str]:
         """None if the store answers now, else why not (without the password)."""
