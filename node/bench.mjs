@@ -1,6 +1,6 @@
 // Benchmarks of the Node binding (figures in docs/performance.md):
 //   node node/bench.mjs [--quick]
-// - record(): median per call, in batches;
+// - record(): median per call, in batches with room in the trace queue;
 // - resolve of the worked example (atlas `resources`, goal "Manage
 //   resources"), in process;
 // - the same resolve over HTTP with fetch against `python -m cra serve`
@@ -28,11 +28,18 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/** Median µs per call of `fn` over `rounds` batches of `batch` calls. */
-function bench(fn, batch, rounds) {
+/**
+ * Median µs per call of `fn` over `rounds` batches of `batch` calls. With
+ * `between` (awaited, untimed, before each batch) the batches measure the
+ * call with room in the trace queue, as the Python benches do: a batch
+ * bigger than the flush thread can drain would time the flush thread's
+ * throughput (the queue fills and the call waits), not the call.
+ */
+async function bench(fn, batch, rounds, between) {
   for (let i = 0; i < batch; i++) fn(i); // warm up
   const per = [];
   for (let r = 0; r < rounds; r++) {
+    if (between) await between();
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < batch; i++) fn(i);
     per.push(Number(process.hrtime.bigint() - t0) / 1000 / batch);
@@ -57,19 +64,20 @@ async function inProcess() {
   const rt = new Runtime({ atlases: [ATLAS], memoryLimit: 100_000 });
   const sid = rt.createSession({ agentId: 'bench', goal: GOAL });
   const payload = { tool: 'search', n: 3 };
-  report('record() median', bench(() => rt.record(sid, 'x.bench', payload), QUICK ? 2_000 : 20_000, QUICK ? 5 : 25), 0.5);
-  await rt.flush();
+  const drain = () => rt.flush();
+  report('record() median', await bench(() => rt.record(sid, 'x.bench', payload),
+    QUICK ? 2_000 : 20_000, QUICK ? 5 : 25, drain), 0.5);
   const rsid = rt.createSession({ agentId: 'bench', goal: GOAL });
   const reqs = Array.from({ length: 64 }, () => request(rsid, 'bench'));
-  report('resolve() worked example, median', bench((i) => {
+  report('resolve(request) worked example, median', await bench((i) => {
     const r = reqs[i % 64];
     r.request_id = randomUUID();
     rt.resolve(r);
-  }, QUICK ? 200 : 2_000, QUICK ? 5 : 25), 5);
+  }, QUICK ? 200 : 2_000, QUICK ? 5 : 25, drain), 5);
   const prepared = rt.prepare(rsid);
-  report('prepare(sid).resolve() worked example, median', bench(
+  report('prepare(sid).resolve() worked example, median', await bench(
     () => prepared.resolve(GOAL, { riskTier: 'low', atlasIds: ['org.cra.resources'] }),
-    QUICK ? 200 : 2_000, QUICK ? 5 : 25), 5);
+    QUICK ? 200 : 2_000, QUICK ? 5 : 25, drain), 5);
   await rt.close();
 }
 

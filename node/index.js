@@ -98,6 +98,8 @@ class Runtime {
     }
     this._rt = call(() => new native.NativeRuntime(JSON.stringify(rest), clock?._c));
     this._executors = new Map();
+    this._recordSession = undefined; // the target of `recordNext` (see record)
+    this._recordType = undefined;
     this.threadBound = THREAD_BOUND;
     for (const a of atlases) this.loadAtlas(a);
   }
@@ -121,7 +123,13 @@ class Runtime {
   /** Records a custom (`x.`-prefixed) event into a session's chain. */
   record(sessionId, eventType, payload = {}) {
     try {
-      this._rt.record(sessionId, eventType, JSON.stringify(payload));
+      if (sessionId !== this._recordSession || eventType !== this._recordType) {
+        this._recordSession = undefined;
+        this._rt.recordTarget(sessionId, eventType);
+        this._recordSession = sessionId;
+        this._recordType = eventType;
+      }
+      this._rt.recordNext(JSON.stringify(payload));
     } catch (e) {
       rethrow(e);
     }

@@ -44,6 +44,34 @@ test('sessions, custom events, verify and export', async () => {
   assert.equal(live.eventCount, 102);
 });
 
+test('record switches sessions and types, and reads payloads of any length', async () => {
+  const rt = new Runtime();
+  const a = rt.createSession({ agentId: 'agent', goal: 'a' });
+  const b = rt.createSession({ agentId: 'agent', goal: 'b' });
+  // record() hands the session and type to the addon only when they change.
+  const plan = [[a, 'x.one'], [a, 'x.one'], [b, 'x.one'], [a, 'x.two'], [b, 'x.two'], [b, 'x.two']];
+  plan.forEach(([sid, type], i) => rt.record(sid, type, { i }));
+  // Texts around the addon's 1 KiB and 16 KiB read buffers, with
+  // characters of 1 to 4 UTF-8 bytes at the edge.
+  const texts = [];
+  for (const base of [1000, 16370]) {
+    for (let n = base; n < base + 30; n++) {
+      for (const c of ['a', '\u00e9', '\u20ac', '\u{1f600}']) texts.push('x'.repeat(n) + c.repeat(3));
+    }
+  }
+  for (const t of texts) rt.record(b, 'x.text', { t });
+  await rt.flush();
+  const types = (sid) => rt.events(sid).slice(1).map((e) => [e.event_type, e.payload.i ?? e.payload.t]);
+  assert.deepEqual(types(a), [['x.one', 0], ['x.one', 1], ['x.two', 3]]);
+  assert.deepEqual(types(b), [['x.one', 2], ['x.two', 4], ['x.two', 5], ...texts.map((t) => ['x.text', t])]);
+  assert.equal(rt.verify(b).valid, true);
+  rt.endSession(a);
+  assert.throws(() => rt.record(a, 'x.two', {}), { code: 'SESSION_ENDED' });
+  rt.record(b, 'x.two', { after: true });
+  assert.throws(() => rt.record(a, 'x.two', {}), { code: 'SESSION_ENDED' });
+  await rt.close();
+});
+
 test('errors are CraError with code, category and path', async () => {
   const rt = new Runtime();
   const sid = rt.createSession({ agentId: 'agent', goal: 'test' });

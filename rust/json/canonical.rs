@@ -19,6 +19,12 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Appends `s` as a JSON string literal with Python's ASCII escaping.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
+    write_str_body(out, s);
+    out.push(b'"');
+}
+
+/// Appends `s` escaped as inside a JSON string literal (no quotes).
+pub(super) fn write_str_body(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Most text needs no escape: skip it eight bytes at a time.
     let plain = plain_prefix(bytes);
@@ -30,7 +36,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             for c in s[i..].chars() {
                 write_code_point(out, c as u32);
             }
-            out.push(b'"');
             return;
         }
         if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
@@ -41,7 +46,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// How many leading bytes of `bytes`, in whole 8-byte words, are printable
@@ -79,7 +83,7 @@ pub fn write_code_points(out: &mut Vec<u8>, cps: impl IntoIterator<Item = u32>) 
     out.push(b'"');
 }
 
-fn write_code_point(out: &mut Vec<u8>, cp: u32) {
+pub(super) fn write_code_point(out: &mut Vec<u8>, cp: u32) {
     if cp < 0x80 {
         let b = cp as u8;
         if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {

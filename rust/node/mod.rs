@@ -12,6 +12,7 @@ mod reports;
 mod resolution;
 mod runtime;
 mod tasks;
+mod text;
 mod verify;
 
 /// The addon allocates on the JS thread and frees on the flush thread;

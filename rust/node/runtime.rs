@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::AsyncTask;
+use napi::{Env, JsString};
 use napi_derive::napi;
 
 use crate::ids::parse_uuid;
@@ -26,9 +27,8 @@ use super::tasks::{timeout, Flush};
 #[napi(js_name = "NativeRuntime")]
 pub struct NativeRuntime {
     pub(super) rt: Arc<CoreRuntime>,
-    /// The session and event type of the last `record`, by their text.
-    last_session: RefCell<Option<(String, Arc<Session>)>>,
-    last_type: RefCell<Option<(String, EventType)>>,
+    /// The session and event type of `recordNext` (see `recordTarget`).
+    target: RefCell<Option<(Arc<Session>, EventType)>>,
 }
 
 /// Runs `op` under the runtime's durability: with `sync`, refused while
@@ -54,7 +54,7 @@ pub(super) fn uuid(text: &str, path: &str) -> napi::Result<uuid::Uuid> {
 
 fn event_type(text: &str) -> napi::Result<EventType> {
     if is_custom_event_type(text) {
-        return Ok(EventType::Shared(Arc::from(text)));
+        return Ok(EventType::custom(text));
     }
     let why = if STANDARD_EVENT_TYPES.contains(&text) {
         format!("{text:?} is emitted by the runtime only; record custom events as \"x.<name>\"")
@@ -91,28 +91,6 @@ impl NativeRuntime {
     fn session(&self, id: &str) -> napi::Result<Arc<Session>> {
         self.rt.session(&uuid(id, "/session_id")?).js()
     }
-
-    fn cached_session(&self, id: &str) -> napi::Result<Arc<Session>> {
-        if let Some((k, s)) = &*self.last_session.borrow() {
-            if k == id {
-                return Ok(Arc::clone(s));
-            }
-        }
-        let s = self.session(id)?;
-        *self.last_session.borrow_mut() = Some((id.to_owned(), Arc::clone(&s)));
-        Ok(s)
-    }
-
-    fn cached_type(&self, name: &str) -> napi::Result<EventType> {
-        if let Some((k, t)) = &*self.last_type.borrow() {
-            if k == name {
-                return Ok(t.clone());
-            }
-        }
-        let t = event_type(name)?;
-        *self.last_type.borrow_mut() = Some((name.to_owned(), t.clone()));
-        Ok(t)
-    }
 }
 
 #[napi]
@@ -125,8 +103,7 @@ impl NativeRuntime {
         let rt = CoreRuntime::new(config, clock, Vec::new()).js()?;
         Ok(NativeRuntime {
             rt: Arc::new(rt),
-            last_session: RefCell::new(None),
-            last_type: RefCell::new(None),
+            target: RefCell::new(None),
         })
     }
 
@@ -169,31 +146,46 @@ impl NativeRuntime {
         durable(&self.rt, || self.rt.end_session(&id, reason).js())
     }
 
-    /// Records a custom (`x.`-prefixed) event; `payload` is JSON text of an object.
+    /// Chooses the session and custom (`x.`-prefixed) event type of the
+    /// `recordNext` calls that follow. `index.js` calls it only when they
+    /// change, so a loop of `record()` calls copies one string out of V8.
     #[napi]
-    pub fn record(
-        &self,
-        session_id: String,
-        event_type: String,
-        payload: String,
-    ) -> napi::Result<()> {
-        let session = self.cached_session(&session_id)?;
-        let event_type = self.cached_type(&event_type)?;
-        if !payload.starts_with('{') {
+    pub fn record_target(&self, session_id: String, event_type: String) -> napi::Result<()> {
+        *self.target.borrow_mut() = None;
+        let session = self.session(&session_id)?;
+        let event_type = self::event_type(&event_type)?;
+        *self.target.borrow_mut() = Some((session, event_type));
+        Ok(())
+    }
+
+    /// Records an event of the chosen target; `payload` is JSON text of an object.
+    #[napi]
+    pub fn record_next(&self, env: Env, payload: JsString) -> napi::Result<()> {
+        let target = self.target.borrow();
+        let Some((session, event_type)) = &*target else {
             return Err(invalid(
-                "INVALID_PAYLOAD",
+                "INVALID_STATE",
                 "",
-                "a payload must be an object",
+                "recordNext before recordTarget",
             ));
-        }
-        let canonical = crate::json::canonical::text::text_to_canonical(&payload).js()?;
+        };
+        let canonical = super::text::with_str(&env, &payload, |text| {
+            if !text.starts_with('{') {
+                return Err(invalid(
+                    "INVALID_PAYLOAD",
+                    "",
+                    "a payload must be an object",
+                ));
+            }
+            crate::json::canonical::text::text_to_canonical(text).js()
+        })?;
         let rec = self.rt.record_for(
-            &session,
-            event_type,
+            session,
+            event_type.clone(),
             canonical.into_boxed_str(),
             SpanRef::Fresh,
         );
-        durable(&self.rt, || self.rt.push(&session, rec, &Direct).js())
+        durable(&self.rt, || self.rt.push(session, rec, &Direct).js())
     }
 
     /// A session as JSON text.

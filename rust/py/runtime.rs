@@ -139,7 +139,7 @@ impl Runtime {
                 why,
             )));
         }
-        let t = EventType::Shared(Arc::from(&*text));
+        let t = EventType::custom(&text);
         self.1.event_types.put(name, t.clone());
         Ok(t)
     }

@@ -1,6 +1,9 @@
 //! A sealed TRACE/1.0 event: numbered, hashed and chained.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use uuid::Uuid;
 
@@ -47,6 +50,34 @@ impl std::ops::Deref for EventType {
             EventType::Static(s) => s,
             EventType::Shared(s) => s,
         }
+    }
+}
+
+/// How many custom event types, and how many bytes of them, are kept for
+/// the life of the process (see [`EventType::custom`]).
+const INTERNED_TYPES: usize = 1024;
+const INTERNED_BYTES: usize = 64 * 1024;
+
+impl EventType {
+    /// A caller's `x.` type. The first [`INTERNED_TYPES`] distinct ones are
+    /// kept for the life of the process, so recording one copies a pointer:
+    /// a shared count would be raised by every record on the caller's
+    /// thread and lowered on the flush thread, and that cache line going
+    /// back and forth was the largest single cost of a `record()`. Past the
+    /// bound (a process inventing types without end), types are shared.
+    pub fn custom(text: &str) -> EventType {
+        static KEPT: Mutex<(BTreeSet<&'static str>, usize)> = Mutex::new((BTreeSet::new(), 0));
+        let mut kept = KEPT.lock();
+        if let Some(&s) = kept.0.get(text) {
+            return EventType::Static(s);
+        }
+        if kept.0.len() >= INTERNED_TYPES || kept.1 + text.len() > INTERNED_BYTES {
+            return EventType::Shared(Arc::from(text));
+        }
+        let s: &'static str = Box::leak(Box::from(text));
+        kept.0.insert(s);
+        kept.1 += s.len();
+        EventType::Static(s)
     }
 }
 
@@ -181,4 +212,32 @@ pub fn is_custom_event_type(name: &str) -> bool {
         && name[2..]
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_types_are_kept_once_up_to_a_bound() {
+        let a = EventType::custom("x.kept-once");
+        let b = EventType::custom("x.kept-once");
+        match (&a, &b) {
+            (EventType::Static(x), EventType::Static(y)) => assert!(std::ptr::eq(*x, *y)),
+            _ => panic!("a custom type within the bound is kept: {a:?} {b:?}"),
+        }
+        // A process that invents types without end gets shared ones past
+        // the bound, equal to what was asked for.
+        let many: Vec<EventType> = (0..INTERNED_TYPES + 10)
+            .map(|i| EventType::custom(&format!("x.many-{i}")))
+            .collect();
+        assert!(matches!(many.last(), Some(EventType::Shared(_))));
+        for (i, t) in many.iter().enumerate() {
+            assert_eq!(&**t, format!("x.many-{i}"));
+        }
+        assert!(matches!(
+            EventType::custom("x.kept-once"),
+            EventType::Static(_)
+        ));
+    }
 }

@@ -20,6 +20,10 @@ use crate::trace::hash::HashAlgorithm;
 use crate::trace::recorder_state::{Commit, Shared, SPIN_AFTER_COMMIT};
 use crate::trace::sink::Sink;
 
+/// Pushes look at the queue's depth (for the high-water mark and the early
+/// wake of the flush thread) once per this many events.
+const DEPTH_EVERY: u64 = 64;
+
 /// What a full queue does to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overflow {
@@ -147,15 +151,27 @@ impl Recorder {
 
     /// Reserves a place in the count before sending, so that `flush()` can
     /// never return before a record that was pushed ahead of it.
+    /// Returns the count before this record.
     #[inline]
-    fn reserve(&self, n: u64) -> Result<()> {
+    fn reserve(&self, n: u64) -> Result<u64> {
         let c = &self.shared.counters;
-        c.recorded.fetch_add(n, Ordering::SeqCst);
+        let before = c.recorded.fetch_add(n, Ordering::SeqCst);
         if self.shared.closing.load(Ordering::SeqCst) {
             c.recorded.fetch_sub(n, Ordering::SeqCst);
             return Err(CoreError::RecorderClosed);
         }
-        Ok(())
+        Ok(before)
+    }
+
+    /// Looks at the queue's depth once every [`DEPTH_EVERY`] events: its
+    /// length is read from the consumer's side of the queue, a cache line
+    /// the flush thread keeps writing, and reading it on every push cost
+    /// more than the rest of the push.
+    #[inline]
+    fn note_depth_sometimes(&self, before: u64, n: u64) {
+        if before.div_ceil(DEPTH_EVERY) * DEPTH_EVERY < before + n {
+            self.note_depth();
+        }
     }
 
     #[inline]
@@ -175,11 +191,11 @@ impl Recorder {
     #[inline]
     pub fn try_push(&self, rec: Record) -> Result<Pushed> {
         let n = rec.event_count() as u64;
-        self.reserve(n)?;
+        let before = self.reserve(n)?;
         let c = &self.shared.counters;
         match self.tx.try_send(rec) {
             Ok(()) => {
-                self.note_depth();
+                self.note_depth_sometimes(before, n);
                 Ok(Pushed::Queued)
             }
             Err(TrySendError::Full(rec)) => {
@@ -405,7 +421,11 @@ impl Recorder {
             written: c.written.load(Ordering::SeqCst),
             dropped: c.dropped.load(Ordering::Relaxed),
             queue_depth: self.tx.len() as u64,
-            high_water_mark: c.high_water.load(Ordering::Relaxed),
+            // Pushes sample the depth; the queue as it is now counts too.
+            high_water_mark: c
+                .high_water
+                .load(Ordering::Relaxed)
+                .max(self.tx.len() as u64),
             sink_errors: c.sink_errors.load(Ordering::Relaxed),
             orphaned: c.orphaned.load(Ordering::Relaxed),
             repaired_bytes: c.repaired_bytes.load(Ordering::Relaxed),

@@ -122,6 +122,31 @@ def test_lone_surrogates_match_json_dumps() -> None:
     assert canonical_json_text(text) == reference_canonical(json.loads(text))
 
 
+@settings(max_examples=2_000, deadline=None, database=None)
+@given(st.lists(st.tuples(TEXT, st.booleans(), INTS), max_size=8))
+def test_keys_escaped_or_raw_sort_and_dedupe_alike(members: list[tuple[str, bool, int]]) -> None:
+    # One object whose keys are written partly as escapes and partly as raw
+    # UTF-8 (a key with a lone surrogate can only be escaped): the reader
+    # keeps them in two forms and must order and de-duplicate them as one.
+    parts = []
+    for key, raw, n in members:
+        raw = raw and not any(0xD800 <= ord(c) < 0xE000 for c in key)
+        parts.append(f"{json.dumps(key, ensure_ascii=not raw)}:{n}")
+    text = "{" + ",".join(parts) + "}"
+    assert canonical_json_text(text) == reference_canonical(json.loads(text))
+
+
+def test_duplicate_key_in_two_spellings_keeps_the_last() -> None:
+    text = r'{"\u00e9":1,"' + "\u00e9" + r'":2,"\ud83d\ude00":3,"' + "\U0001f600" + '":4}'
+    assert canonical_json_text(text) == r'{"\u00e9":2,"\ud83d\ude00":4}'
+
+
+def test_fault_path_names_an_escaped_key() -> None:
+    with pytest.raises(cra.CraError) as e:
+        canonical_json_text(r'{"a\u00e9/b":[1,{"\ud800":nul}]}')
+    assert e.value.path == "/a\u00e9~1b/1/\ufffd"
+
+
 def test_keys_sort_by_code_point() -> None:
     value = {"\U0001f600": 1, "\uffff": 2, "\ud800": 3, "z": 4, "Z": 5, "\u00e9": 6, "": 7}
     assert cra.canonical_json(value) == reference_canonical(value)
