@@ -30,18 +30,24 @@ thread_local! {
 
 /// Canonical text of the JSON document `text`.
 pub fn text_to_canonical(text: &str) -> Result<String> {
-    let scratch = SCRATCH.with(|c| c.take());
+    // The thread's buffers are used where they are (moving them in and out
+    // cost more than the read of a small document).
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut w) => read(text, &mut w),
+        Err(_) => read(text, &mut Scratch::default()),
+    })
+}
+
+fn read(text: &str, w: &mut Scratch) -> Result<String> {
     let mut p = Parser {
         text,
         s: text.as_bytes(),
         i: 0,
-        w: scratch,
+        w,
     };
     let mut out = Vec::with_capacity(text.len());
     let read = p.document(&mut out);
-    let mut scratch = p.w;
-    scratch.reset();
-    SCRATCH.with(|c| c.replace(scratch));
+    p.w.reset();
     read?;
     // Only ASCII is ever written.
     Ok(String::from_utf8(out).expect("canonical JSON is ASCII"))
@@ -95,11 +101,11 @@ impl Scratch {
     }
 }
 
-struct Parser<'a> {
+struct Parser<'a, 'w> {
     text: &'a str,
     s: &'a [u8],
     i: usize,
-    w: Scratch,
+    w: &'w mut Scratch,
 }
 
 fn key_bytes<'b>(key: Key, s: &'b [u8], keys: &'b [u8]) -> &'b [u8] {
@@ -142,7 +148,7 @@ fn push_code_point(out: &mut Vec<u8>, cp: u32) {
     }
 }
 
-impl Parser<'_> {
+impl Parser<'_, '_> {
     fn document(&mut self, out: &mut Vec<u8>) -> Result<()> {
         self.value(out, 0)?;
         self.ws();
@@ -278,7 +284,7 @@ impl Parser<'_> {
             }
         }
         self.i += 1;
-        let Scratch { members, keys, .. } = &mut self.w;
+        let Scratch { members, keys, .. } = &mut *self.w;
         let s = self.s;
         let members = &mut members[base..];
         // Stable, so that of equal keys the last one read (Python's) is last.
