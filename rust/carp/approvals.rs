@@ -150,6 +150,16 @@ struct Inner {
     next_expiry: Micros,
 }
 
+/// What a grant asks for (the arguments of [`Approvals::approve`]).
+#[derive(Clone, Copy)]
+struct GrantAsk<'a> {
+    approver: &'a str,
+    note: Option<&'a str>,
+    action_id: Option<&'a str>,
+    parameters_hash: Option<&'a str>,
+    scope: GrantScope,
+}
+
 impl Approvals {
     /// At most `max` approvals in all, [`MAX_PENDING_PER_SESSION`]
     /// undecided ones per session.
@@ -365,30 +375,29 @@ impl Approvals {
         now: Micros,
     ) -> Result<Decision> {
         check_note(note)?;
-        self.through(approval_id, |s| {
-            s.approve_here(
-                approval_id,
-                approver,
-                note,
-                action_id,
-                parameters_hash,
-                scope,
-                now,
-            )
-        })?
+        let ask = GrantAsk {
+            approver,
+            note,
+            action_id,
+            parameters_hash,
+            scope,
+        };
+        self.through(approval_id, |s| s.approve_here(approval_id, &ask, now))?
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn approve_here(
         &self,
         approval_id: &Uuid,
-        approver: &str,
-        note: Option<&str>,
-        action_id: Option<&str>,
-        parameters_hash: Option<&str>,
-        scope: GrantScope,
+        ask: &GrantAsk<'_>,
         now: Micros,
     ) -> Result<Decision> {
+        let GrantAsk {
+            approver,
+            note,
+            action_id,
+            parameters_hash,
+            scope,
+        } = *ask;
         let mut guard = self.inner.lock();
         let Inner {
             by_id: map,
