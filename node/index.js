@@ -48,6 +48,19 @@ const THREAD_BOUND = function cra_Runtime_cannot_be_posted() {
   /* A cra Runtime belongs to the thread that made it: make one in the worker instead. */
 };
 
+/** A payload as JSON text; what JSON cannot hold is a `CraError`. */
+function payloadText(payload) {
+  let text;
+  try {
+    text = JSON.stringify(payload);
+  } catch (e) { // a BigInt, a cycle, a throwing toJSON
+    text = e;
+  }
+  if (typeof text === 'string') return text;
+  const why = text instanceof Error ? `the payload is not JSON: ${text.message}` : 'a payload must be an object';
+  throw new CraError(why, { code: 'INVALID_PAYLOAD', category: 'validation', path: '' });
+}
+
 const json = (value) => (value === undefined ? undefined : JSON.stringify(value));
 
 /** A clock that moves only when told to (seconds since the epoch), for tests. */
@@ -129,7 +142,7 @@ class Runtime {
         this._recordSession = sessionId;
         this._recordType = eventType;
       }
-      this._rt.recordNext(JSON.stringify(payload));
+      this._rt.recordNext(payloadText(payload));
     } catch (e) {
       rethrow(e);
     }

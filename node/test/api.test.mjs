@@ -79,6 +79,11 @@ test('errors are CraError with code, category and path', async () => {
     && e instanceof Error && e.code === 'INVALID_EVENT_TYPE' && e.category === 'validation'
     && e.path === '/event_type');
   assert.throws(() => rt.record(sid, 'x.ok', [1]), { name: 'CraError', code: 'INVALID_PAYLOAD' });
+  const cycle = {};
+  cycle.self = cycle;
+  for (const bad of [() => 1, Symbol('s'), 10n, cycle]) {
+    assert.throws(() => rt.record(sid, 'x.ok', bad), { name: 'CraError', code: 'INVALID_PAYLOAD', path: '' });
+  }
   assert.throws(() => rt.record('not-a-uuid', 'x.ok', {}), { code: 'INVALID_REQUEST', path: '/session_id' });
   assert.throws(() => rt.getSession('0193a0b0-0000-7000-8000-000000000001'),
     { code: 'SESSION_NOT_FOUND', category: 'not_found' });
